@@ -1,0 +1,301 @@
+"""The data contract: canonical tables, their columns, types, units, allowed values and keys.
+
+Written once here; the validation suites, the CSV parser, the lake and the serving store are derived from it.
+Ids are strings everywhere; timestamps are timezone-aware UTC; dates are midnight UTC timestamps
+(``date`` kind) so that Parquet, pandas and SQL agree on one representation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+from ml.errors import ContractError
+
+Kind = Literal["string", "int", "float", "bool", "date", "timestamp"]
+
+PANDAS_DTYPES: dict[str, str] = {
+    "string": "string",
+    "int": "int64",
+    "float": "float64",
+    "bool": "bool",
+    "date": "datetime64[us, UTC]",
+    "timestamp": "datetime64[us, UTC]",
+}
+
+# How each kind looks in a CSV drop; checked before casting so a bad value is reported, not coerced to null.
+CSV_PATTERNS: dict[str, str] = {
+    "int": r"^-?\d+$",
+    "float": r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$",
+    "bool": r"^(?i:true|false|0|1)$",
+    "date": r"^\d{4}-\d{2}-\d{2}$",
+    "timestamp": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table."""
+
+    name: str
+    kind: Kind
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    unit: str = ""
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``column`` of this table must name an existing row of ``table.column``."""
+
+    column: str
+    table: str
+    ref_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A canonical table: its columns, natural key, event-time column and foreign keys."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    kind: Literal["dimension", "fact"]
+    time_column: str | None = None
+    """For fact tables, the column whose UTC date places a row in a daily lake partition."""
+    foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
+    doc: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise ContractError(f"table {self.name!r} has no column {name!r}; columns: {self.column_names}")
+
+
+def _money(name: str, doc: str = "") -> Column:
+    return Column(name, "float", min=0, unit="currency units", doc=doc)
+
+
+def _lat(name: str = "lat", nullable: bool = False) -> Column:
+    return Column(name, "float", nullable=nullable, min=-90, max=90, unit="degrees WGS84")
+
+
+def _lon(name: str = "lon", nullable: bool = False) -> Column:
+    return Column(name, "float", nullable=nullable, min=-180, max=180, unit="degrees WGS84")
+
+
+EVENT_TYPES = ("view", "cart", "purchase")
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "customers",
+            (
+                Column("customer_id", "string"),
+                Column("signup_date", "date"),
+                Column("region", "string"),
+                _lat(nullable=True),
+                _lon(nullable=True),
+            ),
+            key=("customer_id",),
+            kind="dimension",
+            doc="One row per customer known at ds (a full snapshot).",
+        ),
+        Table(
+            "products",
+            (
+                Column("product_id", "string"),
+                Column("category", "string"),
+                Column("brand", "string", nullable=True),
+                Column("title", "string", nullable=True),
+                _money("price", "list price"),
+                _money("unit_cost", "purchase cost per unit"),
+                Column("case_pack", "int", min=1, unit="units per case"),
+                Column("moq", "int", min=0, unit="units"),
+                Column("lead_time_days", "int", min=0, max=365, unit="days"),
+                Column("supplier_id", "string"),
+            ),
+            key=("product_id",),
+            kind="dimension",
+            doc="The catalogue at ds (a full snapshot).",
+        ),
+        Table(
+            "events",
+            (
+                Column("customer_id", "string"),
+                Column("product_id", "string"),
+                Column("event_ts", "timestamp"),
+                Column("event_type", "string", allowed=EVENT_TYPES),
+                Column("session_id", "string"),
+            ),
+            key=("customer_id", "product_id", "event_ts", "event_type"),
+            kind="fact",
+            time_column="event_ts",
+            foreign_keys=(
+                ForeignKey("customer_id", "customers", "customer_id"),
+                ForeignKey("product_id", "products", "product_id"),
+            ),
+            doc="Browsing events (view, add to cart, purchase).",
+        ),
+        Table(
+            "orders",
+            (
+                Column("order_id", "string"),
+                Column("customer_id", "string"),
+                Column("order_ts", "timestamp"),
+                _lat("ship_lat", nullable=True),
+                _lon("ship_lon", nullable=True),
+                Column("promised_date", "date"),
+                Column("warehouse_id", "string"),
+            ),
+            key=("order_id",),
+            kind="fact",
+            time_column="order_ts",
+            foreign_keys=(
+                ForeignKey("customer_id", "customers", "customer_id"),
+                ForeignKey("warehouse_id", "warehouses", "warehouse_id"),
+            ),
+        ),
+        Table(
+            "order_items",
+            (
+                Column("order_id", "string"),
+                Column("product_id", "string"),
+                Column("qty", "int", min=1, unit="units"),
+                _money("unit_price", "price paid per unit after discount"),
+                Column("discount", "float", min=0, max=1, unit="fraction of list price"),
+            ),
+            key=("order_id", "product_id"),
+            kind="fact",
+            time_column=None,  # placed in the partition of its order
+            foreign_keys=(
+                ForeignKey("order_id", "orders", "order_id"),
+                ForeignKey("product_id", "products", "product_id"),
+            ),
+        ),
+        Table(
+            "inventory",
+            (
+                Column("ds", "date"),
+                Column("warehouse_id", "string"),
+                Column("product_id", "string"),
+                Column("on_hand", "int", min=0, unit="units"),
+                Column("on_order", "int", min=0, unit="units"),
+            ),
+            key=("ds", "warehouse_id", "product_id"),
+            kind="fact",
+            time_column="ds",
+            foreign_keys=(
+                ForeignKey("warehouse_id", "warehouses", "warehouse_id"),
+                ForeignKey("product_id", "products", "product_id"),
+            ),
+            doc="Stock at the start of day ds.",
+        ),
+        Table(
+            "warehouses",
+            (
+                Column("warehouse_id", "string"),
+                _lat(),
+                _lon(),
+                Column("capacity_units", "int", min=0, unit="units"),
+                Column("vehicles", "int", min=0),
+                Column("vehicle_capacity", "int", min=1, unit="units"),
+            ),
+            key=("warehouse_id",),
+            kind="dimension",
+        ),
+        Table(
+            "promotions",
+            (
+                Column("product_id", "string"),
+                Column("start_date", "date"),
+                Column("end_date", "date"),
+                Column("discount", "float", min=0, max=1, unit="fraction of list price"),
+            ),
+            key=("product_id", "start_date"),
+            kind="dimension",
+            foreign_keys=(ForeignKey("product_id", "products", "product_id"),),
+            doc="All promotions known at ds, past and planned.",
+        ),
+        Table(
+            "coupon_campaigns",
+            (
+                Column("campaign_id", "string"),
+                Column("customer_id", "string"),
+                Column("treatment", "string", doc="an action name, or 'control'"),
+                Column("sent_ts", "timestamp"),
+                Column("outcome_end_ts", "timestamp", doc="end of the outcome window that starts at sent_ts"),
+                Column("converted", "bool"),
+                _money("revenue", "revenue in the outcome window"),
+            ),
+            key=("campaign_id", "customer_id"),
+            kind="fact",
+            time_column="outcome_end_ts",
+            foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
+            doc="A randomized coupon experiment; a row lands on the day its outcome window closes, not before.",
+        ),
+    )
+}
+
+CONTROL = "control"
+
+
+def table(name: str) -> Table:
+    """The contract table called ``name``; a clear error for an unknown name."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ContractError(f"unknown table {name!r}; the contract has {sorted(TABLES)}") from None
+
+
+def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly the contract's columns, in order, cast to the contract's dtypes.
+
+    Extra columns are dropped; a missing column or a value that cannot be cast raises ContractError
+    naming the table and the column.
+    """
+    spec = table(name)
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise ContractError(f"table {name!r} is missing columns {missing}; got {list(frame.columns)}")
+    out = {}
+    for col in spec.columns:
+        out[col.name] = _cast(frame[col.name], col, name)
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
+    try:
+        if col.kind in ("date", "timestamp"):
+            if pd.api.types.is_string_dtype(values.dtype):
+                ts = pd.to_datetime(values, utc=True, format="ISO8601")
+            else:
+                ts = pd.to_datetime(values, utc=True)
+            ts = ts.astype(PANDAS_DTYPES[col.kind])
+            return ts.dt.normalize() if col.kind == "date" else ts
+        if col.kind == "bool" and pd.api.types.is_string_dtype(values.dtype):
+            return values.map(lambda v: str(v).lower() in ("true", "1")).astype("bool")
+        if col.kind == "string":
+            return values.astype("string")
+        return values.astype(PANDAS_DTYPES[col.kind])
+    except (ValueError, TypeError) as exc:
+        raise ContractError(
+            f"table {table_name!r} column {col.name!r}: cannot cast to {col.kind}: {exc}"
+        ) from exc
+
+
+def empty(name: str) -> pd.DataFrame:
+    """An empty frame with the contract's columns and dtypes."""
+    spec = table(name)
+    return pd.DataFrame({c.name: pd.Series(dtype=PANDAS_DTYPES[c.kind]) for c in spec.columns})

@@ -1,0 +1,551 @@
+"""A seeded, scalable synthetic shop with structure that models can learn and tests can check.
+
+Latent structure (kept apart from the contract tables, for evaluation only):
+- customers have tastes over categories (Dirichlet), an activity rate, a lifetime and a price sensitivity;
+- product popularity follows a power law; every product has a complement in a related category;
+- sessions run view -> cart -> purchase, and the next view follows the complement of the previous one with a
+  fixed probability (item-to-item transitions a sequential model can pick up);
+- demand has a trend, weekly and annual seasonality, holiday peaks, and promotions that lift it through a
+  per-product price elasticity;
+- stock follows an (s, S) policy with supplier lead times and case packs;
+- a randomized coupon experiment with heterogeneous, known uplift per customer and action.
+
+Simulation is vectorised per day: the loop runs over days and session steps, never over rows.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml import contract
+from ml.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+COUPON_ACTIONS = {"coupon_5": 0.05, "coupon_15": 0.15}
+"""Coupon actions of the experiment and their discount."""
+
+MONACO_BBOX = (43.725, 7.409, 43.751, 7.439)  # lat_min, lon_min, lat_max, lon_max
+CART_PROB = 0.2
+"""Probability that a viewed product is added to the cart (before the promotion boost)."""
+BUY_PROB = 0.6
+"""Probability that a carted product is bought."""
+MEAN_SESSION_LENGTH = 3.0
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """Size and behaviour of the synthetic shop."""
+
+    n_customers: int
+    n_products: int
+    n_days: int
+    start: dt.date = dt.date(2024, 1, 1)
+    n_categories: int = 12
+    n_warehouses: int = 2
+    sessions_per_customer_day: float = 0.1
+    complement_prob: float = 0.35
+    campaign_every_days: int = 28
+    campaign_share: float = 0.25
+    outcome_window_days: int = 7
+    seed: int = 42
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.n_days - 1)
+
+
+SCALES: dict[str, ShopConfig] = {
+    "tiny": ShopConfig(n_customers=300, n_products=60, n_days=90, n_categories=6),
+    "demo": ShopConfig(n_customers=5_000, n_products=400, n_days=420),
+    "large": ShopConfig(
+        n_customers=100_000, n_products=20_000, n_days=730, n_categories=40, n_warehouses=3, sessions_per_customer_day=0.03
+    ),
+}
+
+
+def scale_config(scale: str, seed: int | None = None) -> ShopConfig:
+    """The configuration of a named scale (tiny, demo, large), optionally reseeded."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown synthetic scale {scale!r}; choose one of {sorted(SCALES)}")
+    cfg = SCALES[scale]
+    return cfg if seed is None else replace(cfg, seed=seed)
+
+
+@dataclass
+class World:
+    """Everything about the shop that does not change day to day, plus its hidden (latent) state."""
+
+    cfg: ShopConfig
+    customers: pd.DataFrame
+    products: pd.DataFrame
+    warehouses: pd.DataFrame
+    promotions: pd.DataFrame
+    taste_cdf: np.ndarray  # (customers, categories) cumulative taste
+    activity: np.ndarray  # expected sessions per day
+    signup_day: np.ndarray  # day index (may be negative: before the simulated period)
+    churn_day: np.ndarray  # day index after which the customer no longer visits
+    sensitivity: np.ndarray  # price sensitivity in [0, 1]: drives coupon uplift
+    popularity: np.ndarray  # power-law weight of each product
+    elasticity: np.ndarray
+    complement: np.ndarray  # product index -> complement product index
+    category_of: np.ndarray
+    nearest_warehouse: np.ndarray  # customer index -> warehouse index
+
+
+def road_node_coordinates(osm_file: Path) -> np.ndarray:
+    """(lat, lon) of every node in an OSM XML file (``.osm`` or ``.osm.bz2``), for placing addresses on roads."""
+    opener = bz2.open if str(osm_file).endswith(".bz2") else open
+    coords = []
+    with opener(osm_file, "rb") as fh:
+        for _, elem in ET.iterparse(fh, events=("end",)):
+            if elem.tag == "node":
+                coords.append((float(elem.get("lat")), float(elem.get("lon"))))
+            elem.clear()
+    if not coords:
+        raise ConfigError(f"OSM file {osm_file} has no nodes to place addresses on")
+    return np.asarray(coords)
+
+
+def _addresses(rng: np.random.Generator, n: int, road_nodes: np.ndarray | None) -> np.ndarray:
+    if road_nodes is None:
+        lat0, lon0, lat1, lon1 = MONACO_BBOX
+        log.warning("no road network given: placing %d addresses uniformly in the Monaco bounding box", n)
+        return np.column_stack([rng.uniform(lat0, lat1, n), rng.uniform(lon0, lon1, n)])
+    return road_nodes[rng.integers(0, len(road_nodes), n)]
+
+
+def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
+    """Draw the static shop: catalogue, customers with latent traits, depots and the promotion calendar."""
+    rng = np.random.default_rng([cfg.seed, 0])
+    k, n_p, n_c = cfg.n_categories, cfg.n_products, cfg.n_customers
+
+    # Catalogue: categories of uneven size, products sorted by category so each category is a contiguous block.
+    category_of = np.sort(rng.choice(k, size=n_p, p=rng.dirichlet(np.full(k, 3.0))))
+    popularity = (1.0 + rng.permutation(n_p)) ** -1.1
+    cat_price = rng.lognormal(3.0, 0.6, k)
+    price = np.round(cat_price[category_of] * rng.lognormal(0, 0.35, n_p), 2).clip(0.5)
+    n_suppliers = max(1, n_p // 25)
+    supplier = rng.integers(0, n_suppliers, n_p)
+    supplier_lead = rng.integers(2, 15, n_suppliers)
+    case_pack = rng.choice([1, 4, 6, 12, 24], size=n_p, p=[0.3, 0.2, 0.2, 0.2, 0.1])
+    products = pd.DataFrame(
+        {
+            "product_id": [f"P{i:05d}" for i in range(n_p)],
+            "category": [f"cat_{c:02d}" for c in category_of],
+            "brand": [f"brand_{c:02d}_{b}" for c, b in zip(category_of, rng.integers(0, 6, n_p))],
+            "title": [f"item {i} of cat_{c:02d}" for i, c in enumerate(category_of)],
+            "price": price,
+            "unit_cost": np.round(price * rng.uniform(0.45, 0.7, n_p), 2),
+            "case_pack": case_pack,
+            "moq": case_pack * rng.choice([0, 1, 2, 5], size=n_p),
+            "lead_time_days": supplier_lead[supplier],
+            "supplier_id": [f"S{s:03d}" for s in supplier],
+        }
+    )
+    # Complements live in the "next" category and are drawn by popularity, so transitions concentrate.
+    complement = np.empty(n_p, dtype=np.int64)
+    for c in range(k):
+        members = np.flatnonzero(category_of == c)
+        target = np.flatnonzero(category_of == (c + 1) % k)
+        if len(target) == 0:
+            target = members
+        w = popularity[target] / popularity[target].sum()
+        complement[members] = rng.choice(target, size=len(members), p=w)
+
+    # Customers: tastes, activity, lifetime, price sensitivity (higher for rare visitors).
+    taste = rng.dirichlet(np.full(k, 0.3), size=n_c)
+    activity = cfg.sessions_per_customer_day * rng.lognormal(-0.5, 1.0, n_c)
+    signup_day = np.where(rng.random(n_c) < 0.6, -rng.integers(0, 730, n_c), rng.integers(0, cfg.n_days, n_c))
+    churn_day = signup_day + rng.exponential(cfg.n_days * 1.5, n_c).astype(np.int64) + 30
+    z = -1.2 * np.log(activity / cfg.sessions_per_customer_day) + rng.normal(0, 0.7, n_c)
+    sensitivity = 1.0 / (1.0 + np.exp(-z))
+
+    # Depots are spread across the address space: the extreme and middle points by longitude.
+    depots = _addresses(rng, cfg.n_warehouses * 50, road_nodes)
+    depots = depots[np.argsort(depots[:, 1])][np.linspace(0, len(depots) - 1, cfg.n_warehouses).astype(int)]
+    warehouses = pd.DataFrame(
+        {
+            "warehouse_id": [f"W{i}" for i in range(cfg.n_warehouses)],
+            "lat": depots[:, 0],
+            "lon": depots[:, 1],
+            "capacity_units": rng.integers(20, 40, cfg.n_warehouses) * 1_000 * max(1, n_p // 400),
+            "vehicles": rng.integers(3, 7, cfg.n_warehouses),
+            "vehicle_capacity": rng.choice([60, 80, 100], cfg.n_warehouses),
+        }
+    )
+    home = _addresses(rng, n_c, road_nodes)
+    d2 = (home[:, None, 0] - depots[None, :, 0]) ** 2 + (home[:, None, 1] - depots[None, :, 1]) ** 2
+    nearest = d2.argmin(axis=1)
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(n_c)],
+            "signup_date": pd.Timestamp(cfg.start, tz="UTC") + pd.to_timedelta(signup_day, unit="D"),
+            "region": [f"region_{w}" for w in nearest],
+            "lat": home[:, 0],
+            "lon": home[:, 1],
+        }
+    )
+    return World(
+        cfg=cfg,
+        customers=customers,
+        products=products,
+        warehouses=warehouses,
+        promotions=_promotions(rng, cfg),
+        taste_cdf=np.cumsum(taste, axis=1),
+        activity=activity,
+        signup_day=signup_day,
+        churn_day=churn_day,
+        sensitivity=sensitivity,
+        popularity=popularity,
+        elasticity=rng.uniform(1.0, 3.0, n_p),
+        complement=complement,
+        category_of=category_of,
+        nearest_warehouse=nearest,
+    )
+
+
+def _promotions(rng: np.random.Generator, cfg: ShopConfig) -> pd.DataFrame:
+    """About one promotion per product per 90 days, 3-10 days long, 10-30% off; planned 28 days ahead."""
+    total_days = cfg.n_days + 28
+    n = rng.poisson(cfg.n_products * total_days / 90)
+    product = rng.integers(0, cfg.n_products, n)
+    start = rng.integers(0, total_days, n)
+    frame = pd.DataFrame(
+        {"product": product, "start": start, "length": rng.integers(3, 11, n), "discount": rng.choice([0.1, 0.2, 0.3], n)}
+    ).sort_values(["product", "start"])
+    # One promotion at a time per product: drop those that start before the previous one ended.
+    prev_end = frame.groupby("product")["start"].shift() + frame.groupby("product")["length"].shift()
+    frame = frame[~(frame["start"] < prev_end)].drop_duplicates(["product", "start"])
+    origin = pd.Timestamp(cfg.start, tz="UTC")
+    return pd.DataFrame(
+        {
+            "product_id": [f"P{p:05d}" for p in frame["product"]],
+            "start_date": origin + pd.to_timedelta(frame["start"], unit="D"),
+            "end_date": origin + pd.to_timedelta(frame["start"] + frame["length"] - 1, unit="D"),
+            "discount": frame["discount"].to_numpy(),
+        }
+    ).reset_index(drop=True)
+
+
+def day_multiplier(day: dt.date, day_index: int) -> float:
+    """Demand level of a day: trend x weekly x annual seasonality x holiday peaks."""
+    trend = 1.0 + 0.25 * day_index / 365.0
+    weekly = (0.9, 0.92, 0.95, 1.0, 1.1, 1.3, 1.2)[day.weekday()]
+    annual = 1.0 + 0.15 * np.sin(2 * np.pi * (day.timetuple().tm_yday - 80) / 365.25)
+    return trend * weekly * annual * holiday_multiplier(day)
+
+
+def holiday_multiplier(day: dt.date) -> float:
+    """Black Friday to Cyber Monday, the Christmas run-up, the January sales; quiet on Christmas Day."""
+    thanksgiving = max(d for d in (dt.date(day.year, 11, x) for x in range(22, 29)) if d.weekday() == 3)
+    if thanksgiving + dt.timedelta(days=1) <= day <= thanksgiving + dt.timedelta(days=4):
+        return 2.0
+    if dt.date(day.year, 12, 10) <= day <= dt.date(day.year, 12, 22):
+        return 1.4
+    if day == dt.date(day.year, 12, 25):
+        return 0.3
+    if dt.date(day.year, 1, 2) <= day <= dt.date(day.year, 1, 8):
+        return 1.25
+    return 1.0
+
+
+def _discounts_on(world: World, day: dt.date) -> np.ndarray:
+    promos = world.promotions
+    ts = pd.Timestamp(day, tz="UTC")
+    active = promos[(promos["start_date"] <= ts) & (promos["end_date"] >= ts)]
+    disc = np.zeros(world.cfg.n_products)
+    disc[active["product_id"].str[1:].astype(int).to_numpy()] = active["discount"].to_numpy()
+    return disc
+
+
+def expected_daily_demand(world: World) -> np.ndarray:
+    """Rough expected units per product per day at the base level, used to size the stock policy."""
+    k = world.cfg.n_categories
+    taste = np.diff(np.concatenate([np.zeros((len(world.taste_cdf), 1)), world.taste_cdf], axis=1), axis=1)
+    cat_share = (taste * world.activity[:, None]).sum(axis=0)
+    within = world.popularity / np.bincount(world.category_of, weights=world.popularity, minlength=k)[world.category_of]
+    return cat_share[world.category_of] * within * MEAN_SESSION_LENGTH * CART_PROB * BUY_PROB * 1.3
+
+
+@dataclass
+class Batch:
+    """What the generator produces for a range of days: contract tables plus hidden ground truth."""
+
+    tables: dict[str, pd.DataFrame]
+    ground_truth: dict[str, pd.DataFrame]
+
+
+def simulate(
+    world: World,
+    start: dt.date,
+    end: dt.date,
+    progress: Callable[[int, int], None] | None = None,
+) -> Batch:
+    """Simulate from the shop's first day to ``end`` and return the facts dated in [start, end].
+
+    Stock is a running state, so days before ``start`` are simulated too (and dropped); each day's events use
+    their own random stream, so the same day always gets the same rows whatever range is asked for.
+    """
+    cfg = world.cfg
+    if not (cfg.start <= start <= end <= cfg.end):
+        raise ConfigError(f"days {start}..{end} are outside the synthetic shop's calendar {cfg.start}..{cfg.end}")
+    t0 = time.perf_counter()
+    n_w, n_p = cfg.n_warehouses, cfg.n_products
+    base = expected_daily_demand(world)
+    wh_share = np.bincount(world.nearest_warehouse, weights=world.activity, minlength=n_w) / world.activity.sum()
+    mean_demand = np.maximum(wh_share[:, None] * base[None, :], 0.05)  # (warehouses, products)
+    lead = world.products["lead_time_days"].to_numpy()
+    pack = world.products["case_pack"].to_numpy()
+    reorder_point = np.ceil(mean_demand * (lead + 3) * 1.3)
+    order_up_to = reorder_point + np.ceil(mean_demand * 14)
+    on_hand = order_up_to.astype(np.int64)
+    horizon = int(lead.max()) + 2
+    arrivals = np.zeros((horizon, n_w, n_p), dtype=np.int64)
+
+    frames: dict[str, list[pd.DataFrame]] = {t: [] for t in ("events", "orders", "order_items", "inventory")}
+    n_days = (end - cfg.start).days + 1
+    for i in range(n_days):
+        day = cfg.start + dt.timedelta(days=i)
+        on_hand += arrivals[i % horizon]
+        arrivals[i % horizon] = 0
+        on_order = arrivals.sum(axis=0)
+        keep = day >= start
+        if keep:
+            frames["inventory"].append(_inventory_frame(world, day, on_hand, on_order))
+        events, orders, items, units = _simulate_day(world, i, day, keep)
+        if keep:
+            frames["events"].append(events)
+            frames["orders"].append(orders)
+            frames["order_items"].append(items)
+        on_hand = np.maximum(on_hand - units, 0)
+        position = on_hand + on_order
+        need = position < reorder_point
+        qty = np.where(need, np.ceil((order_up_to - position) / pack) * pack, 0).astype(np.int64)
+        for w in range(n_w):
+            ordered = np.flatnonzero(qty[w])
+            np.add.at(arrivals, ((i + lead[ordered]) % horizon, w, ordered), qty[w, ordered])
+        if progress:
+            progress(i + 1, n_days)
+
+    tables = {name: _concat(name, parts) for name, parts in frames.items()}
+    campaigns, truth = _coupon_experiment(world, start, end)
+    end_ts = pd.Timestamp(end, tz="UTC")
+    tables["coupon_campaigns"] = campaigns
+    tables["customers"] = contract.conform("customers", world.customers[world.customers["signup_date"] <= end_ts])
+    tables["products"] = contract.conform("products", world.products)
+    tables["warehouses"] = contract.conform("warehouses", world.warehouses)
+    horizon_ts = end_ts + pd.Timedelta(days=28)
+    tables["promotions"] = contract.conform("promotions", world.promotions[world.promotions["start_date"] <= horizon_ts])
+    elapsed = time.perf_counter() - t0
+    log.info(
+        "simulated %d days (%s..%s kept): %d events, %d orders in %.1fs (%.0f events/s)",
+        n_days, start, end, len(tables["events"]), len(tables["orders"]), elapsed, len(tables["events"]) / max(elapsed, 1e-9),
+    )
+    return Batch(tables=tables, ground_truth={"coupon_uplift": truth})
+
+
+def _concat(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    return contract.conform(name, pd.concat(parts, ignore_index=True)) if parts else contract.empty(name)
+
+
+def _inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: np.ndarray) -> pd.DataFrame:
+    n_w, n_p = on_hand.shape
+    return pd.DataFrame(
+        {
+            "ds": pd.Timestamp(day, tz="UTC"),
+            "warehouse_id": np.repeat(world.warehouses["warehouse_id"].to_numpy(), n_p),
+            "product_id": np.tile(world.products["product_id"].to_numpy(), n_w),
+            "on_hand": on_hand.ravel(),
+            "on_order": on_order.ravel(),
+        }
+    )
+
+
+def _simulate_day(
+    world: World, i: int, day: dt.date, materialize: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """One day of sessions. Returns events, orders, order items and units sold per (warehouse, product)."""
+    cfg = world.cfg
+    rng = np.random.default_rng([cfg.seed, 1, i])
+    alive = np.flatnonzero((world.signup_day <= i) & (world.churn_day > i))
+    rate = world.activity[alive] * day_multiplier(day, i)
+    n_sessions = rng.poisson(rate.sum()) if len(alive) else 0
+    units = np.zeros((cfg.n_warehouses, cfg.n_products), dtype=np.int64)
+    if n_sessions == 0:
+        return contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units
+    cust = alive[rng.choice(len(alive), size=n_sessions, p=rate / rate.sum())]
+    length = np.minimum(1 + rng.poisson(MEAN_SESSION_LENGTH - 1, n_sessions), 10)
+
+    discount = _discounts_on(world, day)
+    weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
+    cum = np.cumsum(weight)
+    cat_hi = np.searchsorted(world.category_of, np.arange(cfg.n_categories), side="right")
+    cat_lo = np.concatenate([[0], cat_hi[:-1]])
+    cum_lo = np.where(cat_lo > 0, cum[np.maximum(cat_lo - 1, 0)], 0.0)
+    cum_hi = np.where(cat_hi > 0, cum[np.maximum(cat_hi - 1, 0)], 0.0)
+
+    def draw_by_taste(sessions: np.ndarray) -> np.ndarray:
+        u = rng.random(len(sessions))
+        cat = (world.taste_cdf[cust[sessions]] < u[:, None]).sum(axis=1).clip(0, cfg.n_categories - 1)
+        empty = cum_hi[cat] <= cum_lo[cat]
+        cat = np.where(empty, world.category_of[rng.integers(0, cfg.n_products, len(sessions))], cat)
+        target = cum_lo[cat] + rng.random(len(sessions)) * (cum_hi[cat] - cum_lo[cat])
+        return np.searchsorted(cum, target, side="right").clip(0, cfg.n_products - 1)
+
+    steps_session, steps_product = [], []
+    prev = draw_by_taste(np.arange(n_sessions))
+    steps_session.append(np.arange(n_sessions))
+    steps_product.append(prev)
+    for step in range(1, int(length.max())):
+        live = np.flatnonzero(length > step)
+        follow = rng.random(len(live)) < cfg.complement_prob
+        nxt = np.where(follow, world.complement[prev[live]], draw_by_taste(live))
+        prev = prev.copy()
+        prev[live] = nxt
+        steps_session.append(live)
+        steps_product.append(nxt)
+    session = np.concatenate(steps_session)
+    product = np.concatenate(steps_product)
+    order = np.lexsort((np.arange(len(session)), session))
+    session, product = session[order], product[order]
+
+    boost = 1.0 + world.elasticity[product] * discount[product]
+    carted = rng.random(len(product)) < np.minimum(CART_PROB * boost, 0.9)
+    bought = carted & (rng.random(len(product)) < BUY_PROB)
+    qty = np.where(bought, 1 + rng.poisson(0.3, len(product)), 0)
+    warehouse = world.nearest_warehouse[cust[session]]
+    np.add.at(units, (warehouse[bought], product[bought]), qty[bought])
+    if not materialize:
+        return contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units
+
+    day_ts = pd.Timestamp(day, tz="UTC")
+    hour = np.clip(rng.normal(15, 4, n_sessions), 0, 22.5)
+    start_s = np.sort(hour * 3600 + rng.random(n_sessions))  # distinct session starts
+    # Within a session each view comes 5-120 s after the previous; cart/purchase follow their view.
+    gap = rng.uniform(5, 120, len(session))
+    first = np.r_[True, session[1:] != session[:-1]]
+    csum = np.cumsum(gap)
+    offset = csum - np.maximum.accumulate(np.where(first, csum - gap, 0))
+    view_ts = day_ts + pd.to_timedelta(start_s[session] + offset, unit="s")
+    session_ids = _session_ids(i, session)
+    customer_ids = world.customers["customer_id"].to_numpy()[cust[session]]
+    product_ids = world.products["product_id"].to_numpy()[product]
+    events = pd.concat(
+        [
+            pd.DataFrame({"event_ts": view_ts, "event_type": "view", "m": np.ones(len(session), bool)}),
+            pd.DataFrame({"event_ts": view_ts + pd.to_timedelta(2.0, unit="s"), "event_type": "cart", "m": carted}),
+            pd.DataFrame({"event_ts": view_ts + pd.to_timedelta(4.0, unit="s"), "event_type": "purchase", "m": bought}),
+        ],
+        keys=None,
+    )
+    idx = np.tile(np.arange(len(session)), 3)
+    keep = events["m"].to_numpy()
+    events = pd.DataFrame(
+        {
+            "customer_id": customer_ids[idx[keep]],
+            "product_id": product_ids[idx[keep]],
+            "event_ts": events["event_ts"].to_numpy()[keep],
+            "event_type": events["event_type"].to_numpy()[keep],
+            "session_id": session_ids[idx[keep]],
+        }
+    ).drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"]).sort_values("event_ts", kind="stable")
+
+    # One order per session with a purchase; lines aggregate repeated products.
+    lines = pd.DataFrame(
+        {"session": session[bought], "product": product[bought], "qty": qty[bought], "ts": view_ts[bought]}
+    )
+    lines = lines.groupby(["session", "product"], as_index=False).agg(qty=("qty", "sum"), ts=("ts", "max"))
+    sess_orders = lines.groupby("session", as_index=False)["ts"].max()
+    sess_orders["order_id"] = [f"O{i:04d}{s:06d}" for s in sess_orders["session"]]
+    c_idx = cust[sess_orders["session"].to_numpy()]
+    orders = pd.DataFrame(
+        {
+            "order_id": sess_orders["order_id"],
+            "customer_id": customer_ids[np.searchsorted(session, sess_orders["session"].to_numpy())],
+            "order_ts": sess_orders["ts"] + pd.Timedelta(seconds=4),
+            "ship_lat": world.customers["lat"].to_numpy()[c_idx],
+            "ship_lon": world.customers["lon"].to_numpy()[c_idx],
+            "promised_date": day_ts + pd.to_timedelta(1 + rng.integers(0, 3, len(sess_orders)), unit="D"),
+            "warehouse_id": world.warehouses["warehouse_id"].to_numpy()[world.nearest_warehouse[c_idx]],
+        }
+    )
+    lines = lines.merge(sess_orders[["session", "order_id"]], on="session")
+    disc = discount[lines["product"].to_numpy()]
+    items = pd.DataFrame(
+        {
+            "order_id": lines["order_id"],
+            "product_id": world.products["product_id"].to_numpy()[lines["product"].to_numpy()],
+            "qty": lines["qty"].to_numpy(),
+            "unit_price": np.round(world.products["price"].to_numpy()[lines["product"].to_numpy()] * (1 - disc), 2),
+            "discount": disc,
+        }
+    )
+    return events, orders, items, units
+
+
+def _session_ids(day_index: int, session: np.ndarray) -> np.ndarray:
+    return (f"{day_index:04d}-" + pd.Series(session).astype(str).str.zfill(6)).to_numpy()
+
+
+def true_uplift(sensitivity: np.ndarray, action: str) -> np.ndarray:
+    """Known effect of an action on the conversion probability: helps price-sensitive customers, and the deep
+    coupon slightly annoys insensitive ones (so targeting everyone is wasteful)."""
+    depth = COUPON_ACTIONS[action]
+    return depth * (0.9 * sensitivity - 0.25 * (1.0 - sensitivity) * (depth > 0.1))
+
+
+def _coupon_experiment(world: World, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Campaigns sent every ``campaign_every_days``; rows whose outcome window closes in [start, end]."""
+    cfg = world.cfg
+    rows, truth = [], []
+    actions = [contract.CONTROL, *COUPON_ACTIONS]
+    for sent in range(cfg.campaign_every_days // 2, cfg.n_days, cfg.campaign_every_days):
+        closes = cfg.start + dt.timedelta(days=sent + cfg.outcome_window_days)
+        if not (start <= closes <= end):
+            continue
+        rng = np.random.default_rng([cfg.seed, 2, sent])
+        alive = np.flatnonzero((world.signup_day <= sent) & (world.churn_day > sent))
+        chosen = np.sort(rng.choice(alive, size=int(len(alive) * cfg.campaign_share), replace=False))
+        treatment = np.asarray(actions)[rng.integers(0, len(actions), len(chosen))]
+        sens = world.sensitivity[chosen]
+        p_base = 1.0 - np.exp(-cfg.outcome_window_days * world.activity[chosen] * 0.35)
+        uplift = {a: true_uplift(sens, a) for a in COUPON_ACTIONS}
+        effect = np.select([treatment == a for a in COUPON_ACTIONS], [uplift[a] for a in COUPON_ACTIONS], 0.0)
+        converted = rng.random(len(chosen)) < np.clip(p_base + effect, 0, 1)
+        depth = np.select([treatment == a for a in COUPON_ACTIONS], list(COUPON_ACTIONS.values()), 0.0)
+        revenue = np.where(converted, np.round(rng.lognormal(3.5, 0.5, len(chosen)) * (1 - depth), 2), 0.0)
+        campaign_id = f"CMP{sent:04d}"
+        sent_ts = pd.Timestamp(cfg.start, tz="UTC") + pd.Timedelta(days=sent, hours=9)
+        customer_ids = world.customers["customer_id"].to_numpy()[chosen]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "campaign_id": campaign_id,
+                    "customer_id": customer_ids,
+                    "treatment": treatment,
+                    "sent_ts": sent_ts,
+                    "outcome_end_ts": sent_ts + pd.Timedelta(days=cfg.outcome_window_days),
+                    "converted": converted,
+                    "revenue": revenue,
+                }
+            )
+        )
+        truth.append(
+            pd.DataFrame(
+                {"campaign_id": campaign_id, "customer_id": customer_ids, "p_base": p_base}
+                | {f"uplift_{a}": uplift[a] for a in COUPON_ACTIONS}
+            )
+        )
+    campaigns = _concat("coupon_campaigns", rows)
+    return campaigns, (pd.concat(truth, ignore_index=True) if truth else pd.DataFrame())

@@ -44,9 +44,15 @@ class Column:
     nullable: bool = False
     min: float | None = None
     max: float | None = None
+    strict_min: bool = False
     allowed: tuple[str, ...] | None = None
     unit: str = ""
     doc: str = ""
+
+
+def dtype_of(col: Column) -> str:
+    """The pandas dtype of a column: nullable integers use pandas' Int64."""
+    return "Int64" if col.kind == "int" and col.nullable else PANDAS_DTYPES[col.kind]
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class Table:
     time_column: str | None = None
     """For fact tables, the column whose UTC date places a row in a daily lake partition."""
     foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
+    ordered: tuple[tuple[str, str], ...] = ()
+    """Pairs (a, b) with a >= b on every row where both are present."""
+    expect_daily: bool = False
+    """A healthy drop has rows on its last day (the freshness check applies)."""
     doc: str = ""
 
     @property
@@ -82,8 +92,8 @@ class Table:
         raise ContractError(f"table {self.name!r} has no column {name!r}; columns: {self.column_names}")
 
 
-def _money(name: str, doc: str = "") -> Column:
-    return Column(name, "float", min=0, unit="currency units", doc=doc)
+def _money(name: str, doc: str = "", nullable: bool = False) -> Column:
+    return Column(name, "float", nullable=nullable, min=0, unit="currency units", doc=doc)
 
 
 def _lat(name: str = "lat", nullable: bool = False) -> Column:
@@ -103,7 +113,7 @@ TABLES: dict[str, Table] = {
             "customers",
             (
                 Column("customer_id", "string"),
-                Column("signup_date", "date"),
+                Column("signup_date", "date", nullable=True, doc="null when the source does not know it"),
                 Column("region", "string"),
                 _lat(nullable=True),
                 _lon(nullable=True),
@@ -119,12 +129,13 @@ TABLES: dict[str, Table] = {
                 Column("category", "string"),
                 Column("brand", "string", nullable=True),
                 Column("title", "string", nullable=True),
-                _money("price", "list price"),
-                _money("unit_cost", "purchase cost per unit"),
-                Column("case_pack", "int", min=1, unit="units per case"),
-                Column("moq", "int", min=0, unit="units"),
-                Column("lead_time_days", "int", min=0, max=365, unit="days"),
-                Column("supplier_id", "string"),
+                # Planning fields are nullable: POS logs and review dumps lack them; the inventory plan checks them.
+                _money("price", "list price", nullable=True),
+                _money("unit_cost", "purchase cost per unit", nullable=True),
+                Column("case_pack", "int", nullable=True, min=1, unit="units per case"),
+                Column("moq", "int", nullable=True, min=0, unit="units"),
+                Column("lead_time_days", "int", nullable=True, min=0, max=365, unit="days"),
+                Column("supplier_id", "string", nullable=True),
             ),
             key=("product_id",),
             kind="dimension",
@@ -142,6 +153,7 @@ TABLES: dict[str, Table] = {
             key=("customer_id", "product_id", "event_ts", "event_type"),
             kind="fact",
             time_column="event_ts",
+            expect_daily=True,
             foreign_keys=(
                 ForeignKey("customer_id", "customers", "customer_id"),
                 ForeignKey("product_id", "products", "product_id"),
@@ -152,16 +164,18 @@ TABLES: dict[str, Table] = {
             "orders",
             (
                 Column("order_id", "string"),
-                Column("customer_id", "string"),
+                Column("customer_id", "string", nullable=True, doc="null for anonymous point-of-sale sales"),
                 Column("order_ts", "timestamp"),
                 _lat("ship_lat", nullable=True),
                 _lon("ship_lon", nullable=True),
-                Column("promised_date", "date"),
-                Column("warehouse_id", "string"),
+                Column("promised_date", "date", nullable=True),
+                Column("warehouse_id", "string", nullable=True),
             ),
             key=("order_id",),
             kind="fact",
             time_column="order_ts",
+            expect_daily=True,
+            ordered=(("promised_date", "order_ts"),),
             foreign_keys=(
                 ForeignKey("customer_id", "customers", "customer_id"),
                 ForeignKey("warehouse_id", "warehouses", "warehouse_id"),
@@ -172,9 +186,9 @@ TABLES: dict[str, Table] = {
             (
                 Column("order_id", "string"),
                 Column("product_id", "string"),
-                Column("qty", "int", min=1, unit="units"),
-                _money("unit_price", "price paid per unit after discount"),
-                Column("discount", "float", min=0, max=1, unit="fraction of list price"),
+                Column("qty", "float", min=0, strict_min=True, unit="units (fractional for sales by weight or dose)"),
+                _money("unit_price", "price paid per unit after discount; null when the source has no prices", True),
+                Column("discount", "float", nullable=True, min=0, max=1, unit="fraction of list price"),
             ),
             key=("order_id", "product_id"),
             kind="fact",
@@ -196,6 +210,7 @@ TABLES: dict[str, Table] = {
             key=("ds", "warehouse_id", "product_id"),
             kind="fact",
             time_column="ds",
+            expect_daily=True,
             foreign_keys=(
                 ForeignKey("warehouse_id", "warehouses", "warehouse_id"),
                 ForeignKey("product_id", "products", "product_id"),
@@ -226,6 +241,7 @@ TABLES: dict[str, Table] = {
             key=("product_id", "start_date"),
             kind="dimension",
             foreign_keys=(ForeignKey("product_id", "products", "product_id"),),
+            ordered=(("end_date", "start_date"),),
             doc="All promotions known at ds, past and planned.",
         ),
         Table(
@@ -242,6 +258,7 @@ TABLES: dict[str, Table] = {
             key=("campaign_id", "customer_id"),
             kind="fact",
             time_column="outcome_end_ts",
+            ordered=(("outcome_end_ts", "sent_ts"),),
             foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
             doc="A randomized coupon experiment; a row lands on the day its outcome window closes, not before.",
         ),
@@ -282,13 +299,13 @@ def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
                 ts = pd.to_datetime(values, utc=True, format="ISO8601")
             else:
                 ts = pd.to_datetime(values, utc=True)
-            ts = ts.astype(PANDAS_DTYPES[col.kind])
+            ts = ts.astype(dtype_of(col))
             return ts.dt.normalize() if col.kind == "date" else ts
         if col.kind == "bool" and pd.api.types.is_string_dtype(values.dtype):
             return values.map(lambda v: str(v).lower() in ("true", "1")).astype("bool")
         if col.kind == "string":
             return values.astype("string")
-        return values.astype(PANDAS_DTYPES[col.kind])
+        return values.astype(dtype_of(col))
     except (ValueError, TypeError) as exc:
         raise ContractError(
             f"table {table_name!r} column {col.name!r}: cannot cast to {col.kind}: {exc}"
@@ -298,4 +315,4 @@ def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
 def empty(name: str) -> pd.DataFrame:
     """An empty frame with the contract's columns and dtypes."""
     spec = table(name)
-    return pd.DataFrame({c.name: pd.Series(dtype=PANDAS_DTYPES[c.kind]) for c in spec.columns})
+    return pd.DataFrame({c.name: pd.Series(dtype=dtype_of(c)) for c in spec.columns})

@@ -20,7 +20,7 @@ import pandas as pd
 from ml import contract
 from ml.errors import EcomError
 
-ZONES = ("raw", "curated", "features", "outputs", "quarantine")
+ZONES = ("raw", "curated", "features", "outputs", "quarantine", "reports", "ground_truth")
 PARQUET_FILE = "part-0.parquet"
 
 
@@ -80,6 +80,13 @@ def read_partition(lake: Path, zone: str, table: str, ds: str | dt.date) -> pd.D
     if not path.exists():
         raise EcomError(f"no partition {zone}/{table} for ds={as_date(ds)} under {lake}; run the ingest for that day first")
     return pd.read_parquet(path)
+
+
+def partition_rows(lake: Path, zone: str, table: str, ds: str | dt.date) -> int:
+    """Row count of a Parquet partition, from its metadata (no data read)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(partition_dir(lake, zone, table, ds) / PARQUET_FILE).metadata.num_rows
 
 
 def list_partitions(lake: Path, zone: str, table: str) -> list[dt.date]:

@@ -1,0 +1,215 @@
+"""Ingest: land a raw drop, validate it, publish it to the curated lake. One function per Airflow task.
+
+- ``land``: a source (the synthetic shop, a public-dataset adapter, or a folder of CSV files) writes the drop for
+  ``ds`` into ``raw/drop/ds=YYYY-MM-DD/`` as one CSV per contract table plus ``manifest.json``.
+- ``validate``: the gate (:mod:`ml.validation`); a failing drop moves whole to ``quarantine/drop/ds=.../`` with
+  its report and the step raises; curated data is never touched.
+- ``publish``: only a drop whose fingerprint matches a passing report is split into curated daily partitions
+  (facts by event day, dimensions as a snapshot at ds) and its validation summary goes to the serving store.
+
+Every write replaces its partition or its ds rows whole, so rerunning a day gives identical results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ml import contract, lake, serving, validation
+from ml.errors import DataValidationError, EcomError, SourceError
+from ml.settings import Settings
+from ml.sources import SourceRequest, get_source
+
+log = logging.getLogger(__name__)
+
+DROP = "drop"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class LandResult:
+    ds: str
+    source: str
+    drop_dir: str
+    window_start: str
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def land(settings: Settings, request: SourceRequest) -> LandResult:
+    """Produce the drop for ``request.ds`` from its source and write it atomically into the raw zone."""
+    t0 = time.perf_counter()
+    batch = get_source(request.source)(settings, request)
+    target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
+    with lake.atomic_dir(target) as tmp:
+        for name, frame in batch.tables.items():
+            write_csv(name, frame, tmp / f"{name}.csv")
+        for name, path in batch.files.items():
+            shutil.copyfile(path, tmp / f"{name}.csv")
+        manifest = {
+            "ds": lake.as_date(request.ds).isoformat(),
+            "source": request.source,
+            "window_start": batch.window_start.isoformat(),
+            "request": request.describe(),
+            "rows": {name: len(frame) for name, frame in batch.tables.items()},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    for name, frame in batch.ground_truth.items():
+        lake.write_partition(settings.lake_dir, "ground_truth", name, request.ds, frame)
+    log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds,
+             batch.window_start, time.perf_counter() - t0, manifest["rows"])
+    return LandResult(manifest["ds"], request.source, str(target), manifest["window_start"], manifest["rows"])
+
+
+def write_csv(table: str, frame: pd.DataFrame, path: Path) -> None:
+    """Write a contract frame as the CSV a warehouse export would be: ISO dates and UTC timestamps."""
+    spec = contract.table(table)
+    out = contract.conform(table, frame)
+    for col in spec.columns:
+        if col.kind == "date":
+            out[col.name] = out[col.name].dt.strftime("%Y-%m-%d")
+        elif col.kind == "timestamp":
+            out[col.name] = out[col.name].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    out.to_csv(path, index=False)
+
+
+def _drop_files(drop_dir: Path) -> dict[str, Path]:
+    files = {p.stem: p for p in sorted(drop_dir.glob("*.csv"))}
+    unknown = sorted(set(files) - set(contract.TABLES))
+    if unknown:
+        raise SourceError(f"drop {drop_dir} has files for unknown tables {unknown}; contract tables: {sorted(contract.TABLES)}")
+    return files
+
+
+def fingerprint(drop_dir: Path) -> str:
+    """SHA-256 over the drop's files: publish only what was validated, byte for byte."""
+    digest = hashlib.sha256()
+    for path in sorted(drop_dir.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _read_manifest(drop_dir: Path) -> dict:
+    path = drop_dir / MANIFEST
+    if not path.exists():
+        raise EcomError(f"no drop at {drop_dir} (or it has no {MANIFEST}); run the land step for this ds first")
+    return json.loads(path.read_text())
+
+
+def report_dir(settings: Settings, ds: str | dt.date) -> Path:
+    return lake.partition_dir(settings.lake_dir, "reports", "validation", ds)
+
+
+def validate(settings: Settings, ds: str | dt.date) -> dict:
+    """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails."""
+    drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
+    manifest = _read_manifest(drop_dir)
+    files = _drop_files(drop_dir)
+    start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
+    window = validation.batch_window(settings.lake_dir, start, end, list(files))
+    reference = _reference_tables(settings, start, files)
+    with lake.atomic_dir(report_dir(settings, ds)) as tmp:
+        report, _ = validation.validate_drop(files, window, reference, tmp)
+        payload = json.loads((tmp / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
+        (tmp / "report.json").write_text(json.dumps(payload, indent=2, default=str))
+    final_report = report_dir(settings, ds)
+    if report.success:
+        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "report": str(final_report / "index.html")}
+    quarantine = lake.partition_dir(settings.lake_dir, "quarantine", DROP, ds)
+    with lake.atomic_dir(quarantine) as tmp:
+        for path in drop_dir.iterdir():
+            shutil.copy2(path, tmp / path.name)
+        shutil.copytree(final_report, tmp / "report")
+    shutil.rmtree(drop_dir)
+    raise DataValidationError(
+        f"{report.summary()}\nThe drop was quarantined at {quarantine}; open {quarantine / 'report' / 'index.html'}. "
+        "Curated data was not changed. Fix the source and rerun the day.",
+        report_path=str(quarantine / "report" / "index.html"),
+        failures=report.failures,
+    )
+
+
+def _reference_tables(settings: Settings, start: dt.date, files: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """Curated parents for foreign keys whose table is not in the drop (dimension snapshots before the window)."""
+    needed = {fk.table for name in files for fk in contract.table(name).foreign_keys} - set(files)
+    ref = {}
+    for name in needed:
+        if contract.table(name).kind == "dimension" and any(d < start for d in lake.list_partitions(settings.lake_dir, "curated", name)):
+            ref[name] = lake.read_latest(settings.lake_dir, "curated", name, start - dt.timedelta(days=1))
+    return ref
+
+
+def publish(settings: Settings, ds: str | dt.date) -> dict:
+    """Split the validated drop into curated partitions and record the validation in the serving store."""
+    drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
+    manifest = _read_manifest(drop_dir)
+    report_path = report_dir(settings, ds) / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
+        raise EcomError(f"the drop for ds={lake.as_date(ds)} has no passing validation report for its current bytes; run validate first")
+    start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
+    typed = {name: contract.conform(name, pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+             for name, path in _drop_files(drop_dir).items()}
+    written = {}
+    for name, frame in typed.items():
+        spec = contract.table(name)
+        if spec.kind == "dimension":
+            lake.write_partition(settings.lake_dir, "curated", name, end, frame)
+            written[name] = 1
+            continue
+        day = _partition_day(name, frame, typed)
+        days = pd.date_range(start, end, freq="D").date
+        groups = dict(tuple(frame.groupby(day.to_numpy(), sort=True))) if len(frame) else {}
+        for d in days:
+            lake.write_partition(settings.lake_dir, "curated", name, d, groups.get(d, frame.iloc[0:0]))
+        written[name] = len(days)
+    summary = pd.DataFrame(
+        {
+            "ds": end.isoformat(),
+            "table_name": sorted(typed),
+            "rows": [len(typed[t]) for t in sorted(typed)],
+            "window_start": start.isoformat(),
+            "source": manifest["source"],
+            "checks_run": report["checks_run"],
+            "report_path": str(report_path.parent / "index.html"),
+        }
+    )
+    serving.replace_ds(settings.serving_url, "validation_runs", end, summary)
+    log.info("published ds=%s: %s partitions", end, written)
+    return {"ds": end.isoformat(), "partitions": written, "tables": sorted(typed)}
+
+
+def _partition_day(name: str, frame: pd.DataFrame, typed: dict[str, pd.DataFrame]) -> pd.Series:
+    spec = contract.table(name)
+    if spec.time_column:
+        return frame[spec.time_column].dt.date
+    if name == "order_items":  # lines live with their order
+        if "orders" not in typed:
+            raise EcomError("order_items arrived without orders in the same drop; they cannot be placed by day")
+        order_day = typed["orders"].set_index("order_id")["order_ts"].dt.date
+        return frame["order_id"].map(order_day)
+    raise EcomError(f"fact table {name!r} has no time column to partition by")
+
+
+def run_day(settings: Settings, request: SourceRequest) -> dict:
+    """land -> validate -> publish for one ds, as the DAG does; used by the CLI and the demo."""
+    landed = land(settings, request)
+    checked = validate(settings, landed.ds)
+    published = publish(settings, landed.ds)
+    return {"land": landed.__dict__, "validate": checked, "publish": published}
+
+
+def ensure_dirs(settings: Settings) -> None:
+    """Create the local folders of the embedded configuration (called by entry points, never at import)."""
+    for path in (settings.home, settings.lake_dir):
+        os.makedirs(path, exist_ok=True)

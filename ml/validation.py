@@ -1,0 +1,347 @@
+"""The validation gate: file checks, Great Expectations suites derived from the contract, and batch checks.
+
+A drop passes three layers, each reported with the table, the check and a sample of bad rows:
+1. file checks on every CSV (empty, not UTF-8, wrong delimiter, truncated, unparsable);
+2. GX phase "schema" on the raw text: columns exist, required values present, values look like their type,
+   values in their allowed set;
+3. GX phase "content" on typed values: ranges, unique keys, ordered column pairs, the batch window (no future or
+   stale rows), freshness of daily tables and volume against previous days; plus referential integrity,
+   computed with pandas because a GX value set of every product id would bloat the suite and its Data Docs.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml import contract, lake
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 5
+VOLUME_HISTORY_DAYS = 28
+VOLUME_BOUNDS = (0.2, 5.0)
+"""A fact table's rows per day must stay within these multiples of its median over the previous days."""
+
+
+@dataclass
+class Failure:
+    """One failed check: which table, which check (a GX expectation type or a named file/batch check)."""
+
+    table: str
+    check: str
+    column: str | None
+    detail: str
+    unexpected_count: int | None = None
+    sample: list[dict] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        count = f"; {self.unexpected_count} bad rows" if self.unexpected_count else ""
+        sample = f"; sample: {self.sample[:3]}" if self.sample else ""
+        return f"{where}: {self.check} failed: {self.detail}{count}{sample}"
+
+
+@dataclass
+class Report:
+    """Outcome of validating one drop."""
+
+    ds: str
+    rows: dict[str, int]
+    failures: list[Failure]
+    checks_run: int
+    skipped: list[str]
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        if self.success:
+            return f"drop ds={self.ds} passed {self.checks_run} checks on {len(self.rows)} tables"
+        lines = "\n".join(f"  - {f.describe()}" for f in self.failures[:20])
+        return f"drop ds={self.ds} FAILED {len(self.failures)} of {self.checks_run} checks:\n{lines}"
+
+    def to_dict(self) -> dict:
+        return {"ds": self.ds, "success": self.success, "rows": self.rows, "checks_run": self.checks_run,
+                "skipped": self.skipped, "failures": [asdict(f) for f in self.failures]}
+
+
+# ---------------------------------------------------------------- file checks
+
+
+def read_drop_file(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Failure]]:
+    """Read one CSV of a drop as text columns; file-level problems come back as failures, never raised."""
+    data = path.read_bytes()
+    if not data.strip():
+        return None, [Failure(table, "file_not_empty", None, f"{path.name} is empty (0 data bytes); re-export the table")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Failure(table, "file_is_utf8", None,
+                              f"{path.name}: byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8; re-export as UTF-8")]
+    header = text.split("\n", 1)[0].rstrip("\r")
+    expected = contract.table(table).column_names
+    if "," not in header and any(d in header for d in ";\t|"):
+        sep = next(d for d in ";\t|" if d in header)
+        return None, [Failure(table, "file_delimiter_is_comma", None,
+                              f"{path.name}: header {header[:80]!r} is separated by {sep!r}, not ','; expected columns {expected}")]
+    if not text.endswith("\n"):
+        last = text.rsplit("\n", 1)[-1]
+        fields = next(csv.reader([last]), [])
+        n_header = len(next(csv.reader([header])))
+        if len(fields) < n_header or last.count('"') % 2:
+            line_no = text.count("\n") + 1
+            return None, [Failure(table, "file_is_complete", None,
+                                  f"{path.name}: last line {line_no} has {len(fields)} of {n_header} fields and no newline: "
+                                  "the file looks truncated; re-send it", sample=[{"line": line_no, "text": last[:120]}])]
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, csv.Error) as exc:
+        return None, [Failure(table, "file_parses_as_csv", None, f"{path.name}: {exc}")]
+    return frame, []
+
+
+# ---------------------------------------------------------------- suites from the contract
+
+
+def _schema_expectations(spec: contract.Table, present: list[str]) -> list:
+    import great_expectations.expectations as gxe
+
+    exps: list = [gxe.ExpectColumnToExist(column=c) for c in spec.column_names]
+    for col in spec.columns:
+        if col.name not in present:
+            continue
+        if not col.nullable:
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        if col.kind in contract.CSV_PATTERNS:
+            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=col.name, regex=contract.CSV_PATTERNS[col.kind]))
+        if col.allowed:
+            exps.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.allowed)))
+    return exps
+
+
+@dataclass(frozen=True)
+class BatchWindow:
+    """The days a drop covers and what the lake says about the previous days."""
+
+    start: dt.date
+    end: dt.date
+    previous_rows_per_day: dict[str, float]  # median rows/day of each fact table over the previous days
+    previous_snapshot_rows: dict[str, int]  # rows of each dimension table's latest snapshot
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def _content_expectations(spec: contract.Table, window: BatchWindow) -> list:
+    import great_expectations.expectations as gxe
+
+    exps: list = []
+    for col in spec.columns:
+        if col.min is not None or col.max is not None:
+            exps.append(gxe.ExpectColumnValuesToBeBetween(
+                column=col.name, min_value=col.min, max_value=col.max, strict_min=col.strict_min))
+    if len(spec.key) == 1:
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]))
+    else:
+        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
+    for a, b in spec.ordered:
+        exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True, ignore_row_if="either_value_is_missing"))
+    # Dimensions and daily facts must not arrive empty; sparse facts (campaign outcomes) may.
+    min_rows, max_rows = (1 if spec.kind == "dimension" or spec.expect_daily else 0), None
+    if spec.time_column:
+        lo = pd.Timestamp(window.start, tz="UTC")
+        hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+        exps.append(gxe.ExpectColumnValuesToBeBetween(column=spec.time_column, min_value=lo, max_value=hi))
+        if spec.expect_daily:
+            exps.append(gxe.ExpectColumnMaxToBeBetween(column=spec.time_column, min_value=pd.Timestamp(window.end, tz="UTC")))
+        if spec.name in window.previous_rows_per_day:
+            per_day = window.previous_rows_per_day[spec.name] * window.days
+            min_rows, max_rows = max(1, int(VOLUME_BOUNDS[0] * per_day)), int(np.ceil(VOLUME_BOUNDS[1] * per_day))
+    elif spec.name in window.previous_snapshot_rows:
+        prev = window.previous_snapshot_rows[spec.name]
+        min_rows, max_rows = max(1, prev // 2), prev * 2 + 10
+    exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=min_rows, max_value=max_rows))
+    return exps
+
+
+# ---------------------------------------------------------------- running GX
+
+
+def _gx_context(project_dir: Path):
+    """A file-backed GX context in ``project_dir`` (its Data Docs site lives there too), no progress bars."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def _run_suites(ctx, phase: str, frames: dict[str, pd.DataFrame], expectations: dict[str, list]) -> tuple[list[Failure], int]:
+    """Validate each frame against its expectations; results are stored in the context for its Data Docs."""
+    import great_expectations as gx
+
+    if not frames:
+        return [], 0
+    source = ctx.data_sources.add_or_update_pandas(f"drop_{phase}")
+    result_format = {"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_ROWS}
+    failures, checks = [], 0
+    for table, frame in frames.items():  # one checkpoint per table: GX binds one dataframe per run
+        name = f"{table}.{phase}"
+        batch_def = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("whole")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations[table]))
+        definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+        checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=name, validation_definitions=[definition], result_format=result_format))
+        for result in checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values():
+            checks += len(result.results)
+            failures += [_failure(table, r, frame) for r in result.results if not r.success]
+    return failures, checks
+
+
+def _failure(table: str, result, frame: pd.DataFrame) -> Failure:
+    cfg = result.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "result_format")}
+    column = kwargs.pop("column", None) or kwargs.get("column_A")
+    res = result.result or {}
+    rows = res.get("unexpected_index_list") or res.get("partial_unexpected_index_list") or []
+    sample = []
+    for idx in list(rows)[:SAMPLE_ROWS]:
+        if isinstance(idx, (int, np.integer)) and 0 <= idx < len(frame):
+            rec = {k: (None if pd.isna(v) else str(v)) for k, v in frame.iloc[int(idx)].to_dict().items()}
+            sample.append({"row": int(idx), **rec})
+    if not sample and res.get("partial_unexpected_list"):
+        sample = [{"value": str(v)} for v in res["partial_unexpected_list"][:SAMPLE_ROWS]]
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        detail = f"could not be evaluated: {result.exception_info.get('exception_message')}"
+    elif "observed_value" in res:
+        detail = f"observed {res['observed_value']!r}, expected {_short(kwargs)}"
+    else:
+        detail = f"expected {_short(kwargs)}"
+    return Failure(table, cfg.type, column, detail, res.get("unexpected_count"), sample)
+
+
+def _short(kwargs: dict) -> str:
+    return ", ".join(f"{k}={str(v)[:60]}" for k, v in kwargs.items() if v is not None and k != "column")
+
+
+# ---------------------------------------------------------------- referential integrity
+
+
+def referential_failures(typed: dict[str, pd.DataFrame], reference: dict[str, pd.DataFrame]) -> tuple[list[Failure], list[str], int]:
+    """Foreign keys of every table in the drop against the drop itself, else the curated lake."""
+    failures, skipped, checks = [], [], 0
+    for name, frame in typed.items():
+        for fk in contract.table(name).foreign_keys:
+            parent = typed.get(fk.table, reference.get(fk.table))
+            if parent is None:
+                skipped.append(f"{name}.{fk.column} -> {fk.table}.{fk.ref_column}: no {fk.table} in the drop or the lake")
+                continue
+            checks += 1
+            values = frame[fk.column]
+            bad = values.notna() & ~values.isin(parent[fk.ref_column])
+            if bad.any():
+                rows = frame[bad].head(SAMPLE_ROWS)
+                sample = [{"row": int(i), **{k: str(v) for k, v in r.items()}} for i, r in rows.iterrows()]
+                failures.append(Failure(
+                    name, "referential_integrity", fk.column,
+                    f"values not found in {fk.table}.{fk.ref_column} (e.g. {sorted(set(values[bad].astype(str)))[:3]})",
+                    int(bad.sum()), sample))
+    return failures, skipped, checks
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def validate_drop(files: dict[str, Path], window: BatchWindow, reference: dict[str, pd.DataFrame], docs_dir: Path) -> tuple[Report, dict[str, pd.DataFrame]]:
+    """Run every layer on a drop (table -> CSV path); returns the report and the typed frames that passed."""
+    ds = window.end.isoformat()
+    failures: list[Failure] = []
+    text_frames: dict[str, pd.DataFrame] = {}
+    checks = 0
+    for table, path in files.items():
+        frame, file_failures = read_drop_file(path, table)
+        checks += 1
+        failures += file_failures
+        if frame is not None:
+            text_frames[table] = frame
+    rows = {t: len(f) for t, f in text_frames.items()}
+    with tempfile.TemporaryDirectory(prefix="gx-") as tmp:
+        ctx = _gx_context(Path(tmp))
+        schema_exps = {t: _schema_expectations(contract.table(t), list(f.columns)) for t, f in text_frames.items()}
+        schema_failures, n = _run_suites(ctx, "schema", text_frames, schema_exps)
+        checks += n
+        failures += schema_failures
+        broken = {f.table for f in schema_failures}
+        typed = {t: contract.conform(t, f) for t, f in text_frames.items() if t not in broken}
+        content_exps = {t: _content_expectations(contract.table(t), window) for t in typed}
+        content_failures, n = _run_suites(ctx, "content", typed, content_exps)
+        checks += n
+        failures += content_failures
+        fk_failures, skipped, n = referential_failures(typed, reference)
+        checks += n
+        failures += fk_failures
+        if text_frames:
+            ctx.build_data_docs()
+            shutil.copytree(Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site", docs_dir / "data_docs")
+    report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped)
+    write_report(report, docs_dir)
+    log.info(report.summary())
+    return report, ({} if failures else typed)
+
+
+def write_report(report: Report, folder: Path) -> None:
+    """report.json for machines and index.html for people (links to the GX Data Docs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    status = "PASSED" if report.success else "FAILED"
+    rows = "".join(f"<tr><td>{t}</td><td>{n}</td></tr>" for t, n in sorted(report.rows.items()))
+    fails = "".join(
+        f"<tr><td>{f.table}</td><td>{f.column or ''}</td><td>{f.check}</td><td>{_esc(f.detail)}</td>"
+        f"<td>{f.unexpected_count or ''}</td><td><code>{_esc(json.dumps(f.sample[:3], default=str))}</code></td></tr>"
+        for f in report.failures
+    )
+    skipped = "".join(f"<li>{_esc(s)}</li>" for s in report.skipped)
+    docs = '<p><a href="data_docs/index.html">Great Expectations Data Docs</a></p>' if (folder / "data_docs").exists() else ""
+    (folder / "index.html").write_text(
+        f"<html><head><meta charset='utf-8'><title>Validation {report.ds}</title></head><body>"
+        f"<h1>Validation of the drop for ds={report.ds}: {status}</h1><p>{report.checks_run} checks.</p>{docs}"
+        f"<h2>Rows</h2><table border=1><tr><th>table</th><th>rows</th></tr>{rows}</table>"
+        f"<h2>Failures</h2><table border=1><tr><th>table</th><th>column</th><th>check</th><th>detail</th><th>bad rows</th>"
+        f"<th>sample</th></tr>{fails}</table><h2>Not checked</h2><ul>{skipped}</ul></body></html>"
+    )
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def batch_window(lake_dir: Path, start: dt.date, end: dt.date, tables: list[str]) -> BatchWindow:
+    """What the curated lake knows before ``start``: rows per day of fact tables, snapshot sizes of dimensions."""
+    per_day, snapshot = {}, {}
+    for name in tables:
+        spec = contract.table(name)
+        days = [d for d in lake.list_partitions(lake_dir, "curated", name) if d < start]
+        if not days:
+            continue
+        if spec.kind == "fact" and spec.expect_daily:
+            recent = days[-VOLUME_HISTORY_DAYS:]
+            counts = [lake.partition_rows(lake_dir, "curated", name, d) for d in recent]
+            per_day[name] = float(np.median(counts))
+        elif spec.kind == "dimension":
+            snapshot[name] = lake.partition_rows(lake_dir, "curated", name, days[-1])
+    return BatchWindow(start=start, end=end, previous_rows_per_day=per_day, previous_snapshot_rows=snapshot)

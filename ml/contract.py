@@ -1,6 +1,6 @@
 """The data contract: canonical tables, their columns, types, units, allowed values and keys.
 
-Written once here; the validation suites, the CSV parser, the lake and the serving store are derived from it.
+Written once here (and light to import: DAG files read it at parse time); the validation suites, the CSV parser, the lake and the serving store are derived from it.
 Ids are strings everywhere; timestamps are timezone-aware UTC; dates are midnight UTC timestamps
 (``date`` kind) so that Parquet, pandas and SQL agree on one representation.
 """
@@ -8,11 +8,12 @@ Ids are strings everywhere; timestamps are timezone-aware UTC; dates are midnigh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from ml.errors import ContractError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["string", "int", "float", "bool", "date", "timestamp"]
 
@@ -282,6 +283,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     Extra columns are dropped; a missing column or a value that cannot be cast raises ContractError
     naming the table and the column.
     """
+    import pandas as pd
+
     spec = table(name)
     missing = [c for c in spec.column_names if c not in frame.columns]
     if missing:
@@ -293,6 +296,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
+    import pandas as pd
+
     try:
         if col.kind in ("date", "timestamp"):
             if pd.api.types.is_string_dtype(values.dtype):
@@ -314,5 +319,7 @@ def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
 
 def empty(name: str) -> pd.DataFrame:
     """An empty frame with the contract's columns and dtypes."""
+    import pandas as pd
+
     spec = table(name)
     return pd.DataFrame({c.name: pd.Series(dtype=dtype_of(c)) for c in spec.columns})

@@ -18,22 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from ml import contract
+from ml.dates import as_date
 from ml.errors import EcomError
+
+__all__ = ["as_date", "atomic_dir", "list_partitions", "partition_dir", "partition_rows", "read_latest",
+           "read_partition", "read_range", "write_partition"]
 
 ZONES = ("raw", "curated", "features", "outputs", "quarantine", "reports", "ground_truth")
 PARQUET_FILE = "part-0.parquet"
-
-
-def as_date(ds: str | dt.date) -> dt.date:
-    """Parse a logical date ``YYYY-MM-DD`` (or pass a date through)."""
-    if isinstance(ds, dt.datetime):
-        return ds.date()
-    if isinstance(ds, dt.date):
-        return ds
-    try:
-        return dt.date.fromisoformat(str(ds)[:10])
-    except ValueError:
-        raise EcomError(f"logical date {ds!r} is not of the form YYYY-MM-DD") from None
 
 
 def partition_dir(lake: Path, zone: str, table: str, ds: str | dt.date) -> Path:

@@ -19,13 +19,15 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ml import contract
+from ml.dates import as_date
 from ml.errors import ConfigError, SourceError
-from ml.lake import as_date
 from ml.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ml import contract
 from ml.errors import ConfigError, SourceError
-from ml.lake import as_date
+from ml.dates import as_date
 from ml.settings import Settings
 from ml.sources import SourceBatch, SourceRequest
 

@@ -1,0 +1,161 @@
+"""MLflow helpers: log a model with its signature and explicit requirements, register it, and promote it by
+alias (``challenger`` -> ``champion``) only when it beats the champion on the same holdout by a stated margin.
+
+The decision, both metric values, the margin and the holdout are written on the version (tags and
+description), so a reviewer sees in the registry UI why a version is or is not the champion.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ml.errors import RegistryError
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+BASE_REQUIREMENTS = ("mlflow", "pandas", "numpy", "pyarrow")
+
+
+def configure(settings: Settings, experiment: str):
+    """Point MLflow at the settings' tracking/registry store and select ``experiment``; returns a client."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}")
+    mlflow.set_experiment(experiment)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+
+def pip_requirements(*packages: str) -> list[str]:
+    """Pins for the packages a model needs at load time, from the installed versions (explicit, so MLflow
+    does not spend seconds inferring them)."""
+    pins = []
+    for name in dict.fromkeys((*BASE_REQUIREMENTS, *packages)):
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            raise RegistryError(f"model requirement {name!r} is not installed; install it or drop it from the list") from None
+    return pins
+
+
+def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requirements: list[str]) -> str:
+    """Log a ``mlflow.pyfunc.PythonModel`` in the active run with a signature inferred from the example and
+    its prediction; returns the model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, python_model.predict(None, input_example))
+    info = mlflow.pyfunc.log_model(
+        name=name, python_model=python_model, input_example=input_example, signature=signature, pip_requirements=requirements
+    )
+    return info.model_uri
+
+
+def register(client, model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
+    """Register ``model_uri`` as a new version of ``name``; returns the version number."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags=tags or {})
+    return str(version.version)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of a champion/challenger comparison."""
+
+    promoted: bool
+    metric: str
+    challenger: float
+    champion: float | None
+    margin: float
+    higher_is_better: bool
+    holdout: str
+    reason: str
+
+
+def decide(metric: str, challenger: float, champion: float | None, margin: float, higher_is_better: bool, holdout: str) -> Decision:
+    """Pure rule: promote when there is no champion, or the challenger beats it by more than ``margin``
+    (relative: 0.01 means 1% better)."""
+    if champion is None:
+        return Decision(True, metric, challenger, None, margin, higher_is_better, holdout, "no champion yet")
+    bar = champion * (1 + margin) if higher_is_better else champion * (1 - margin)
+    beats = challenger > bar if higher_is_better else challenger < bar
+    op = ">" if higher_is_better else "<"
+    verdict = "beats" if beats else "does not beat"
+    reason = f"{metric} {challenger:.6g} {verdict} the champion's {champion:.6g} by the margin ({op} {bar:.6g}, margin {margin:.2%})"
+    return Decision(beats, metric, challenger, champion, margin, higher_is_better, holdout, reason)
+
+
+def promote(
+    client,
+    name: str,
+    version: str,
+    metric: str,
+    value: float,
+    holdout: str,
+    margin: float = 0.01,
+    higher_is_better: bool = True,
+    evaluate_champion: Callable[[str], float] | None = None,
+) -> Decision:
+    """Give ``version`` the challenger alias, compare it with the champion on the same holdout, and move the
+    champion alias when it wins. ``holdout`` identifies the evaluation data; if the champion was measured on
+    another holdout, ``evaluate_champion(model_uri)`` re-measures it (else RegistryError: no unfair comparisons)."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    champion_value, champion_version = None, None
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+        champion_version = str(current.version)
+    except Exception:  # MLflow raises a generic RestException/MlflowException when the alias is unset
+        current = None
+    if current is not None and champion_version != version:
+        if current.tags.get("eval.holdout") == holdout and f"eval.{metric}" in current.tags:
+            champion_value = float(current.tags[f"eval.{metric}"])
+        elif evaluate_champion is not None:
+            champion_value = float(evaluate_champion(f"models:/{name}/{champion_version}"))
+        else:
+            raise RegistryError(
+                f"{name} champion v{champion_version} was evaluated on holdout {current.tags.get('eval.holdout')!r}, "
+                f"not {holdout!r}; pass evaluate_champion to measure it on the same holdout"
+            )
+    decision = decide(metric, value, champion_value, margin, higher_is_better, holdout)
+    tags = {
+        "eval.holdout": holdout,
+        f"eval.{metric}": repr(value),
+        "gate.decision": "promoted" if decision.promoted else "rejected",
+        "gate.metric": metric,
+        "gate.margin": repr(margin),
+        "gate.champion_version": champion_version or "",
+        "gate.champion_value": "" if champion_value is None else repr(champion_value),
+        "gate.reason": decision.reason,
+    }
+    for key, val in tags.items():
+        client.set_model_version_tag(name, version, key, val)
+    verdict = "PROMOTED to champion" if decision.promoted else "kept as challenger"
+    client.update_model_version(name, version, description=f"{verdict}: {decision.reason} (holdout {holdout}).")
+    if decision.promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        if champion_version and champion_version != version:
+            client.set_model_version_tag(name, champion_version, "gate.replaced_by", version)
+    log.info("%s v%s %s: %s", name, version, verdict, decision.reason)
+    return decision
+
+
+def load_champion(settings: Settings, name: str):
+    """The ``@champion`` version of ``name`` as a pyfunc model; a clear error when there is none."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    except Exception as exc:  # MlflowException for an unknown model or alias
+        raise RegistryError(f"no champion for model {name!r} in {settings.mlflow_tracking_uri}: train and promote one first ({exc})") from exc

@@ -29,10 +29,10 @@ PANDAS_DTYPES: dict[str, str] = {
 # How each kind looks in a CSV drop; checked before casting so a bad value is reported, not coerced to null.
 CSV_PATTERNS: dict[str, str] = {
     "int": r"^-?\d+$",
-    "float": r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$",
-    "bool": r"^(?i:true|false|0|1)$",
+    "float": r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$",
+    "bool": r"^(?:[Tt]rue|[Ff]alse|TRUE|FALSE|0|1)$",
     "date": r"^\d{4}-\d{2}-\d{2}$",
-    "timestamp": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
+    "timestamp": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$",
 }
 
 

@@ -40,6 +40,8 @@ def replace_ds(url: str, table: str, ds: str | dt.date, frame: pd.DataFrame, chu
             if sa.inspect(conn).has_table(table):
                 conn.execute(sa.text(f'DELETE FROM "{table}" WHERE ds = :ds'), {"ds": day})
             rows.to_sql(table, conn, if_exists="append", index=False, chunksize=chunksize, method="multi")
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        raise EcomError(f"serving table {table!r}: writing ds={day} failed and was rolled back (the previous rows are kept): {exc}") from exc
     finally:
         eng.dispose()
     return len(rows)

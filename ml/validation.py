@@ -81,6 +81,11 @@ class Report:
 # ---------------------------------------------------------------- file checks
 
 
+def csv_line(row: int) -> int:
+    """Line number in the CSV file of a 0-based data row (line 1 is the header)."""
+    return row + 2
+
+
 def read_drop_file(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Failure]]:
     """Read one CSV of a drop as text columns; file-level problems come back as failures, never raised."""
     data = path.read_bytes()
@@ -223,15 +228,16 @@ def _failure(table: str, result, frame: pd.DataFrame) -> Failure:
     for idx in list(rows)[:SAMPLE_ROWS]:
         if isinstance(idx, (int, np.integer)) and 0 <= idx < len(frame):
             rec = {k: (None if pd.isna(v) else str(v)) for k, v in frame.iloc[int(idx)].to_dict().items()}
-            sample.append({"row": int(idx), **rec})
+            sample.append({"line": csv_line(int(idx)), **rec})
     if not sample and res.get("partial_unexpected_list"):
         sample = [{"value": str(v)} for v in res["partial_unexpected_list"][:SAMPLE_ROWS]]
     if result.exception_info and result.exception_info.get("raised_exception"):
         detail = f"could not be evaluated: {result.exception_info.get('exception_message')}"
-    elif "observed_value" in res:
-        detail = f"observed {res['observed_value']!r}, expected {_short(kwargs)}"
     else:
-        detail = f"expected {_short(kwargs)}"
+        rule = cfg.type.removeprefix("expect_").replace("_", " ")
+        args = f" ({_short(kwargs)})" if _short(kwargs) else ""
+        observed = f"; observed {res['observed_value']!r}" if "observed_value" in res else ""
+        detail = f"{rule}{args}{observed}"
     return Failure(table, cfg.type, column, detail, res.get("unexpected_count"), sample)
 
 
@@ -256,7 +262,7 @@ def referential_failures(typed: dict[str, pd.DataFrame], reference: dict[str, pd
             bad = values.notna() & ~values.isin(parent[fk.ref_column])
             if bad.any():
                 rows = frame[bad].head(SAMPLE_ROWS)
-                sample = [{"row": int(i), **{k: str(v) for k, v in r.items()}} for i, r in rows.iterrows()]
+                sample = [{"line": csv_line(int(i)), **{k: str(v) for k, v in r.items()}} for i, r in rows.iterrows()]
                 failures.append(Failure(
                     name, "referential_integrity", fk.column,
                     f"values not found in {fk.table}.{fk.ref_column} (e.g. {sorted(set(values[bad].astype(str)))[:3]})",

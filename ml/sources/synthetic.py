@@ -158,8 +158,10 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
     for c in range(k):
         members = np.flatnonzero(category_of == c)
         target = np.flatnonzero(category_of == (c + 1) % k)
-        if len(target) == 0:
-            target = members
+        if len(members) == 0:
+            continue
+        if len(target) == 0:  # tiny catalogues can leave a category empty
+            target = np.arange(n_p)
         w = popularity[target] / popularity[target].sum()
         complement[members] = rng.choice(target, size=len(members), p=w)
 

@@ -95,6 +95,18 @@ def decide(metric: str, challenger: float, champion: float | None, margin: float
     return Decision(beats, metric, challenger, champion, margin, higher_is_better, holdout, reason)
 
 
+def champion(client, name: str):
+    """The champion ModelVersion of ``name``, or None when no version holds the alias yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if "alias" in str(exc) and "not found" in str(exc):
+            return None
+        raise
+
+
 def promote(
     client,
     name: str,
@@ -110,12 +122,9 @@ def promote(
     champion alias when it wins. ``holdout`` identifies the evaluation data; if the champion was measured on
     another holdout, ``evaluate_champion(model_uri)`` re-measures it (else RegistryError: no unfair comparisons)."""
     client.set_registered_model_alias(name, CHALLENGER, version)
-    champion_value, champion_version = None, None
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-        champion_version = str(current.version)
-    except Exception:  # MLflow raises a generic RestException/MlflowException when the alias is unset
-        current = None
+    champion_value = None
+    current = champion(client, name)
+    champion_version = None if current is None else str(current.version)
     if current is not None and champion_version != version:
         if current.tags.get("eval.holdout") == holdout and f"eval.{metric}" in current.tags:
             champion_value = float(current.tags[f"eval.{metric}"])

@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.table import Table
 
 from ml.errors import EcomError
 
@@ -45,6 +44,10 @@ def _request(source: str, ds: str | None, scale: str | None, backfill_days: int 
     from ml.settings import get_settings
     from ml.sources import SourceRequest, public, synthetic
 
+    from ml.sources import SOURCE_NAMES
+
+    if source not in SOURCE_NAMES:
+        _fail(EcomError(f"unknown source {source!r}; choose one of {', '.join(SOURCE_NAMES)}"))
     settings = get_settings()
     scale = scale or settings.default_scale
     if ds is None:
@@ -53,16 +56,20 @@ def _request(source: str, ds: str | None, scale: str | None, backfill_days: int 
         elif source in public.DATASETS:
             ds = public.last_day(settings, source, path).isoformat()
         else:
-            raise EcomError(f"source {source!r} needs --ds")
+            _fail(EcomError(f"source {source!r} needs --ds YYYY-MM-DD"))
     return settings, SourceRequest(source=source, ds=ds, scale=scale, seed=settings.seed, backfill_days=backfill_days, path=path)
+
+
+def _fail(exc: EcomError):
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=1)
 
 
 def _run(fn, *args):
     try:
         return fn(*args)
     except EcomError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(code=1) from None
+        _fail(exc)
 
 
 @app.command()
@@ -70,10 +77,8 @@ def settings() -> None:
     """Show the settings in force (environment variables with their defaults)."""
     from ml.settings import get_settings
 
-    table = Table("setting", "value")
     for key, value in get_settings().describe().items():
-        table.add_row(key, value)
-    console.print(table)
+        typer.echo(f"{key} = {value}")
 
 
 @app.command()
@@ -117,7 +122,7 @@ def ingest(source: SourceOpt = "synthetic", ds: DsOpt = None, scale: ScaleOpt = 
 
 
 @app.command()
-def demo(scale: ScaleOpt = None, history_days: Annotated[int, typer.Option(help="days of history to load")] = 180) -> None:
+def demo(scale: ScaleOpt = None, history_days: Annotated[int, typer.Option(help="days of history to load")] = 365) -> None:
     """The main job on embedded defaults: load the synthetic shop's history through the gate, then a daily run."""
     import datetime as dt
 

@@ -30,7 +30,10 @@ def configure(settings: Settings, experiment: str):
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}")
+        # A tracking server proxies artifacts itself (mlflow-artifacts:/); a database URI needs a location.
+        served = settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+        location = None if served else f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}"
+        mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 

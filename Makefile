@@ -1,0 +1,44 @@
+# Two commands set everything up and run it: `make demo` and `make test` (each creates or reuses .venv).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+ECOM_HOME ?= $(CURDIR)/.ecom
+export ECOM_HOME
+export AIRFLOW_HOME ?= $(ECOM_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
+export GX_ANALYTICS_ENABLED := False
+
+.PHONY: setup demo test test-fast airflow mlflow-ui clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $@
+
+demo: setup  ## the main job on embedded defaults: synthetic shop -> validation gate -> curated lake
+	$(BIN)/ecom demo
+
+test: setup  ## the whole test suite (PostgreSQL tests run when ECOM_TEST_POSTGRES_URL is set)
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## everything but the end-to-end DAG runs
+	$(BIN)/python -m pytest -m "not e2e"
+
+airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http://localhost:8080
+	$(BIN)/airflow db migrate
+	$(BIN)/airflow standalone
+
+mlflow-ui: setup  ## MLflow UI over the embedded tracking/registry store: http://localhost:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ECOM_HOME)/mlflow.db --port 5000
+
+clean:  ## remove everything the embedded configuration wrote (not the virtualenv)
+	rm -rf $(ECOM_HOME)

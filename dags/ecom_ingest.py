@@ -17,19 +17,10 @@ from ml.sources import SOURCE_NAMES
 CURATED_ASSETS = [Asset(uri=uri, name=f"curated.{table}") for table, uri in CURATED_ASSET_URIS.items()]
 
 
-def _settings_and_ds():
-    from ml.orchestration import resolve_ds
-    from ml.settings import get_settings
-
-    ctx = get_current_context()
-    run = ctx["dag_run"]
-    return get_settings(), resolve_ds(ctx["params"].get("ds"), run.logical_date, run.run_after), ctx["params"]
-
-
 @dag(
     dag_id="ecom_ingest",
     schedule="@daily",
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     tags=["ecom", "ingest", "validation"],
@@ -47,9 +38,12 @@ def ecom_ingest():
     @task
     def land() -> dict:
         from ml import ingest
-        from ml.orchestration import ingest_request
+        from ml.orchestration import ingest_ds, ingest_request
+        from ml.settings import get_settings
 
-        settings, ds, params = _settings_and_ds()
+        ctx = get_current_context()
+        settings, params, run = get_settings(), ctx["params"], ctx["dag_run"]
+        ds = ingest_ds(settings, params, run.logical_date, run.run_after)
         ingest.ensure_dirs(settings)
         return ingest.land(settings, ingest_request(settings, params, ds)).__dict__
 

@@ -3,6 +3,7 @@
     ecom demo                         # the main job on embedded defaults (synthetic shop, SQLite, local lake)
     ecom ingest --source bakery       # land -> validate -> publish one drop
     ecom land / validate / publish    # the ingest steps one at a time, as the DAG runs them
+    ecom generate --out DIR           # the synthetic shop as contract CSV files (bring-your-own-data format)
     ecom settings                     # the configuration in force
 """
 
@@ -41,10 +42,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 
 
 def _request(source: str, ds: str | None, scale: str | None, backfill_days: int | None, path: str | None):
+    from ml.orchestration import ingest_ds
     from ml.settings import get_settings
-    from ml.sources import SourceRequest, public, synthetic
-
-    from ml.sources import SOURCE_NAMES
+    from ml.sources import SOURCE_NAMES, SourceRequest, public, synthetic
 
     if source not in SOURCE_NAMES:
         _fail(EcomError(f"unknown source {source!r}; choose one of {', '.join(SOURCE_NAMES)}"))
@@ -54,7 +54,7 @@ def _request(source: str, ds: str | None, scale: str | None, backfill_days: int 
         if source == "synthetic":
             ds = synthetic.scale_config(scale).end.isoformat()
         elif source in public.DATASETS:
-            ds = public.last_day(settings, source, path).isoformat()
+            ds = _run(ingest_ds, settings, {"source": source, "path": path}, None, None)
         else:
             _fail(EcomError(f"source {source!r} needs --ds YYYY-MM-DD"))
     return settings, SourceRequest(source=source, ds=ds, scale=scale, seed=settings.seed, backfill_days=backfill_days, path=path)
@@ -79,6 +79,40 @@ def settings() -> None:
 
     for key, value in get_settings().describe().items():
         typer.echo(f"{key} = {value}")
+
+
+@app.command()
+def generate(
+    out: Annotated[str, typer.Option(help="folder to write <table>.csv files into (created)")],
+    ds: DsOpt = None,
+    scale: ScaleOpt = None,
+    days: Annotated[int, typer.Option(help="days up to ds to include")] = 28,
+) -> None:
+    """Write the synthetic shop as contract CSV files: the bring-your-own-data format (`ingest --source files`)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from ml import ingest as steps
+    from ml.sources import synthetic as shop
+    from ml.sources.synthetic_source import ROAD_NETWORK
+
+    settings_, request = _request("synthetic", ds, scale, None, None)
+    cfg = shop.scale_config(request.scale, request.seed)
+    end = dt.date.fromisoformat(request.ds)
+    start = max(cfg.start, end - dt.timedelta(days=days - 1))
+    road = settings_.shared_data_dir / ROAD_NETWORK
+    world = shop.build_world(cfg, shop.road_node_coordinates(road) if road.exists() else None)
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task(f"simulating {cfg.start}..{end}", total=(end - cfg.start).days + 1)
+        batch = shop.simulate(world, start, end, progress=lambda done, total: progress.update(bar, completed=done))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in batch.tables.items():
+        steps.write_csv(name, frame, folder / f"{name}.csv")
+        console.print(f"{name:>17}: {len(frame):>9,} rows -> {folder / (name + '.csv')}")
+    console.print(f"ingest it with: ecom ingest --source files --path {folder} --ds {end} --backfill-days {(end - start).days}")
 
 
 @app.command()

@@ -34,6 +34,17 @@ def resolve_ds(param_ds: str | None, logical_date: dt.datetime | None, run_after
     return moment.date().isoformat()
 
 
+def ingest_ds(settings: Settings, params: dict[str, Any], logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
+    """ds of an ingest run: the ``ds`` Param, else a public dataset's last day (its data ends years ago), else
+    the logical date."""
+    from ml.sources import public
+
+    source = params.get("source") or "synthetic"
+    if not params.get("ds") and source in public.DATASETS:
+        return public.last_day(settings, source, params.get("path")).isoformat()
+    return resolve_ds(params.get("ds"), logical_date, run_after)
+
+
 def ingest_request(settings: Settings, params: dict[str, Any], ds: str) -> SourceRequest:
     """A SourceRequest from the DAG's Params (validated by their JSON schema in the UI as well)."""
     source = params.get("source") or "synthetic"

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -276,6 +277,7 @@ def referential_failures(typed: dict[str, pd.DataFrame], reference: dict[str, pd
 def validate_drop(files: dict[str, Path], window: BatchWindow, reference: dict[str, pd.DataFrame], docs_dir: Path) -> tuple[Report, dict[str, pd.DataFrame]]:
     """Run every layer on a drop (table -> CSV path); returns the report and the typed frames that passed."""
     ds = window.end.isoformat()
+    t0 = time.perf_counter()
     failures: list[Failure] = []
     text_frames: dict[str, pd.DataFrame] = {}
     checks = 0
@@ -306,7 +308,8 @@ def validate_drop(files: dict[str, Path], window: BatchWindow, reference: dict[s
             shutil.copytree(Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site", docs_dir / "data_docs")
     report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped)
     write_report(report, docs_dir)
-    log.info(report.summary())
+    elapsed = time.perf_counter() - t0
+    log.info("%s (%d rows in %.1fs, %.0f rows/s)", report.summary(), sum(rows.values()), elapsed, sum(rows.values()) / max(elapsed, 1e-9))
     return report, ({} if failures else typed)
 
 

@@ -20,3 +20,14 @@ def test_ingest_then_bad_source_gives_a_clear_error(settings):
     assert bad.exit_code == 1 and "needs a folder" in bad.output
     unknown = runner.invoke(app, ["ingest", "--source", "erp"])
     assert unknown.exit_code == 1 and "unknown source 'erp'" in unknown.output
+
+
+def test_generate_writes_the_bring_your_own_data_format_and_it_ingests(settings, tmp_path):
+    out = tmp_path / "export"
+    made = runner.invoke(app, ["generate", "--out", str(out), "--scale", "tiny", "--ds", "2024-02-01", "--days", "3"])
+    assert made.exit_code == 0, made.output
+    assert sorted(p.stem for p in out.glob("*.csv")) == sorted(
+        ["customers", "products", "events", "orders", "order_items", "inventory", "warehouses", "promotions", "coupon_campaigns"])
+    ingested = runner.invoke(app, ["ingest", "--source", "files", "--path", str(out), "--ds", "2024-02-01", "--backfill-days", "2"])
+    assert ingested.exit_code == 0, ingested.output
+    assert len(list((settings.lake_dir / "curated" / "events").glob("ds=*"))) == 3

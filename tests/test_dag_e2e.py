@@ -12,7 +12,7 @@ from ml import contract, ingest, lake, serving
 from ml.sources import SourceRequest
 
 REPO = Path(__file__).resolve().parent.parent
-DS = dt.datetime(2024, 2, 20, tzinfo=dt.timezone.utc)
+DS = dt.datetime(2024, 2, 20, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,6 @@ the dataset lacks stays null (the contract allows it) or its table is not produc
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path

@@ -143,7 +143,7 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
         {
             "product_id": [f"P{i:05d}" for i in range(n_p)],
             "category": [f"cat_{c:02d}" for c in category_of],
-            "brand": [f"brand_{c:02d}_{b}" for c, b in zip(category_of, rng.integers(0, 6, n_p))],
+            "brand": [f"brand_{c:02d}_{b}" for c, b in zip(category_of, rng.integers(0, 6, n_p), strict=False)],
             "title": [f"item {i} of cat_{c:02d}" for i, c in enumerate(category_of)],
             "price": price,
             "unit_cost": np.round(price * rng.uniform(0.45, 0.7, n_p), 2),

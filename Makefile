@@ -35,7 +35,7 @@ test-fast: setup  ## everything but the end-to-end DAG runs
 
 airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http://localhost:8080
 	$(BIN)/airflow db migrate
-	$(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone  # standalone starts its components by name
 
 mlflow-ui: setup  ## MLflow UI over the embedded tracking/registry store: http://localhost:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ECOM_HOME)/mlflow.db --port 5000

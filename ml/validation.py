@@ -318,7 +318,7 @@ def write_report(report: Report, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     status = "PASSED" if report.success else "FAILED"
-    rows = "".join(f"<tr><td>{t}</td><td>{n}</td></tr>" for t, n in sorted(report.rows.items()))
+    rows = "".join(f"<tr><td>{t}</td><td>{n}</td><td>{_docs_links(folder, t)}</td></tr>" for t, n in sorted(report.rows.items()))
     fails = "".join(
         f"<tr><td>{f.table}</td><td>{f.column or ''}</td><td>{f.check}</td><td>{_esc(f.detail)}</td>"
         f"<td>{f.unexpected_count or ''}</td><td><code>{_esc(json.dumps(f.sample[:3], default=str))}</code></td></tr>"
@@ -329,10 +329,21 @@ def write_report(report: Report, folder: Path) -> None:
     (folder / "index.html").write_text(
         f"<html><head><meta charset='utf-8'><title>Validation {report.ds}</title></head><body>"
         f"<h1>Validation of the drop for ds={report.ds}: {status}</h1><p>{report.checks_run} checks.</p>{docs}"
-        f"<h2>Rows</h2><table border=1><tr><th>table</th><th>rows</th></tr>{rows}</table>"
+        f"<h2>Rows</h2><table border=1><tr><th>table</th><th>rows</th><th>GX results</th></tr>{rows}</table>"
         f"<h2>Failures</h2><table border=1><tr><th>table</th><th>column</th><th>check</th><th>detail</th><th>bad rows</th>"
         f"<th>sample</th></tr>{fails}</table><h2>Not checked</h2><ul>{skipped}</ul></body></html>"
     )
+
+
+def _docs_links(folder: Path, table: str) -> str:
+    """Links to a table's GX validation-result pages (rendered server-side, so readable offline; the Data Docs
+    index builds its tables with JavaScript from a CDN)."""
+    links = []
+    for phase in ("schema", "content"):
+        pages = sorted((folder / "data_docs" / "validations" / table / phase).rglob("*.html"))
+        if pages:
+            links.append(f'<a href="{pages[-1].relative_to(folder).as_posix()}">{phase}</a>')
+    return " ".join(links)
 
 
 def _esc(text: str) -> str:

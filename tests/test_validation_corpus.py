@@ -116,6 +116,8 @@ def test_clean_drop_passes_and_publishes(case):
     checked = ingest.validate(settings, DS)
     assert checked["checks"] > 150 and Path(checked["report"]).exists()
     assert (Path(checked["report"]).parent / "data_docs" / "index.html").exists()
+    summary = Path(checked["report"]).read_text()
+    assert 'href="data_docs/validations/orders/content/' in summary and "PASSED" in summary
     published = ingest.publish(settings, DS)
     assert published["partitions"]["events"] == 1
     assert len(lake.read_partition(settings.lake_dir, "curated", "events", DS)) > 0

@@ -1,0 +1,1 @@
+"""Recommendations: data (interactions, splits) -> models (popularity, EASE, SASRec) -> evaluate -> score."""

@@ -1,0 +1,66 @@
+"""One evaluation module for every recommender: full ranking against all items, seen items excluded.
+
+A model is any callable ``score(user_rows) -> (len(user_rows), n_items)`` array of scores over items 0..n-1;
+evaluation ranks in chunks so memory stays bounded whatever the number of users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    recall: float
+    ndcg: float
+    coverage: float
+    popularity_bias: float
+    k: int
+    users: int
+
+    def as_dict(self) -> dict:
+        return {f"recall_at_{self.k}": self.recall, f"ndcg_at_{self.k}": self.ndcg, "coverage": self.coverage,
+                "popularity_bias": self.popularity_bias, "users": self.users}
+
+
+def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = 2048) -> np.ndarray:
+    """Top-k item columns per user, best first, with each user's seen items excluded."""
+    out = np.empty((seen.shape[0], k), dtype=np.int64)
+    for start in range(0, seen.shape[0], chunk):
+        rows = np.arange(start, min(start + chunk, seen.shape[0]))
+        scores = np.asarray(score(rows), dtype=np.float32).copy()
+        block = seen[rows]
+        scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        out[rows] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], item_popularity: np.ndarray) -> Metrics:
+    """Recall@k and NDCG@k with binary relevance (IDCG over min(|relevant|, k) hits), catalogue coverage,
+    and popularity bias: the mean popularity percentile of recommended items (0.5 = unbiased, 1 = only hits)."""
+    k = top.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    users = [u for u, rel in enumerate(relevant) if len(rel)]
+    recall, ndcg = np.zeros(len(users)), np.zeros(len(users))
+    for i, u in enumerate(users):
+        hits = np.isin(top[u], relevant[u])
+        recall[i] = hits.sum() / len(relevant[u])
+        ndcg[i] = (hits * discounts).sum() / discounts[: min(len(relevant[u]), k)].sum()
+    percentile = item_popularity.argsort().argsort() / max(len(item_popularity) - 1, 1)
+    recommended = top[users]
+    return Metrics(
+        recall=float(recall.mean()),
+        ndcg=float(ndcg.mean()),
+        coverage=float(len(np.unique(recommended)) / len(item_popularity)),
+        popularity_bias=float(percentile[recommended].mean()),
+        k=k,
+        users=len(users),
+    )

@@ -60,15 +60,16 @@ def beauty(path: Path, args) -> list[dict]:
         rows.append(_row("beauty", f"EASE (l2={best_l2:g}, chosen on valid)", _matrix_model_metrics(baselines.EASE(seen, best_l2), seen, relevant, popularity),
                          time.perf_counter() - t0))
     if not args.skip_sasrec:
-        from ml.recsys.sasrec import SASRecConfig, train_sasrec
+        from ml.recsys.sasrec import SASRecConfig, SequenceScorer, train_sasrec
 
         for seed in args.seeds:
             config = SASRecConfig(max_epochs=args.epochs, seed=seed, loss=args.loss, dropout=args.dropout, dim=args.dim,
                                   layers=args.layers, max_len=args.max_len, patience=args.patience,
                                   batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes)
-            _, metrics = train_sasrec(split, config)
-            rows.append(_row("beauty", f"SASRec-{args.loss}", metrics, metrics["train_seconds"], seed=seed,
-                             epochs=metrics["epochs"], device=metrics["device"], config=config.__dict__))
+            model, trained = train_sasrec(split, config)
+            metrics = _matrix_model_metrics(SequenceScorer(model, split.history("test")), seen, relevant, popularity)
+            rows.append(_row("beauty", f"SASRec-{args.loss} seed {seed}", metrics, trained["train_seconds"], seed=seed,
+                             epochs=trained["epochs"], device=trained["device"], lightning_test=trained, config=config.__dict__))
     return rows
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--max-len", type=int, default=50)
-    parser.add_argument("--ease-l2", type=float, nargs="+", default=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0])
+    parser.add_argument("--ease-l2", type=float, nargs="+", default=[5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per SASRec training run")

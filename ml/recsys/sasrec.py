@@ -124,6 +124,21 @@ class SASRec(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
 
+class SequenceScorer:
+    """Adapter to the shared evaluation: ``score(rows)`` gives scores over items 0..n-1 for those users."""
+
+    def __init__(self, model: SASRec, histories: list[np.ndarray], batch_size: int = 1024):
+        self.model, self.batch_size = model.eval(), batch_size
+        self.inputs = torch.from_numpy(left_pad(histories, model.config.max_len))
+
+    @torch.no_grad()
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        device = next(self.model.parameters()).device
+        parts = [self.model.last_scores(self.inputs[rows[i:i + self.batch_size]].to(device))[:, 1:].float().cpu()
+                 for i in range(0, len(rows), self.batch_size)]
+        return torch.cat(parts).numpy()
+
+
 class SequenceDataModule(pl.LightningDataModule):
     """Training pairs (input, shifted target) and the leave-last-out validation/test histories."""
 

@@ -99,12 +99,15 @@ class SASRec(pl.LightningModule):
         return loss
 
     def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Scores over items 0..n (column 0 is padding) for the position after each sequence."""
-        return self(inputs)[:, -1] @ self.item_emb.weight.T
+        """Scores over items 0..n (column 0 is padding) for the position after each sequence, in float32:
+        bf16 logits tie often enough to distort ranks."""
+        hidden = self(inputs)[:, -1]
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return hidden.float() @ self.item_emb.weight.float().T
 
     def _rank_metrics(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         inputs, target = batch
-        scores = self.last_scores(inputs).float()
+        scores = self.last_scores(inputs)
         scores[:, 0] = float("-inf")
         scores = scores.scatter(1, inputs, float("-inf"))  # seen items are not recommended (pads hit column 0)
         rank = (scores > scores.gather(1, target.unsqueeze(1))).sum(1)
@@ -134,7 +137,7 @@ class SequenceScorer:
     @torch.no_grad()
     def score(self, rows: np.ndarray) -> np.ndarray:
         device = next(self.model.parameters()).device
-        parts = [self.model.last_scores(self.inputs[rows[i:i + self.batch_size]].to(device))[:, 1:].float().cpu()
+        parts = [self.model.last_scores(self.inputs[rows[i:i + self.batch_size]].to(device))[:, 1:].cpu()
                  for i in range(0, len(rows), self.batch_size)]
         return torch.cat(parts).numpy()
 

@@ -33,7 +33,7 @@ def _row(dataset: str, model: str, metrics: dict, seconds: float, **extra) -> di
 
 
 def _matrix_model_metrics(model, seen, relevant, popularity) -> dict:
-    top = evaluate.top_k(model.score, seen, 10)
+    top, _ = evaluate.top_k(model.score, seen, 10)
     return evaluate.ranking_metrics(top, relevant, popularity).as_dict()
 
 

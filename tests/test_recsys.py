@@ -34,8 +34,9 @@ def test_users_without_relevant_items_are_not_counted():
 def test_top_k_excludes_seen_items_and_orders_best_first():
     scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
     seen = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
-    top = evaluate.top_k(lambda rows: scores[rows], seen, 2, chunk=1)
+    top, best = evaluate.top_k(lambda rows: scores[rows], seen, 2, chunk=1)
     assert top.tolist() == [[1, 2], [2, 1]]
+    np.testing.assert_allclose(best, [[0.8, 0.7], [0.3, 0.2]], rtol=1e-6)
 
 
 def _events(rows):
@@ -83,8 +84,8 @@ def test_ease_beats_popularity_on_co_occurrence():
     seen = data.user_item_matrix(split.history("test"), n_items)
     relevant = [np.array([t - 1]) for t in split.test_target]
     pop = np.asarray(seen.sum(axis=0)).ravel()
-    ease = evaluate.ranking_metrics(evaluate.top_k(baselines.EASE(seen, 10.0).score, seen, 10), relevant, pop)
-    popular = evaluate.ranking_metrics(evaluate.top_k(baselines.Popularity(seen).score, seen, 10), relevant, pop)
+    ease = evaluate.ranking_metrics(evaluate.top_k(baselines.EASE(seen, 10.0).score, seen, 10)[0], relevant, pop)
+    popular = evaluate.ranking_metrics(evaluate.top_k(baselines.Popularity(seen).score, seen, 10)[0], relevant, pop)
     assert ease.ndcg > popular.ndcg
 
 
@@ -99,7 +100,7 @@ def test_sasrec_learns_the_next_item_on_cpu():
     model, trained = train_sasrec(split, config, accelerator="cpu")
     seen = data.user_item_matrix(split.history("test"), n_items)
     relevant = [np.array([t - 1]) for t in split.test_target]
-    top = evaluate.top_k(SequenceScorer(model, split.history("test")).score, seen, 10)
+    top, _ = evaluate.top_k(SequenceScorer(model, split.history("test")).score, seen, 10)
     m = evaluate.ranking_metrics(top, relevant, np.asarray(seen.sum(axis=0)).ravel())
     assert m.recall > 0.9, m
     assert trained["recall_at_10"] == pytest.approx(m.recall, abs=0.02)

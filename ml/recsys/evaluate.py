@@ -29,18 +29,25 @@ class Metrics:
                 "popularity_bias": self.popularity_bias, "users": self.users}
 
 
-def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = 2048) -> np.ndarray:
-    """Top-k item columns per user, best first, with each user's seen items excluded."""
-    out = np.empty((seen.shape[0], k), dtype=np.int64)
-    for start in range(0, seen.shape[0], chunk):
-        rows = np.arange(start, min(start + chunk, seen.shape[0]))
-        scores = np.asarray(score(rows), dtype=np.float32).copy()
-        block = seen[rows]
-        scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        out[rows] = np.take_along_axis(part, order, axis=1)
-    return out
+def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item columns per user, best first, and their scores, each user's seen items excluded.
+
+    Ranking uses torch.topk: on 2 cores it costs less than the scoring matmul itself, where numpy's
+    argpartition costs twice as much."""
+    import torch
+
+    n_users = seen.shape[0]
+    items = np.empty((n_users, k), dtype=np.int64)
+    scores = np.empty((n_users, k), dtype=np.float32)
+    for start in range(0, n_users, chunk):
+        rows = np.arange(start, min(start + chunk, n_users))
+        block = torch.from_numpy(np.array(score(rows), dtype=np.float32))
+        mask = seen[rows]
+        user = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(mask.indptr)))
+        block.index_put_((user, torch.from_numpy(mask.indices.astype(np.int64))), torch.tensor(float("-inf")))
+        values, index = torch.topk(block, k, dim=1)
+        items[rows], scores[rows] = index.numpy(), values.numpy()
+    return items, scores
 
 
 def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], item_popularity: np.ndarray) -> Metrics:

@@ -104,3 +104,23 @@ def test_sasrec_learns_the_next_item_on_cpu():
     m = evaluate.ranking_metrics(top, relevant, np.asarray(seen.sum(axis=0)).ravel())
     assert m.recall > 0.9, m
     assert trained["recall_at_10"] == pytest.approx(m.recall, abs=0.02)
+
+
+def test_scoring_writes_one_set_of_rows_per_ds(settings):
+    from ml import serving
+    from ml.recsys import score
+
+    rng = np.random.default_rng(3)
+    users, items = rng.standard_normal((50, 8)), rng.standard_normal((30, 8))
+    seen = data.user_item_matrix([rng.choice(30, 5, replace=False) + 1 for _ in range(50)], 30)
+    top, best = score.recommend(score.EmbeddingScorer(users, items).score, seen, k=10, chunk=16)
+    exact = users @ items.T
+    exact[seen.toarray() > 0] = -np.inf
+    assert (top == np.argsort(-exact, axis=1)[:, :10]).all()
+    frame = score.to_frame("2024-03-01", np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]),
+                           top, best, "toy", "1")
+    for _ in range(2):  # a rerun replaces the day
+        score.write(settings, "2024-03-01", frame)
+    stored = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")
+    assert len(stored) == 500 and not stored.duplicated(["customer_id", "rank"]).any()
+    assert stored.groupby("customer_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()

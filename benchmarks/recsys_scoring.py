@@ -1,0 +1,92 @@
+"""Batch top-K scoring speed and memory on the synthetic shop, against the matmul lower bound.
+
+    python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring.json
+
+Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run on
+the same chunk shape (best of 5). Seen items come from the shop's purchases over the last --history-days days;
+vectors are random (scoring cost does not depend on their values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml.recsys import data, score
+from ml.sources import synthetic as shop
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_seconds_per_madd(chunk: int, n_items: int, dim: int, rng) -> float:
+    users = rng.standard_normal((chunk, dim), dtype=np.float32)
+    items_t = np.ascontiguousarray(rng.standard_normal((n_items, dim), dtype=np.float32).T)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        users @ items_t
+        times.append(time.perf_counter() - t0)
+    return min(times) / (chunk * n_items * dim)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="large")
+    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/recsys_scoring.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+
+    cfg = shop.scale_config(args.scale)
+    world = shop.build_world(cfg)
+    batch = shop.simulate(world, cfg.end - dt.timedelta(days=args.history_days - 1), cfg.end)
+    purchases = batch.tables["events"].query("event_type == 'purchase'")
+    index = {p: i + 1 for i, p in enumerate(world.products["product_id"])}
+    customers = world.customers["customer_id"].to_numpy()
+    by_customer = purchases.groupby("customer_id")["product_id"].agg(list)
+    histories = [np.array([index[p] for p in by_customer.get(c, [])], dtype=np.int64) for c in customers]
+    seen = data.user_item_matrix(histories, cfg.n_products)
+    rng = np.random.default_rng(0)
+    users = rng.standard_normal((len(customers), args.dim), dtype=np.float32)
+    items = rng.standard_normal((cfg.n_products, args.dim), dtype=np.float32)
+    del batch, purchases
+
+    rss_before = peak_rss_mb()
+    per_madd = matmul_seconds_per_madd(args.chunk, cfg.n_products, args.dim, rng)
+    bound = per_madd * len(customers) * cfg.n_products * args.dim
+    t0 = time.perf_counter()
+    top, best = score.recommend(score.EmbeddingScorer(users, items).score, seen, args.k, args.chunk)
+    wall = time.perf_counter() - t0
+    assert np.isfinite(best).all(), "a customer received a seen or missing item"
+    result = {
+        "customers": len(customers), "products": cfg.n_products, "dim": args.dim, "k": args.k, "chunk": args.chunk,
+        "threads": args.threads, "seen_pairs": int(seen.nnz), "wall_seconds": wall, "lower_bound_seconds": bound,
+        "ratio_to_bound": wall / bound, "matmul_gflops": 2 / per_madd / 1e9, "customers_per_second": len(customers) / wall,
+        "peak_rss_mb": peak_rss_mb(), "peak_rss_before_scoring_mb": rss_before, "machine": platform.platform(),
+    }
+    print(f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'bound s':>9}{'ratio':>7}{'GFLOP/s':>9}{'peak MB':>9}")
+    print(f"{result['customers']:>10}{result['products']:>10}{args.dim:>5}{args.k:>5}{wall:>9.1f}{bound:>9.1f}"
+          f"{result['ratio_to_bound']:>7.2f}{result['matmul_gflops']:>9.1f}{result['peak_rss_mb']:>9.0f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,8 @@ def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = 2048) -> tupl
     scores = np.empty((n_users, k), dtype=np.float32)
     for start in range(0, n_users, chunk):
         rows = np.arange(start, min(start + chunk, n_users))
-        block = torch.from_numpy(np.array(score(rows), dtype=np.float32))
+        block = np.asarray(score(rows), dtype=np.float32)
+        block = torch.from_numpy(block if block.flags.writeable else block.copy())  # copy only shared arrays
         mask = seen[rows]
         user = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(mask.indptr)))
         block.index_put_((user, torch.from_numpy(mask.indices.astype(np.int64))), torch.tensor(float("-inf")))

@@ -73,31 +73,25 @@ def beauty(path: Path, args) -> list[dict]:
     return rows
 
 
+def _holdout_problem(train, test):
+    """Train matrix, relevant test columns per training user, and item popularity for a split of events."""
+    inter = data.from_events(train)
+    users = {u: i for i, u in enumerate(inter.user_ids)}
+    items = {p: i for i, p in enumerate(inter.item_ids)}
+    seen = data.user_item_matrix(inter.sequences, inter.n_items)
+    relevant = [np.array([], dtype=np.int64)] * inter.n_users
+    for user, bought in test[test["product_id"].isin(items) & test["customer_id"].isin(users)].groupby("customer_id")["product_id"]:
+        relevant[users[user]] = np.array([items[p] for p in bought])
+    return seen, relevant, np.asarray(seen.sum(axis=0)).ravel()
+
+
 def movielens(path: Path, args) -> list[dict]:
     events = public.read_movielens_100k(path)["events"]
     train, test = data.stratified_split(events, 0.75, seed=42)
-    inter = data.from_events(train)
-    user_index = {u: i for i, u in enumerate(inter.user_ids)}
-    item_index = {p: i for i, p in enumerate(inter.item_ids)}
-    seen = data.user_item_matrix(inter.sequences, inter.n_items)
-    relevant = [np.array([], dtype=np.int64)] * inter.n_users
-    grouped = test[test["product_id"].isin(item_index)].groupby("customer_id")["product_id"]
-    for user, items in grouped:
-        relevant[user_index[user]] = np.array([item_index[p] for p in items])
-    popularity = np.asarray(seen.sum(axis=0)).ravel()
+    seen, relevant, popularity = _holdout_problem(train, test)
     # l2 chosen on an inner 75/25 split of the training part, then refitted on all of it
-    inner_train, inner_test = data.stratified_split(train, 0.75, seed=7)
-    inner = data.from_events(inner_train)
-    inner_seen = data.user_item_matrix(inner.sequences, inner.n_items)
-    inner_items = {p: i for i, p in enumerate(inner.item_ids)}
-    inner_users = {u: i for i, u in enumerate(inner.user_ids)}
-    inner_rel = [np.array([], dtype=np.int64)] * inner.n_users
-    for user, items in inner_test[inner_test["product_id"].isin(inner_items)].groupby("customer_id")["product_id"]:
-        if user in inner_users:
-            inner_rel[inner_users[user]] = np.array([inner_items[p] for p in items])
-    inner_pop = np.asarray(inner_seen.sum(axis=0)).ravel()
-    scores = {l2: _matrix_model_metrics(baselines.EASE(inner_seen, l2), inner_seen, inner_rel, inner_pop)["ndcg_at_10"]
-              for l2 in args.ease_l2}
+    inner = _holdout_problem(*data.stratified_split(train, 0.75, seed=7))
+    scores = {l2: _matrix_model_metrics(baselines.EASE(inner[0], l2), *inner)["ndcg_at_10"] for l2 in args.ease_l2}
     best_l2 = max(scores, key=scores.get)
     rows = []
     for name, model in (("popularity", baselines.Popularity(seen)), (f"EASE (l2={best_l2:g}, chosen on inner split)", None)):

@@ -7,11 +7,9 @@ at ``validate`` with the table, the expectation and bad rows; ``publish`` then n
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from ml.orchestration import CURATED_ASSET_URIS
+from ml.orchestration import CURATED_ASSET_URIS, DAG_DEFAULTS
 from ml.sources import SOURCE_NAMES
 
 CURATED_ASSETS = [Asset(uri=uri, name=f"curated.{table}") for table, uri in CURATED_ASSET_URIS.items()]
@@ -20,12 +18,9 @@ CURATED_ASSETS = [Asset(uri=uri, name=f"curated.{table}") for table, uri in CURA
 @dag(
     dag_id="ecom_ingest",
     schedule="@daily",
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
     tags=["ecom", "ingest", "validation"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    **DAG_DEFAULTS,
     params={
         "ds": Param(None, type=["null", "string"], format="date", description="Logical date override (YYYY-MM-DD)"),
         "source": Param("synthetic", enum=list(SOURCE_NAMES), description="Where the drop comes from"),

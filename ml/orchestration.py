@@ -9,10 +9,18 @@ import datetime as dt
 from typing import Any
 
 from ml import contract
-from ml.errors import ConfigError
 from ml.dates import as_date
+from ml.errors import ConfigError
 from ml.settings import Settings
 from ml.sources import SOURCE_NAMES, SourceRequest
+
+DAG_DEFAULTS: dict[str, Any] = {
+    "start_date": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    "catchup": False,  # history is loaded by backfill drops, not by replaying old schedules
+    "max_active_runs": 1,  # runs of one pipeline replace the same ds partitions: never two at once
+    "default_args": {"retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+}
+"""Keyword arguments every ecom DAG shares (``@dag(..., **DAG_DEFAULTS)``)."""
 
 
 def curated_asset_uri(table: str) -> str:
@@ -22,6 +30,11 @@ def curated_asset_uri(table: str) -> str:
 
 
 CURATED_ASSET_URIS = {name: curated_asset_uri(name) for name in contract.TABLES}
+
+
+def output_asset_uri(table: str) -> str:
+    """URI of the Airflow Asset that stands for a pipeline's output table (recommendations, forecasts, ...)."""
+    return f"ecom://outputs/{table}"
 
 
 def resolve_ds(param_ds: str | None, logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
@@ -59,3 +72,20 @@ def ingest_request(settings: Settings, params: dict[str, Any], ds: str) -> Sourc
         backfill_days=None if backfill is None else int(backfill),
         path=params.get("path") or None,
     )
+
+
+def pipeline_ds(settings: Settings, param_ds: str | None, logical_date: dt.datetime | None, run_after: dt.datetime | None,
+                table: str = "events") -> str:
+    """ds of a model pipeline run: the ``ds`` Param when set, else the newest curated ``table`` partition at or
+    before the run's date (asset-triggered runs have no logical date; the data may lag the calendar)."""
+    from ml import lake
+
+    if param_ds:
+        return as_date(param_ds).isoformat()
+    moment = logical_date or run_after
+    limit = moment.date() if moment else dt.date.max
+    days = [d for d in lake.list_partitions(settings.lake_dir, "curated", table) if d <= limit]
+    if not days:
+        when = f" at or before {limit}" if moment else ""
+        raise ConfigError(f"no curated {table} partition{when} under {settings.lake_dir}; run ecom_ingest first")
+    return days[-1].isoformat()

@@ -50,13 +50,14 @@ def pip_requirements(*packages: str) -> list[str]:
     return pins
 
 
-def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requirements: list[str]) -> str:
+def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requirements: list[str],
+                     params: dict[str, Any] | None = None) -> str:
     """Log a ``mlflow.pyfunc.PythonModel`` in the active run with a signature inferred from the example and
-    its prediction; returns the model URI."""
+    its prediction (and the inference ``params`` with their defaults); returns the model URI."""
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, python_model.predict(None, input_example))
+    signature = infer_signature(input_example, python_model.predict(None, input_example, params), params=params)
     info = mlflow.pyfunc.log_model(
         name=name, python_model=python_model, input_example=input_example, signature=signature, pip_requirements=requirements
     )
@@ -69,6 +70,11 @@ def register(client, model_uri: str, name: str, tags: dict[str, str] | None = No
 
     version = mlflow.register_model(model_uri, name, tags=tags or {})
     return str(version.version)
+
+
+class NotComparable(RegistryError):
+    """Raised by ``evaluate_champion`` when the champion cannot be measured fairly on this holdout (e.g. it
+    trained on part of it): the challenger is then kept as challenger, with this reason on the version."""
 
 
 @dataclass(frozen=True)
@@ -125,20 +131,26 @@ def promote(
     champion alias when it wins. ``holdout`` identifies the evaluation data; if the champion was measured on
     another holdout, ``evaluate_champion(model_uri)`` re-measures it (else RegistryError: no unfair comparisons)."""
     client.set_registered_model_alias(name, CHALLENGER, version)
-    champion_value = None
+    champion_value, not_comparable = None, None
     current = champion(client, name)
     champion_version = None if current is None else str(current.version)
     if current is not None and champion_version != version:
         if current.tags.get("eval.holdout") == holdout and f"eval.{metric}" in current.tags:
             champion_value = float(current.tags[f"eval.{metric}"])
         elif evaluate_champion is not None:
-            champion_value = float(evaluate_champion(f"models:/{name}/{champion_version}"))
+            try:
+                champion_value = float(evaluate_champion(f"models:/{name}/{champion_version}"))
+            except NotComparable as exc:
+                not_comparable = str(exc)
         else:
             raise RegistryError(
                 f"{name} champion v{champion_version} was evaluated on holdout {current.tags.get('eval.holdout')!r}, "
                 f"not {holdout!r}; pass evaluate_champion to measure it on the same holdout"
             )
-    decision = decide(metric, value, champion_value, margin, higher_is_better, holdout)
+    if not_comparable:
+        decision = Decision(False, metric, value, None, margin, higher_is_better, holdout, f"not compared: {not_comparable}")
+    else:
+        decision = decide(metric, value, champion_value, margin, higher_is_better, holdout)
     tags = {
         "eval.holdout": holdout,
         f"eval.{metric}": repr(value),

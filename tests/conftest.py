@@ -24,7 +24,7 @@ os.environ.update(
     }
 )
 
-from ml.settings import Settings, get_settings  # noqa: E402
+from ml.settings import Settings, get_settings
 
 POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES_URL")
 """Set (as .ci/run does) to run the production-configuration tests against a PostgreSQL server."""
@@ -33,6 +33,20 @@ POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES_URL")
 def make_settings(home: Path, **extra: str) -> Settings:
     env = {"ECOM_HOME": str(home), "ECOM_SHARED_DATA": os.environ.get("ECOM_SHARED_DATA", str(REPO.parent / "shared" / "data"))}
     return get_settings(env | extra)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_environment_restored():
+    """mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to os.environ, where code reading the environment
+    (the DAGs' get_settings()) would find an earlier test's MLflow store: restore it after every test."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

@@ -31,3 +31,16 @@ def test_generate_writes_the_bring_your_own_data_format_and_it_ingests(settings,
     ingested = runner.invoke(app, ["ingest", "--source", "files", "--path", str(out), "--ds", "2024-02-01", "--backfill-days", "2"])
     assert ingested.exit_code == 0, ingested.output
     assert len(list((settings.lake_dir / "curated" / "events").glob("ds=*"))) == 3
+
+
+def test_recommend_runs_the_pipeline_and_explains_a_missing_lake(settings):
+    missing = runner.invoke(app, ["recommend", "--model", "popularity"])
+    assert missing.exit_code == 1 and "no curated events partition under" in " ".join(missing.output.split())
+    ok = runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-01", "--backfill-days", "59"])
+    assert ok.exit_code == 0, ok.output
+    done = runner.invoke(app, ["recommend", "--model", "popularity", "--k", "5", "--shards", "2"])
+    assert done.exit_code == 0, done.output
+    from ml import serving
+
+    rows = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")
+    assert len(rows) == rows["customer_id"].nunique() * 5 and set(rows["model_version"]) == {"1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -73,3 +74,15 @@ def test_ingest_dag_shape_and_params(dagbag):
     assert {a.uri for a in dag.get_task("publish").outlets} >= {"ecom://curated/events", "ecom://curated/orders"}
     assert {"ds", "source", "scale", "backfill_days", "path"} <= set(dag.params.keys())
     assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+
+
+def test_recommendations_dag_shape_and_params(dagbag):
+    dag = dagbag.dags["ecom_recommendations"]
+    chain = ["plan", "train", "evaluate", "register", "gate", "champion"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("train").queue == "gpu"
+    assert dag.get_task("score").downstream_task_ids == {"publish"}
+    assert {"ds", "model", "epochs", "k", "shards"} <= set(dag.params.keys())
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/recommendations"}
+    assert "ecom://curated/events" in str(dag.timetable.asset_condition)

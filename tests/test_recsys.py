@@ -85,7 +85,7 @@ def test_ease_beats_popularity_on_co_occurrence():
     relevant = [np.array([t - 1]) for t in split.test_target]
     pop = np.asarray(seen.sum(axis=0)).ravel()
     ease = evaluate.ranking_metrics(evaluate.top_k(baselines.EASE(seen, 10.0).score, seen, 10)[0], relevant, pop)
-    popular = evaluate.ranking_metrics(evaluate.top_k(baselines.Popularity(seen).score, seen, 10)[0], relevant, pop)
+    popular = evaluate.ranking_metrics(evaluate.top_k(baselines.Popularity.from_matrix(seen).score, seen, 10)[0], relevant, pop)
     assert ease.ndcg > popular.ndcg
 
 

@@ -95,6 +95,38 @@ def stratified_split(events: pd.DataFrame, ratio: float = 0.75, seed: int = 42) 
     return shuffled[in_train].sort_index(), shuffled[~in_train].sort_index()
 
 
+def index_histories(events: pd.DataFrame, item_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Customers (sorted) and their item indices 1..n in time order, for a model that knows ``item_ids``;
+    products the model does not know are left out (cold-start items are scored separately)."""
+    position = pd.Series(np.arange(1, len(item_ids) + 1), index=pd.Index(item_ids))
+    frame = events[events["product_id"].isin(position.index)].sort_values(["customer_id", "event_ts"], kind="stable")
+    customers, user_idx = np.unique(frame["customer_id"].to_numpy(dtype=str), return_inverse=True)
+    items = position.reindex(frame["product_id"].to_numpy(dtype=str)).to_numpy(dtype=np.int64)
+    return customers, np.split(items, np.flatnonzero(np.diff(user_idx)) + 1) if len(items) else []
+
+
+def interaction_matrix(events: pd.DataFrame, customer_ids: np.ndarray, item_ids: np.ndarray) -> sp.csr_matrix:
+    """Binary (customers x items) matrix of who interacted with what in ``events``, in the given orders;
+    rows and columns outside them are ignored."""
+    column = pd.Series(np.arange(len(item_ids)), index=pd.Index(item_ids))
+    row = pd.Series(np.arange(len(customer_ids)), index=pd.Index(customer_ids))
+    known = events[events["product_id"].isin(column.index) & events["customer_id"].isin(row.index)]
+    rows = row.reindex(known["customer_id"].to_numpy(dtype=str)).to_numpy()
+    cols = column.reindex(known["product_id"].to_numpy(dtype=str)).to_numpy()
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(customer_ids), len(item_ids)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    matrix.sort_indices()
+    return matrix
+
+
+def relevant_items(test: pd.DataFrame, customer_ids: np.ndarray, item_ids: np.ndarray) -> list[np.ndarray]:
+    """Per customer in ``customer_ids``, the distinct columns (0-based, ``item_ids`` order) they interacted with
+    in ``test``; empty for customers absent from it."""
+    matrix = interaction_matrix(test, customer_ids, item_ids)
+    return np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1])
+
+
 def user_item_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
     """Binary users x items matrix (columns 0..n_items-1 for item indices 1..n_items)."""
     rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])

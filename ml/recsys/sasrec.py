@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SASRecConfig:
     max_len: int = 50
-    dim: int = 64
+    dim: int = 128  # 128 with dropout 0.5 beat 64 with 0.3 on Beauty on all three seeds (benchmarks/results)
     layers: int = 2
     heads: int = 2
-    dropout: float = 0.3
+    dropout: float = 0.5
     lr: float = 1e-3
     weight_decay: float = 0.0
     loss: str = "ce"  # "ce" (full softmax) or "sampled"
@@ -170,8 +170,9 @@ class SequenceDataModule(pl.LightningDataModule):
         return DataLoader(self.eval_sets["test"], batch_size=1024)
 
 
-def train_sasrec(split: LeaveLastOut, config: SASRecConfig, accelerator: str = "auto") -> tuple[SASRec, dict]:
-    """Train with early stopping on validation NDCG@k, restore the best epoch, return it and its test metrics."""
+def train_sasrec(split: LeaveLastOut, config: SASRecConfig, accelerator: str = "auto", logger=None) -> tuple[SASRec, dict]:
+    """Train with early stopping on validation NDCG@k, restore the best epoch, return it and its test metrics.
+    ``logger``: a Lightning logger for per-epoch metrics (MLflow in the pipeline), none by default."""
     pl.seed_everything(config.seed, workers=True)
     model = SASRec(split.n_items, config)
     data = SequenceDataModule(split, config)
@@ -185,7 +186,7 @@ def train_sasrec(split: LeaveLastOut, config: SASRecConfig, accelerator: str = "
         accelerator="gpu" if gpu else "cpu",
         precision="bf16-mixed" if gpu else "32-true",
         callbacks=[pl.callbacks.EarlyStopping("val_ndcg", mode="max", patience=config.patience), best],
-        logger=False,
+        logger=logger or False,
         enable_progress_bar=True,
         enable_model_summary=False,
         deterministic=False,

@@ -1,9 +1,15 @@
 """Batch scoring: top-K products for every customer, seen items excluded, in bounded-memory chunks, written to
-the ``recommendations`` serving table (one ds replaced atomically) and to the lake's outputs zone."""
+the ``recommendations`` serving table (one ds replaced atomically) and to the lake's outputs zone.
+
+In the DAG, customers are split into shards by a stable hash; each shard task scores with the champion version
+resolved once for the run and stages its rows; ``publish`` then replaces the ds in one go, so a rerun leaves
+exactly one set of rows and a failed shard leaves the previous day's set untouched."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import shutil
 import time
 
 import numpy as np
@@ -11,23 +17,41 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml import lake, serving
-from ml.recsys import evaluate
+from ml.dates import as_date
+from ml.errors import EcomError
+from ml.recsys import coldstart, data, evaluate
+from ml.recsys.model import Recommender
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TABLE = "recommendations"
+COLD_START_MODEL = "cold_start_region_popularity"
 
 
 class EmbeddingScorer:
-    """Scores as dot products of user and item vectors: what a factorization or a sequence model exports."""
+    """Scores as dot products of user and item vectors: what a factorization or a sequence model exports.
+
+    Each call writes into one reused buffer (valid until the next call): allocating a fresh 160 MB block per
+    chunk cost more in page faults than the matmul itself."""
 
     def __init__(self, user_vectors: np.ndarray, item_vectors: np.ndarray):
-        self.users = np.ascontiguousarray(user_vectors, dtype=np.float32)
-        self.items_t = np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32).T)
+        import torch
+
+        self.users = torch.from_numpy(np.ascontiguousarray(user_vectors, dtype=np.float32))
+        self.items_t = torch.from_numpy(np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32).T))
+        self._buffer = torch.empty((0, self.items_t.shape[1]))
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return self.users[rows] @ self.items_t
+        import torch
+
+        if self._buffer.shape[0] < len(rows):
+            self._buffer = torch.empty((len(rows), self.items_t.shape[1]))
+        out = self._buffer[: len(rows)]
+        contiguous = len(rows) and rows[-1] - rows[0] == len(rows) - 1
+        users = self.users[rows[0]: rows[-1] + 1] if contiguous else self.users[torch.from_numpy(rows)]
+        torch.mm(users, self.items_t, out=out)
+        return out.numpy()
 
 
 def recommend(score: evaluate.Scorer, seen: sp.csr_matrix, k: int = 100, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +86,103 @@ def write(settings: Settings, ds: str, frame: pd.DataFrame) -> int:
     """Replace the ds in the lake's outputs zone and in the serving store; returns rows written."""
     lake.write_partition(settings.lake_dir, "outputs", TABLE, ds, frame)
     return serving.replace_ds(settings.serving_url, TABLE, ds, frame)
+
+
+def shard_of(customer_ids: np.ndarray | pd.Series, shards: int) -> np.ndarray:
+    """Stable shard number per customer id (the same in every process and on every day)."""
+    hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(customer_ids, dtype=str), dtype=object), index=False)
+    return (hashed.to_numpy() % np.uint64(shards)).astype(np.int64)
+
+
+def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.DataFrame, catalogue: pd.DataFrame,
+                        k: int, popularity_days: int, ds: str, model_name: str, model_version: str) -> pd.DataFrame:
+    """Top-k rows for every customer in ``customers``: the model over known and (by siblings) new catalogue
+    products for customers with a known history, recent regional popularity for the others.
+    ``events`` must hold everyone's events (recent popularity is shop-wide); seen products are never shown."""
+    catalogue_ids = catalogue["product_id"].to_numpy(dtype=str)
+    mine = events[events["customer_id"].isin(customers["customer_id"])]
+    warm, histories = model.histories(mine)
+    new_ids, siblings = coldstart.sibling_matrix(model.item_ids, catalogue)
+    columns = np.concatenate([model.item_ids, new_ids])
+    scorer = coldstart.with_new_items(model.scorer(histories), siblings, ~np.isin(model.item_ids, catalogue_ids))
+    seen = data.interaction_matrix(mine, warm, columns)
+    items, scores = recommend(scorer, seen, k)
+    frames = [to_frame(ds, warm, columns, items, scores, model_name, model_version)]
+
+    cold = customers[~customers["customer_id"].isin(warm)]
+    if len(cold):
+        end = pd.Timestamp(as_date(ds) + dt.timedelta(days=1), tz="UTC")
+        recent = events[events["event_type"].isin(model.event_types) & (events["event_ts"] < end)
+                        & (events["event_ts"] >= end - pd.Timedelta(days=popularity_days))]
+        lists = coldstart.popular_by_region(recent, customers, catalogue_ids, k)
+        regional = cold[["customer_id", "region"]].merge(lists[lists["region"].notna()], on="region", how="inner")
+        rest = cold[~cold["customer_id"].isin(regional["customer_id"])][["customer_id"]]
+        overall = rest.merge(lists[lists["region"].isna()].drop(columns="region"), how="cross")
+        fallback = pd.concat([regional.drop(columns="region"), overall], ignore_index=True)
+        frames.append(fallback.assign(ds=as_date(ds).isoformat(), model_name=COLD_START_MODEL, model_version=str(model_version)))
+        log.info("%d customers without a known history get recent regional popularity (%d days before %s)",
+                 len(cold), popularity_days, end.date())
+    columns_out = ["ds", "customer_id", "rank", "product_id", "score", "model_name", "model_version"]
+    return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
+
+
+def _shard_table(shard: int) -> str:
+    return f"{TABLE}_shards/shard={shard:04d}"
+
+
+def stage_shard(settings: Settings, ds: str, shard: int, frame: pd.DataFrame) -> int:
+    lake.write_partition(settings.lake_dir, "outputs", _shard_table(shard), ds, frame)
+    return len(frame)
+
+
+def publish(settings: Settings, ds: str, shards: int, model_version: str) -> int:
+    """Gather the staged shards of ds (all made by ``model_version``), replace the ds in the outputs zone and
+    the serving table, then drop the staging; returns rows written."""
+    frames = []
+    for shard in range(shards):
+        try:
+            frames.append(lake.read_partition(settings.lake_dir, "outputs", _shard_table(shard), ds))
+        except EcomError as exc:
+            raise EcomError(f"recommendations ds={as_date(ds)}: shard {shard} of {shards} is missing; rerun its score task ({exc})") from exc
+    frame = pd.concat(frames, ignore_index=True)
+    versions = set(frame["model_version"].astype(str))
+    if versions != {str(model_version)}:
+        raise EcomError(f"recommendations ds={as_date(ds)}: staged shards come from model versions {sorted(versions)}, expected {model_version}")
+    duplicated = frame.duplicated(["customer_id", "rank"])
+    if duplicated.any():
+        raise EcomError(f"recommendations ds={as_date(ds)}: {int(duplicated.sum())} duplicated (customer_id, rank) rows across shards, "
+                        f"e.g. {frame.loc[duplicated, 'customer_id'].head(3).tolist()}")
+    rows = write(settings, ds, frame)
+    for shard in range(shards):
+        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", _shard_table(shard), ds), ignore_errors=True)
+    return rows
+
+
+def champion_version(settings: Settings) -> str:
+    """The version holding ``@champion`` now; resolved once per run so every shard scores with the same one."""
+    from ml import registry
+    from ml.recsys.train import EXPERIMENT, MODEL_NAME
+
+    current = registry.champion(registry.configure(settings, EXPERIMENT), MODEL_NAME)
+    if current is None:
+        raise EcomError(f"no {MODEL_NAME}@champion in {settings.mlflow_tracking_uri}: train and gate a model first")
+    return str(current.version)
+
+
+def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: str, k: int, popularity_days: int,
+                history_days: int) -> dict:
+    """Score one shard of ds's customers with champion ``version`` and stage the rows."""
+    from ml.recsys.train import MODEL_NAME, load_recommender
+
+    model = load_recommender(settings, f"models:/{MODEL_NAME}/{version}")
+    start = as_date(ds) - dt.timedelta(days=history_days - 1)
+    events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
+    customers = lake.read_latest(settings.lake_dir, "curated", "customers", ds)
+    catalogue = lake.read_latest(settings.lake_dir, "curated", "products", ds)
+    everyone = pd.concat([customers[["customer_id", "region"]],
+                          pd.DataFrame({"customer_id": events["customer_id"].unique(), "region": None})]).drop_duplicates("customer_id")
+    mine = everyone[shard_of(everyone["customer_id"], shards) == shard]
+    frame = recommend_customers(model, mine, events, catalogue, k, popularity_days, ds, MODEL_NAME, version)
+    rows = stage_shard(settings, ds, shard, frame)
+    log.info("shard %d/%d of ds=%s: %d customers, %d rows (model v%s)", shard, shards, ds, len(mine), rows, version)
+    return {"shard": shard, "customers": len(mine), "rows": rows, "version": version}

@@ -1,0 +1,100 @@
+"""The deployable recommender: one object for every model kind, and its MLflow pyfunc wrapper.
+
+A ``Recommender`` knows its items (score column j is ``item_ids[j]``) and turns customers' histories into
+scores over them. Models are evaluated and served through the same ``scorer``, so what passed the gate is
+exactly what scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.errors import ConfigError
+from ml.recsys import baselines, data, evaluate
+
+KINDS = ("popularity", "ease", "sasrec")
+
+
+@dataclass
+class Recommender:
+    kind: str
+    item_ids: np.ndarray
+    state: dict[str, Any]  # popularity: counts; ease: weights, l2; sasrec: n_items, config, weights (numpy)
+    trained_through: str  # the last instant of training data (ISO); later data is fair evaluation data
+    event_types: tuple[str, ...] = ("purchase",)  # the interactions it learned from, and reads histories of
+    _network: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown recommender kind {self.kind!r}; choose one of {KINDS}")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def histories(self, events: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Customers and their known-item histories (indices 1..n) from contract events."""
+        return data.index_histories(events[events["event_type"].isin(self.event_types)], self.item_ids)
+
+    def scorer(self, histories: list[np.ndarray]) -> evaluate.Scorer:
+        """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given."""
+        if self.kind == "popularity":
+            return baselines.Popularity(self.state["counts"]).score
+        if self.kind == "ease":
+            matrix = data.user_item_matrix(histories, self.n_items)
+            return baselines.EASE(matrix, self.state["l2"], self.state["weights"]).score
+        from ml.recsys.sasrec import SequenceScorer
+
+        return SequenceScorer(self.network(), histories).score
+
+    def network(self):
+        """The SASRec network, rebuilt from its weights once per process (CPU, or the GPU when present)."""
+        if self._network is None:
+            import torch
+
+            from ml.recsys.sasrec import SASRec
+
+            net = SASRec(self.state["n_items"], self.state["config"])
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in self.state["weights"].items()})
+            self._network = net.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        return self._network
+
+    def recommend(self, events: pd.DataFrame, k: int) -> pd.DataFrame:
+        """Top-k unseen known products per customer in ``events``: (customer_id, rank, product_id, score)."""
+        customers, histories = self.histories(events)
+        seen = data.user_item_matrix(histories, self.n_items)
+        items, scores = evaluate.top_k(self.scorer(histories), seen, min(k, self.n_items))
+        k = items.shape[1]
+        frame = pd.DataFrame({"customer_id": np.repeat(customers, k), "rank": np.tile(np.arange(1, k + 1), len(customers)),
+                              "product_id": self.item_ids[items.ravel()], "score": scores.ravel().astype(np.float64)})
+        return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+    def __getstate__(self):  # the rebuilt network is a cache, not part of the artifact
+        return {**self.__dict__, "_network": None}
+
+
+def sasrec_state(net, n_items: int) -> dict[str, Any]:
+    """What a trained SASRec needs to be rebuilt anywhere: sizes, config and CPU weights."""
+    from dataclasses import asdict
+
+    return {"n_items": n_items, "config": asdict(net.config),
+            "weights": {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}}
+
+
+def pyfunc_model(recommender: Recommender):
+    """The MLflow pyfunc: input contract events (customer_id, product_id, event_ts as naive UTC, event_type),
+    param ``k``; output the top-k table. Built lazily so importing this module does not import MLflow."""
+    import mlflow.pyfunc
+
+    class RecommenderModel(mlflow.pyfunc.PythonModel):
+        def __init__(self, model: Recommender):
+            self.recommender = model
+
+        def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+            return self.recommender.recommend(model_input, int((params or {}).get("k", 10)))
+
+    return RecommenderModel(recommender)

@@ -1,0 +1,249 @@
+"""The production recommender pipeline on the curated lake: fit on everything before a temporal holdout,
+evaluate on the holdout beside recent popularity, log to MLflow, register, and gate the champion.
+
+Temporal protocol: the holdout is the last ``holdout_days`` days up to ds; the model never sees them. What is
+evaluated is what is registered and served: at scoring time the same model reads customers' full histories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml import lake, registry
+from ml.dates import as_date
+from ml.errors import ConfigError, EcomError
+from ml.recsys import baselines, data, evaluate
+from ml.recsys.model import KINDS, Recommender, pyfunc_model, sasrec_state
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "ecom_recommender"
+EXPERIMENT = "ecom_recommendations"
+GATE_METRIC = "ndcg_at_10"
+
+
+@dataclass(frozen=True)
+class RecsysConfig:
+    model: str = "sasrec"
+    epochs: int = 30
+    patience: int = 5
+    k: int = 100  # recommendations per customer
+    holdout_days: int = 14
+    history_days: int = 365
+    popularity_days: int = 28  # "recent" popularity: baseline and cold-start fallback
+    event_types: tuple[str, ...] = ("purchase",)
+    ease_l2: float = 200.0
+    margin: float = 0.01  # a challenger must beat the champion's NDCG@10 by 1% (relative)
+    shards: int = 4
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.model not in KINDS:
+            raise ConfigError(f"recsys model {self.model!r} is not one of {KINDS}")
+        for name in ("epochs", "k", "holdout_days", "history_days", "popularity_days", "shards"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"recsys {name}={getattr(self, name)} must be at least 1")
+        if self.holdout_days >= self.history_days:
+            raise ConfigError(f"holdout_days={self.holdout_days} leaves no training data in history_days={self.history_days}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RecsysConfig:
+        """Config from DAG Params or CLI options; unknown keys and None values are ignored."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        chosen = {k: v for k, v in params.items() if k in fields and v is not None}
+        if "event_types" in chosen:
+            chosen["event_types"] = tuple(chosen["event_types"])
+        return cls(**chosen)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"event_types": list(self.event_types)}
+
+
+def cutoff(ds: str, holdout_days: int) -> pd.Timestamp:
+    """First instant of the holdout: midnight UTC, ``holdout_days - 1`` days before ds."""
+    return pd.Timestamp(as_date(ds) - dt.timedelta(days=holdout_days - 1), tz="UTC")
+
+
+def load_events(settings: Settings, ds: str, config: RecsysConfig) -> pd.DataFrame:
+    """Curated events of the configured types in the ``history_days`` up to ds."""
+    start = as_date(ds) - dt.timedelta(days=config.history_days - 1)
+    events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
+    events = events[events["event_type"].isin(config.event_types)]
+    if events.empty:
+        raise EcomError(f"events: no {config.event_types} rows in curated partitions {start}..{ds}; run ecom_ingest first")
+    return events
+
+
+def holdout(events: pd.DataFrame, ds: str, config: RecsysConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Train (before the cutoff) and test (cutoff..ds, known customers and products only)."""
+    at = cutoff(ds, config.holdout_days)
+    train, test = data.temporal_split(events, at)
+    if train.empty or test.empty:
+        raise EcomError(f"events: the temporal holdout at {at.date()} leaves train={len(train)} and test={len(test)} rows; "
+                        "load more history or shorten holdout_days")
+    return train, test, at
+
+
+def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None) -> tuple[Recommender, dict]:
+    """Fit the configured model kind on training events; returns it and training facts (epochs, seconds)."""
+    inter = data.from_events(train)
+    common = {"item_ids": inter.item_ids, "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(),
+              "event_types": tuple(config.event_types)}
+    if config.model == "popularity":
+        counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
+        return Recommender("popularity", state={"counts": counts}, **common), {}
+    if config.model == "ease":
+        matrix = data.user_item_matrix(inter.sequences, inter.n_items)
+        weights = baselines.EASE.fit_weights(matrix, config.ease_l2)
+        return Recommender("ease", state={"weights": weights, "l2": config.ease_l2}, **common), {}
+    from ml.recsys.sasrec import SASRecConfig, train_sasrec
+
+    sasrec = SASRecConfig(max_epochs=config.epochs, patience=config.patience, seed=config.seed)
+    net, facts = train_sasrec(data.leave_last_out(inter), sasrec, logger=logger)
+    return Recommender("sasrec", state=sasrec_state(net, inter.n_items), **common), facts
+
+
+def holdout_metrics(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, curve_k: int = 50) -> dict:
+    """Recall/NDCG@10, coverage, popularity bias on the holdout, and the Recall@k curve for k = 1..curve_k."""
+    customers, histories = model.histories(train)
+    seen = data.user_item_matrix(histories, model.n_items)
+    relevant = data.relevant_items(test[test["event_type"].isin(model.event_types)], customers, model.item_ids)
+    top, _ = evaluate.top_k(model.scorer(histories), seen, min(curve_k, model.n_items))
+    popularity = np.asarray(seen.sum(axis=0)).ravel()
+    metrics = evaluate.ranking_metrics(top[:, :10], relevant, popularity).as_dict()
+    curve = [evaluate.ranking_metrics(top[:, :k], relevant, popularity).recall for k in range(1, top.shape[1] + 1)]
+    return metrics | {"recall_curve": curve}
+
+
+def recent_popularity(model: Recommender, train: pd.DataFrame, at: pd.Timestamp, days: int) -> Recommender:
+    """The baseline every model is reported beside: what sold in the ``days`` before the cutoff."""
+    typed = train[train["event_type"].isin(model.event_types)]
+    counts = baselines.recent_counts(typed, model.item_ids, at, days)
+    return Recommender("popularity", model.item_ids, {"counts": counts}, model.trained_through, model.event_types)
+
+
+def holdout_name(ds: str, at: pd.Timestamp, config: RecsysConfig) -> str:
+    return f"temporal {at.date()}..{as_date(ds)} {'+'.join(config.event_types)}"
+
+
+def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
+    """Train on the data before the holdout and log params, per-epoch metrics and the pyfunc model to a new
+    MLflow run; returns the run id and model URI (the ``train`` task, on the gpu queue)."""
+    import mlflow
+
+    events = load_events(settings, ds, config)
+    train, test, at = holdout(events, ds, config)
+    registry.configure(settings, EXPERIMENT)
+    with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
+        mlflow.log_params({f"recsys.{k}": v for k, v in config.as_dict().items()}
+                          | {"ds": str(as_date(ds)), "holdout": holdout_name(ds, at, config),
+                             "train_rows": len(train), "test_rows": len(test)})
+        logger = None
+        if config.model == "sasrec":
+            from pytorch_lightning.loggers import MLFlowLogger
+
+            logger = MLFlowLogger(experiment_name=EXPERIMENT, tracking_uri=settings.mlflow_tracking_uri, run_id=run.info.run_id)
+        model, facts = fit(train, at, config, logger)
+        mlflow.log_metrics({f"train.{k}": float(v) for k, v in facts.items() if isinstance(v, int | float) and v is not None})
+        example = _pyfunc_example(train)
+        uri = registry.log_pyfunc_model(pyfunc_model(model), "model", example,
+                                        registry.pip_requirements("scipy", *(("torch", "pytorch-lightning") if config.model == "sasrec" else ())),
+                                        params={"k": 10})
+        mlflow.set_tags({"recsys.model": config.model, "recsys.trained_through": model.trained_through})
+    log.info("trained %s for ds=%s in run %s (%s items)", config.model, ds, run.info.run_id, model.n_items)
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
+
+
+def _pyfunc_example(events: pd.DataFrame) -> pd.DataFrame:
+    """A few input rows for the signature: MLflow schemas take naive datetimes, so event_ts is naive UTC."""
+    example = events[["customer_id", "product_id", "event_ts", "event_type"]].head(20)
+    return example.astype({"customer_id": object, "product_id": object, "event_type": object}).assign(
+        event_ts=example["event_ts"].dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def load_recommender(settings: Settings, uri: str) -> Recommender:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().recommender
+
+
+def evaluate_run(settings: Settings, trained: dict) -> dict:
+    """Evaluate the run's model on its holdout beside recent popularity; log metrics and the Recall@k plot."""
+    import mlflow
+
+    config = RecsysConfig.from_params(trained["config"])
+    train, test, at = holdout(load_events(settings, trained["ds"], config), trained["ds"], config)
+    model = load_recommender(settings, trained["model_uri"])
+    results = {"model": holdout_metrics(model, train, test),
+               "recent_popularity": holdout_metrics(recent_popularity(model, train, at, config.popularity_days), train, test)}
+    registry.configure(settings, EXPERIMENT)
+    with mlflow.start_run(run_id=trained["run_id"]):
+        for who, metrics in results.items():
+            prefix = "holdout." if who == "model" else "holdout.recent_popularity."
+            mlflow.log_metrics({prefix + k: float(v) for k, v in metrics.items() if k != "recall_curve"})
+        mlflow.log_figure(_recall_curve_figure(results, config), "evaluation/recall_at_k.png")
+        mlflow.log_dict({k: v for k, v in results.items()}, "evaluation/holdout_metrics.json")
+    summary = {who: {k: v for k, v in m.items() if k != "recall_curve"} for who, m in results.items()}
+    log.info("holdout %s: %s", holdout_name(trained["ds"], at, config), json.dumps(summary))
+    return trained | {"holdout": holdout_name(trained["ds"], at, config), "metrics": summary}
+
+
+def _recall_curve_figure(results: dict, config: RecsysConfig):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for who, metrics in results.items():
+        curve = metrics["recall_curve"]
+        label = f"{config.model if who == 'model' else 'recent popularity'} (NDCG@10 {metrics['ndcg_at_10']:.4f})"
+        ax.plot(range(1, len(curve) + 1), curve, label=label)
+    ax.set(xlabel="k", ylabel="Recall@k", title="Temporal holdout: Recall@k")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def register(settings: Settings, evaluated: dict) -> dict:
+    """Register the run's model as a new version (tags: ds, model kind, holdout metrics)."""
+    client = registry.configure(settings, EXPERIMENT)
+    tags = {"ds": evaluated["ds"], "recsys.model": evaluated["config"]["model"],
+            **{f"holdout.{k}": repr(v) for k, v in evaluated["metrics"]["model"].items()},
+            f"holdout.recent_popularity.{GATE_METRIC}": repr(evaluated["metrics"]["recent_popularity"][GATE_METRIC])}
+    version = registry.register(client, evaluated["model_uri"], MODEL_NAME, tags=tags)
+    return evaluated | {"version": version}
+
+
+def gate(settings: Settings, registered: dict) -> dict:
+    """Champion gate: promote when NDCG@10 beats the champion's on this same holdout by the margin. The
+    champion is re-measured on it; one that trained on part of it (a backfill for an older ds) is not compared
+    and keeps its alias, with the reason on the new version."""
+    config = RecsysConfig.from_params(registered["config"])
+    client = registry.configure(settings, EXPERIMENT)
+
+    def champion_ndcg(uri: str) -> float:
+        champion = load_recommender(settings, uri)
+        train, test, at = holdout(load_events(settings, registered["ds"], config), registered["ds"], config)
+        if pd.Timestamp(champion.trained_through) >= at:
+            raise registry.NotComparable(f"the champion ({uri}) trained on data through {champion.trained_through}, "
+                                         f"inside this holdout ({registered['holdout']})")
+        return holdout_metrics(champion, train, test)[GATE_METRIC]
+
+    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
+                                registered["metrics"]["model"][GATE_METRIC], registered["holdout"],
+                                margin=config.margin, evaluate_champion=champion_ndcg)
+    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -1,0 +1,181 @@
+"""The production recommender pipeline: cold start, sharded scoring, temporal holdout, MLflow gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import lake, serving
+from ml.errors import ConfigError, EcomError
+from ml.recsys import baselines, coldstart, score, train
+from ml.recsys.model import Recommender
+
+
+def _events(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["customer_id", "product_id", "event_ts", "event_type"]).assign(
+        event_ts=lambda f: pd.to_datetime(f["event_ts"], utc=True))
+
+
+CATALOGUE = pd.DataFrame({"product_id": ["A1", "A2", "B1", "NEW_A", "NEW_Z"],
+                          "category": ["a", "a", "b", "a", "z"], "brand": ["x", "y", "x", "y", "q"]})
+
+
+def test_new_products_take_the_mean_score_of_their_siblings():
+    new_ids, siblings = coldstart.sibling_matrix(np.array(["A1", "A2", "B1"]), CATALOGUE)
+    assert new_ids.tolist() == ["NEW_A", "NEW_Z"]
+    # NEW_A shares category and brand with A2 only; NEW_Z has no sibling at all
+    np.testing.assert_allclose(siblings.toarray(), [[0, 0], [1, 0], [0, 0]])
+    new_ids, siblings = coldstart.sibling_matrix(np.array(["A1", "B1"]), CATALOGUE)  # no brand match: category
+    np.testing.assert_allclose(siblings.toarray()[:, new_ids.tolist().index("NEW_A")], [1, 0])
+    scorer = coldstart.with_new_items(lambda rows: np.array([[3.0, 1.0]] * len(rows)), siblings,
+                                      unavailable=np.array([False, True]))
+    out = scorer(np.arange(2))
+    assert out.shape == (2, 2 + len(new_ids))
+    assert out[0, 1] == -np.inf and out[0, 2 + new_ids.tolist().index("NEW_A")] == 3.0
+
+
+def test_recent_counts_only_count_the_window_before_the_end():
+    events = _events([("c", "A1", "2024-01-01", "purchase"), ("c", "A1", "2024-01-25", "purchase"),
+                      ("d", "A2", "2024-01-30", "purchase"), ("d", "A2", "2024-02-01", "purchase")])
+    counts = baselines.recent_counts(events, np.array(["A1", "A2", "B1"]), pd.Timestamp("2024-02-01", tz="UTC"), 10)
+    assert counts.tolist() == [1, 1, 0]
+
+
+def test_cold_customers_get_their_regions_recent_bestsellers():
+    customers = pd.DataFrame({"customer_id": ["n1", "n2", "n3", "o1", "o2", "o3"], "region": ["N", "N", None, "S", "S", "N"]})
+    recent = _events([("o1", "B1", "2024-01-30", "purchase"), ("o2", "B1", "2024-01-30", "purchase"),
+                      ("o3", "A1", "2024-01-30", "purchase"), ("o3", "A1", "2024-01-29", "purchase"),
+                      ("o1", "A2", "2024-01-29", "purchase")])
+    lists = coldstart.popular_by_region(recent, customers, CATALOGUE["product_id"].to_numpy(), 2)
+    top = {r if isinstance(r, str) else None: g.sort_values("rank")["product_id"].tolist() for r, g in lists.groupby("region", dropna=False)}
+    assert top["N"] == ["A1", "B1"]  # region N bought A1 twice; global B1 breaks the tie with A2
+    assert top["S"] == ["B1", "A2"]  # S bought B1 twice, A2 once
+    assert top[None] == ["A1", "B1"]  # A1 and B1 both sold twice overall: stable order
+
+
+def _shop():
+    """Ten warm customers who buy A1 -> A2 -> B1 in turn, two cold ones; NEW_A is new in the catalogue."""
+    rows = []
+    for i in range(10):
+        for day, item in enumerate(["A1", "A2", "B1"][: 1 + i % 3]):
+            rows.append((f"w{i}", item, f"2024-01-{10 + day:02d}", "purchase"))
+    events = _events(rows)
+    customers = pd.DataFrame({"customer_id": [f"w{i}" for i in range(10)] + ["cold1", "cold2"], "region": ["N"] * 11 + [None]})
+    return events, customers
+
+
+def test_every_customer_gets_k_unseen_products_warm_or_cold():
+    events, customers = _shop()
+    model, _ = train.fit(events, pd.Timestamp("2024-02-01", tz="UTC"), train.RecsysConfig(model="ease", ease_l2=1.0))
+    frame = score.recommend_customers(model, customers, events, CATALOGUE, 3, 28, "2024-01-31", "m", "7")
+    assert set(frame["customer_id"]) == set(customers["customer_id"])
+    assert not frame.duplicated(["customer_id", "rank"]).any() and (frame["model_version"] == "7").all()
+    seen = set(zip(events["customer_id"], events["product_id"], strict=True))
+    assert not any((c, p) in seen for c, p in zip(frame["customer_id"], frame["product_id"], strict=True))
+    warm = frame[frame["customer_id"] == "w0"]  # bought A1 only
+    assert "NEW_A" in set(warm["product_id"]) and warm["model_name"].eq("m").all()
+    cold = frame[frame["customer_id"] == "cold1"]
+    assert cold["model_name"].eq(score.COLD_START_MODEL).all() and len(cold) == 3
+
+
+def test_shards_are_stable_and_cover_everyone():
+    ids = np.array([f"C{i:05d}" for i in range(1000)])
+    first, again = score.shard_of(ids, 4), score.shard_of(ids[::-1], 4)[::-1]
+    assert (first == again).all() and set(first) == {0, 1, 2, 3}
+    assert np.bincount(first).min() > 200
+
+
+def test_publish_replaces_the_ds_and_refuses_incomplete_or_mixed_shards(settings):
+    frames = [pd.DataFrame({"ds": "2024-01-31", "customer_id": [f"c{s}"], "rank": [1], "product_id": ["A1"], "score": [1.0],
+                            "model_name": ["m"], "model_version": ["3"]}) for s in range(2)]
+    score.stage_shard(settings, "2024-01-31", 0, frames[0])
+    with pytest.raises(EcomError, match="shard 1 of 2 is missing"):
+        score.publish(settings, "2024-01-31", 2, "3")
+    for attempt in range(2):  # a rerun leaves exactly one set of rows
+        for s, frame in enumerate(frames):
+            score.stage_shard(settings, "2024-01-31", s, frame)
+        assert score.publish(settings, "2024-01-31", 2, "3") == 2
+    assert len(serving.read_ds(settings.serving_url, "recommendations", "2024-01-31")) == 2
+    score.stage_shard(settings, "2024-01-31", 0, frames[0])
+    score.stage_shard(settings, "2024-01-31", 1, frames[1].assign(model_version="4"))
+    with pytest.raises(EcomError, match="model versions"):
+        score.publish(settings, "2024-01-31", 2, "3")
+
+
+def test_temporal_holdout_never_trains_on_the_holdout():
+    events, _ = _shop()
+    late = _events([("w1", "B1", "2024-01-30", "purchase"), ("w2", "A1", "2024-01-31", "purchase")])
+    config = train.RecsysConfig(model="popularity", holdout_days=3, popularity_days=30)
+    trn, test, at = train.holdout(pd.concat([events, late]), "2024-01-31", config)
+    assert at == pd.Timestamp("2024-01-29", tz="UTC") and trn["event_ts"].max() < at <= test["event_ts"].min()
+    model, _ = train.fit(trn, at, config)
+    assert pd.Timestamp(model.trained_through) < at
+    assert dict(zip(model.item_ids, model.state["counts"], strict=True)) == {"A1": 10, "A2": 6, "B1": 3}
+
+
+def test_config_rejects_bad_params():
+    with pytest.raises(ConfigError, match="not one of"):
+        train.RecsysConfig.from_params({"model": "bert4rec"})
+    with pytest.raises(ConfigError, match="holdout_days"):
+        train.RecsysConfig(holdout_days=30, history_days=30)
+    assert train.RecsysConfig.from_params({"model": "ease", "k": None, "dag_run_id": "x"}).k == 100
+
+
+def _publish_events(settings, events: pd.DataFrame) -> None:
+    for day, part in events.groupby(events["event_ts"].dt.date):
+        lake.write_partition(settings.lake_dir, "curated", "events", day, part.assign(session_id="s"))
+
+
+def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(settings):
+    rng = np.random.default_rng(0)
+    # customers buy item i then i+1 (mod 20): co-occurrence that EASE learns and popularity cannot
+    rows = []
+    for c in range(200):
+        start = int(rng.integers(20))
+        for step in range(4):
+            day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 5)) + (5 * step if step < 3 else 35))
+            rows.append((f"c{c}", f"P{(start + step) % 20:02d}", day, "purchase"))
+    _publish_events(settings, _events(rows))
+    ds = "2024-02-12"  # holdout Feb 3..12 holds every customer's fourth purchase
+    results = {}
+    for kind in ("popularity", "ease", "popularity"):
+        config = train.RecsysConfig(model=kind, holdout_days=10, history_days=60, ease_l2=1.0)
+        registered = train.register(settings, train.evaluate_run(settings, train.train_run(settings, ds, config)))
+        results[registered["version"]] = train.gate(settings, registered)
+    assert [r["promoted"] for r in results.values()] == [True, True, False]
+    assert score.champion_version(settings) == "2"
+    # a backfill for an earlier ds: the champion trained on part of that holdout, so it is not compared
+    backfill = train.RecsysConfig(model="ease", holdout_days=10, history_days=60, ease_l2=1.0)
+    earlier = train.gate(settings, train.register(settings, train.evaluate_run(settings, train.train_run(settings, "2024-02-08", backfill))))
+    assert not earlier["promoted"] and earlier["reason"].startswith("not compared: the champion")
+    assert score.champion_version(settings) == "2"
+    ease_model = train.load_recommender(settings, f"models:/{train.MODEL_NAME}@champion")
+    assert isinstance(ease_model, Recommender) and ease_model.kind == "ease"
+
+    import mlflow
+
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    rejected = client.get_model_version(train.MODEL_NAME, "3")
+    assert rejected.tags["gate.decision"] == "rejected" and rejected.tags["gate.champion_version"] == "2"
+    assert float(rejected.tags["gate.champion_value"]) > float(rejected.tags["eval.ndcg_at_10"])
+    run = client.get_run(rejected.run_id)
+    assert "holdout.recent_popularity.ndcg_at_10" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(rejected.run_id, "evaluation")} >= {"evaluation/recall_at_k.png"}
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{train.MODEL_NAME}@champion")
+    out = pyfunc.predict(train._pyfunc_example(_events(rows[:8])), params={"k": 3})
+    assert list(out.columns) == ["customer_id", "rank", "product_id", "score"] and out.groupby("customer_id").size().max() == 3
+
+
+def test_pipeline_ds_is_the_param_or_the_newest_curated_partition(settings):
+    import datetime as dt
+
+    from ml.orchestration import pipeline_ds
+
+    _publish_events(settings, _events([("c", "A1", "2024-01-05", "purchase"), ("c", "A2", "2024-01-09", "purchase")]))
+    assert pipeline_ds(settings, "2024-03-01", None, None) == "2024-03-01"
+    assert pipeline_ds(settings, None, None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == "2024-01-09"
+    assert pipeline_ds(settings, None, dt.datetime(2024, 1, 7, tzinfo=dt.UTC), None) == "2024-01-05"
+    with pytest.raises(ConfigError, match="run ecom_ingest first"):
+        pipeline_ds(settings, None, dt.datetime(2023, 1, 1, tzinfo=dt.UTC), None)

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,15 @@ airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http
 
 mlflow-ui: setup  ## MLflow UI over the embedded tracking/registry store: http://localhost:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ECOM_HOME)/mlflow.db --port 5000
+
+SHARED_DATA ?= $(CURDIR)/../shared/data
+SEEDS ?= 42 43 44
+bench-recsys: setup  ## recommendation quality (Beauty, MovieLens-100k, Instruments) + large-scale scoring vs the matmul bound
+	$(BIN)/python benchmarks/recsys_quality.py --beauty $(SHARED_DATA)/recsys/amazon-beauty \
+	    --movielens $(SHARED_DATA)/recsys/movielens-100k \
+	    --instruments $(SHARED_DATA)/recsys/amazon-musical-instruments-5core \
+	    --seeds $(SEEDS) --out benchmarks/results/recsys_quality.json
+	$(BIN)/python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring.json
 
 clean:  ## remove everything the embedded configuration wrote (not the virtualenv)
 	rm -rf $(ECOM_HOME)

@@ -1,0 +1,64 @@
+"""Forecast accuracy on a rolling-origin backtest: MASE, a volume-weighted RMSSE (in the spirit of M5's WRMSSE),
+pinball loss and P10-P90 interval coverage. One module for every model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Quantile forecasts ``values[q, series, step]`` for QUANTILES, from one origin."""
+
+    values: np.ndarray
+
+    @property
+    def p50(self) -> np.ndarray:
+        return self.values[1]
+
+
+def seasonal_scale(history: np.ndarray, season: int = 7, power: int = 1) -> np.ndarray:
+    """Per series, the in-sample mean |error|^power of the seasonal naive forecast (MASE's / RMSSE's scale)."""
+    diffs = np.abs(history[:, season:] - history[:, :-season]) ** power
+    return diffs.mean(axis=1)
+
+
+def rolling_origins(n_days: int, horizon: int, n_origins: int, step: int) -> list[int]:
+    """Origins (index of the first forecast day), oldest first, the last one leaving exactly ``horizon`` days."""
+    last = n_days - horizon
+    origins = [last - step * i for i in range(n_origins)][::-1]
+    if origins[0] < 2 * horizon:
+        raise ValueError(f"{n_days} days cannot hold {n_origins} origins {step} days apart with horizon {horizon}")
+    return origins
+
+
+def score(history: np.ndarray, actual: np.ndarray, forecast: Forecast, season: int = 7) -> dict[str, np.ndarray]:
+    """Per-series metrics for one origin; series whose seasonal naive scale is zero get NaN scaled errors."""
+    p10, p50, p90 = forecast.values
+    mae_scale = seasonal_scale(history, season)
+    mse_scale = seasonal_scale(history, season, power=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mase = np.where(mae_scale > 0, np.abs(actual - p50).mean(axis=1) / mae_scale, np.nan)
+        rmsse = np.where(mse_scale > 0, np.sqrt(((actual - p50) ** 2).mean(axis=1) / mse_scale), np.nan)
+    pinball = np.mean([np.maximum(q * (actual - f), (q - 1) * (actual - f)).mean(axis=1)
+                       for q, f in zip(QUANTILES, forecast.values, strict=True)], axis=0)
+    covered = ((actual >= p10) & (actual <= p90)).mean(axis=1)
+    return {"mase": mase, "rmsse": rmsse, "pinball": pinball, "coverage": covered,
+            "weight": history[:, -28:].sum(axis=1)}
+
+
+def summarize(per_origin: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Mean MASE over scalable series, volume-weighted RMSSE, pinball and coverage over all origins."""
+    stacked = {k: np.concatenate([m[k] for m in per_origin]) for k in per_origin[0]}
+    ok = np.isfinite(stacked["rmsse"]) & (stacked["weight"] > 0)
+    return {
+        "mase": float(np.nanmean(stacked["mase"])),
+        "wrmsse": float(np.average(stacked["rmsse"][ok], weights=stacked["weight"][ok])) if ok.any() else float("nan"),
+        "pinball": float(stacked["pinball"].mean()),
+        "coverage_p10_p90": float(stacked["coverage"].mean()),
+        "series_scored": int(np.isfinite(stacked["mase"]).sum() / len(per_origin)),
+    }

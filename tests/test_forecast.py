@@ -1,0 +1,77 @@
+"""Demand forecasting: the demand panel, metrics against hand-computed values, baselines, and a global LightGBM
+that learns without looking past its origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.forecast import baselines, data, evaluate
+from ml.forecast.lgbm import GlobalLGBM, LGBMConfig, origin_features
+
+
+def test_daily_demand_fills_missing_days_with_zeros():
+    orders = pd.DataFrame({"order_id": ["o1", "o2", "o3"], "warehouse_id": [pd.NA, pd.NA, "W1"],
+                           "order_ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-03 11:00", "2024-01-03 12:00"], utc=True)})
+    items = pd.DataFrame({"order_id": ["o1", "o1", "o2", "o3"], "product_id": ["a", "b", "a", "a"], "qty": [2.0, 1.0, 0.5, 4.0]})
+    panel = data.daily_demand(orders, items)
+    assert list(panel.dates.strftime("%m-%d")) == ["01-01", "01-02", "01-03"]
+    got = {(p, w): v.tolist() for p, w, v in zip(panel.keys["product_id"], panel.keys["warehouse_id"], panel.values, strict=True)}
+    assert got == {("a", data.ALL_WAREHOUSES): [2.0, 0.0, 0.5], ("a", "W1"): [0.0, 0.0, 4.0], ("b", data.ALL_WAREHOUSES): [1.0, 0.0, 0.0]}
+
+
+def test_metrics_match_hand_computed_values():
+    history = np.array([[1.0, 2, 3, 4, 5, 6, 7, 2, 3, 4, 5, 6, 7, 8]])  # seasonal naive in-sample error: 1 every day
+    actual = np.array([[10.0, 10.0]])
+    forecast = evaluate.Forecast(np.array([[[8.0, 11.0]], [[9.0, 12.0]], [[12.0, 13.0]]]))
+    m = evaluate.score(history, actual, forecast)
+    assert m["mase"][0] == pytest.approx((1 + 2) / 2 / 1.0)
+    assert m["rmsse"][0] == pytest.approx(np.sqrt((1 + 4) / 2 / 1.0))
+    pinball = np.mean([np.mean([0.1 * 2, 0.9 * 1]), np.mean([0.5 * 1, 0.5 * 2]), np.mean([0.1 * 2, 0.1 * 3])])  # P90 above the actual
+    assert m["pinball"][0] == pytest.approx(pinball)
+    assert m["coverage"][0] == 0.5  # day 2: 10 < P10 = 11
+    assert evaluate.rolling_origins(100, 10, 3, 7) == [76, 83, 90]
+
+
+def _weekly_panel(n_series=30, n_days=300, seed=0):
+    rng = np.random.default_rng(seed)
+    profile = np.array([1.0, 1.2, 0.9, 1.1, 1.6, 2.4, 0.5])
+    level = rng.uniform(2, 40, n_series)[:, None]
+    mean = level * profile[np.arange(n_days) % 7]
+    return rng.poisson(mean).astype(float), pd.date_range("2023-01-02", periods=n_days, freq="D")
+
+
+def test_seasonal_naive_repeats_last_week_and_its_interval_has_no_width_on_a_pure_cycle():
+    cycle = np.tile(np.arange(7, dtype=float), 30)[None, :]
+    fc = baselines.seasonal_naive(cycle, 10)
+    assert fc.p50[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2]
+    np.testing.assert_array_equal(fc.values[0], fc.values[2])
+
+
+def test_lightgbm_features_only_use_the_past():
+    values, dates = _weekly_panel(n_series=3, n_days=120)
+    before, _ = origin_features(values, 100, 14, dates)
+    changed = values.copy()
+    changed[:, 100:] = 1e6
+    after, _ = origin_features(changed, 100, 14, dates)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_global_lightgbm_beats_seasonal_naive_with_a_calibrated_interval():
+    values, dates = _weekly_panel()
+    origin, horizon = 272, 28
+    history, actual = values[:, :origin], values[:, origin:origin + horizon]
+    model = GlobalLGBM(LGBMConfig(n_estimators=150, threads=1)).fit(history, dates[:origin], horizon)
+    lgbm = evaluate.score(history, actual, model.predict(history, dates[:origin], horizon))
+    naive = evaluate.score(history, actual, baselines.seasonal_naive(history, horizon))
+    assert np.nanmean(lgbm["mase"]) < 0.85 * np.nanmean(naive["mase"])
+    assert 0.7 <= lgbm["coverage"].mean() <= 0.9
+    assert (model.widen >= 0).all() and len(model.widen) == horizon
+
+
+def test_ets_gives_ordered_quantiles():
+    values, _ = _weekly_panel(n_series=2, n_days=120)
+    fc = baselines.ets(values, 14, workers=1)
+    assert fc.values.shape == (3, 2, 14)
+    assert (fc.values[0] <= fc.values[1]).all() and (fc.values[1] <= fc.values[2]).all()

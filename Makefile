@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-inventory clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,13 @@ bench-recsys: setup  ## recommendation quality (Beauty, MovieLens-100k, Instrume
 	    --instruments $(SHARED_DATA)/recsys/amazon-musical-instruments-5core \
 	    --seeds $(SEEDS) --out benchmarks/results/recsys_quality.json
 	$(BIN)/python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring.json
+
+bench-forecast: setup  ## rolling-origin backtest (3 origins, 28 days) on the bakery and pharma sales
+	$(BIN)/python benchmarks/forecast_quality.py --bakery $(SHARED_DATA)/forecast/bakery-breadbasket \
+	    --pharma $(SHARED_DATA)/forecast/pharma-sales-daily --out benchmarks/results/forecast_quality.json
+
+bench-inventory: setup  ## replenishment MILP, 1,000 SKUs x 28 days: status, gap, time; plan vs base-stock in simulation
+	$(BIN)/python benchmarks/inventory_plan.py --skus 1000 --horizon 28 --out benchmarks/results/inventory_plan.json
 
 clean:  ## remove everything the embedded configuration wrote (not the virtualenv)
 	rm -rf $(ECOM_HOME)

@@ -30,3 +30,13 @@ class SourceError(EcomError):
 
 class RegistryError(EcomError):
     """A model registry operation could not be carried out (missing model, alias, or metric)."""
+
+
+class PlanError(EcomError):
+    """An optimisation could not produce a usable plan (infeasible, or no solution within the time limit);
+    the message carries the diagnosis: which constraint family binds, and for which items."""
+
+    def __init__(self, message: str, status: str, diagnosis: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.diagnosis = diagnosis or {}

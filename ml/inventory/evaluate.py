@@ -49,9 +49,8 @@ def simulate(problem: WarehouseProblem, placed: np.ndarray, demand: np.ndarray, 
             arriving[i, t + e.lead[i]] += placed[i, t]
     stock, holding, lost = e.start.astype(float).copy(), 0.0, np.zeros(n)
     for day in range(horizon):
-        available = stock + arriving[:, day]
-        lost += np.maximum(demand[:, day] - available, 0.0)
-        stock = np.maximum(available - demand[:, day], 0.0)
+        stock, lost_today = _serve_day(stock + arriving[:, day], demand[:, day])
+        lost += lost_today
         holding += float(e.holding @ stock)
     return _outcome(e, config, placed, demand, lost, holding, stock)
 
@@ -73,11 +72,15 @@ def base_stock(problem: WarehouseProblem, demand: np.ndarray, config: PlanConfig
         placed[:, day] = qty
         land = day + e.lead
         arriving[np.flatnonzero(qty > 0), land[qty > 0]] += qty[qty > 0]
-        available = stock + arriving[:, day]
-        lost += np.maximum(demand[:, day] - available, 0.0)
-        stock = np.maximum(available - demand[:, day], 0.0)
+        stock, lost_today = _serve_day(stock + arriving[:, day], demand[:, day])
+        lost += lost_today
         holding += float(e.holding @ stock)
     return placed, _outcome(e, config, placed, demand, lost, holding, stock)
+
+
+def _serve_day(available: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lost-sales day: closing stock and units lost per SKU."""
+    return np.maximum(available - demand, 0.0), np.maximum(demand - available, 0.0)
 
 
 def _outcome(e, config: PlanConfig, placed: np.ndarray, demand: np.ndarray, lost: np.ndarray, holding: float,

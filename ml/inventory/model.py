@@ -113,7 +113,7 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     gap after 300 s; per SKU the same plan is proven within a fraction of that."""
     t0 = time.perf_counter()
     econ = economics(problem, config)
-    separate = _solve_per_sku(problem, config, econ) if config.solver == "highs" and pulp.HiGHS().available() else None
+    separate = _solve_per_sku(problem, config) if config.solver == "highs" and pulp.HiGHS().available() else None
     lower = separate.lower if separate else None
     if separate and separate.fits(problem, config, econ):
         solver_name, solution, objective = "highs (per SKU)", separate.solution, separate.upper
@@ -150,7 +150,7 @@ class _PerSku:
         return within_budget and bool((peak <= problem.capacity_units + 1e-6).all())
 
 
-def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig, e: Economics) -> _PerSku | None:
+def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | None:
     """Every SKU's own optimum (to the configured gap, within its share of the time limit) without the budget
     and capacity rows, SKUs spread over worker processes (HiGHS); None if one has no plan alone."""
     n = len(problem.skus)

@@ -5,8 +5,9 @@ Kept free of Airflow imports so it is testable on its own; DAG files pass plain 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, Self
 
 from ml import contract
 from ml.dates import as_date
@@ -21,6 +22,23 @@ DAG_DEFAULTS: dict[str, Any] = {
     "default_args": {"retries": 1, "retry_delay": dt.timedelta(minutes=2)},
 }
 """Keyword arguments every ecom DAG shares (``@dag(..., **DAG_DEFAULTS)``)."""
+
+
+class ParamsConfig:
+    """Mixin for a pipeline's frozen config dataclass: built from DAG Params or CLI options, and back to a plain
+    dict for XCom. Unknown keys and None values are ignored; lists become tuples where the field is a tuple."""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        chosen = {k: v for k, v in params.items() if k in fields and v is not None}
+        for name, value in chosen.items():
+            if isinstance(fields[name].default, tuple):
+                chosen[name] = tuple(value)
+        return cls(**chosen)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 def curated_asset_uri(table: str) -> str:
@@ -75,8 +93,8 @@ def ingest_request(settings: Settings, params: dict[str, Any], ds: str) -> Sourc
 
 
 def pipeline_ds(settings: Settings, param_ds: str | None, logical_date: dt.datetime | None, run_after: dt.datetime | None,
-                table: str = "events") -> str:
-    """ds of a model pipeline run: the ``ds`` Param when set, else the newest curated ``table`` partition at or
+                table: str = "events", zone: str = "curated") -> str:
+    """ds of a model pipeline run: the ``ds`` Param when set, else the newest ``zone/table`` partition at or
     before the run's date (asset-triggered runs have no logical date; the data may lag the calendar)."""
     from ml import lake
 
@@ -84,8 +102,9 @@ def pipeline_ds(settings: Settings, param_ds: str | None, logical_date: dt.datet
         return as_date(param_ds).isoformat()
     moment = logical_date or run_after
     limit = moment.date() if moment else dt.date.max
-    days = [d for d in lake.list_partitions(settings.lake_dir, "curated", table) if d <= limit]
+    days = [d for d in lake.list_partitions(settings.lake_dir, zone, table) if d <= limit]
     if not days:
         when = f" at or before {limit}" if moment else ""
-        raise ConfigError(f"no curated {table} partition{when} under {settings.lake_dir}; run ecom_ingest first")
+        producer = "ecom_ingest" if zone == "curated" else f"the pipeline that writes {table}"
+        raise ConfigError(f"no {zone} {table} partition{when} under {settings.lake_dir}; run {producer} first")
     return days[-1].isoformat()

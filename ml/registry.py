@@ -173,6 +173,15 @@ def promote(
     return decision
 
 
+def champion_version(settings: Settings, experiment: str, name: str) -> str:
+    """The version of ``name`` holding ``@champion`` now: resolved once per run, so every scoring shard uses the
+    same one even if a concurrent run moves the alias."""
+    current = champion(configure(settings, experiment), name)
+    if current is None:
+        raise RegistryError(f"no {name}@{CHAMPION} in {settings.mlflow_tracking_uri}: train and gate a model first")
+    return str(current.version)
+
+
 def load_champion(settings: Settings, name: str):
     """The ``@champion`` version of ``name`` as a pyfunc model; a clear error when there is none."""
     import mlflow

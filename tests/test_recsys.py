@@ -107,7 +107,7 @@ def test_sasrec_learns_the_next_item_on_cpu():
 
 
 def test_scoring_writes_one_set_of_rows_per_ds(settings):
-    from ml import serving
+    from ml import serving, staging
     from ml.recsys import score
 
     rng = np.random.default_rng(3)
@@ -120,7 +120,7 @@ def test_scoring_writes_one_set_of_rows_per_ds(settings):
     frame = score.to_frame("2024-03-01", np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]),
                            top, best, "toy", "1")
     for _ in range(2):  # a rerun replaces the day
-        score.write(settings, "2024-03-01", frame)
+        staging.write(settings, "recommendations", "2024-03-01", frame)
     stored = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")
     assert len(stored) == 500 and not stored.duplicated(["customer_id", "rank"]).any()
     assert stored.groupby("customer_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import lake, serving
+from ml import lake, serving, staging
 from ml.errors import ConfigError, EcomError
 from ml.recsys import baselines, coldstart, score, train
 from ml.recsys.model import Recommender
@@ -81,7 +81,7 @@ def test_every_customer_gets_k_unseen_products_warm_or_cold():
 
 def test_shards_are_stable_and_cover_everyone():
     ids = np.array([f"C{i:05d}" for i in range(1000)])
-    first, again = score.shard_of(ids, 4), score.shard_of(ids[::-1], 4)[::-1]
+    first, again = staging.shard_of(ids, 4), staging.shard_of(ids[::-1], 4)[::-1]
     assert (first == again).all() and set(first) == {0, 1, 2, 3}
     assert np.bincount(first).min() > 200
 
@@ -89,16 +89,16 @@ def test_shards_are_stable_and_cover_everyone():
 def test_publish_replaces_the_ds_and_refuses_incomplete_or_mixed_shards(settings):
     frames = [pd.DataFrame({"ds": "2024-01-31", "customer_id": [f"c{s}"], "rank": [1], "product_id": ["A1"], "score": [1.0],
                             "model_name": ["m"], "model_version": ["3"]}) for s in range(2)]
-    score.stage_shard(settings, "2024-01-31", 0, frames[0])
+    staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
     with pytest.raises(EcomError, match="shard 1 of 2 is missing"):
         score.publish(settings, "2024-01-31", 2, "3")
     for attempt in range(2):  # a rerun leaves exactly one set of rows
         for s, frame in enumerate(frames):
-            score.stage_shard(settings, "2024-01-31", s, frame)
+            staging.stage(settings, "recommendations", "2024-01-31", s, frame)
         assert score.publish(settings, "2024-01-31", 2, "3") == 2
     assert len(serving.read_ds(settings.serving_url, "recommendations", "2024-01-31")) == 2
-    score.stage_shard(settings, "2024-01-31", 0, frames[0])
-    score.stage_shard(settings, "2024-01-31", 1, frames[1].assign(model_version="4"))
+    staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
+    staging.stage(settings, "recommendations", "2024-01-31", 1, frames[1].assign(model_version="4"))
     with pytest.raises(EcomError, match="model versions"):
         score.publish(settings, "2024-01-31", 2, "3")
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import time
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml import lake, serving
+from ml import lake, staging
 from ml.dates import as_date
-from ml.errors import EcomError
 from ml.recsys import coldstart, data, evaluate
 from ml.recsys.model import Recommender
 from ml.settings import Settings
@@ -82,18 +80,6 @@ def to_frame(ds: str, customer_ids: np.ndarray, product_ids: np.ndarray, items: 
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 
 
-def write(settings: Settings, ds: str, frame: pd.DataFrame) -> int:
-    """Replace the ds in the lake's outputs zone and in the serving store; returns rows written."""
-    lake.write_partition(settings.lake_dir, "outputs", TABLE, ds, frame)
-    return serving.replace_ds(settings.serving_url, TABLE, ds, frame)
-
-
-def shard_of(customer_ids: np.ndarray | pd.Series, shards: int) -> np.ndarray:
-    """Stable shard number per customer id (the same in every process and on every day)."""
-    hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(customer_ids, dtype=str), dtype=object), index=False)
-    return (hashed.to_numpy() % np.uint64(shards)).astype(np.int64)
-
-
 def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.DataFrame, catalogue: pd.DataFrame,
                         k: int, popularity_days: int, ds: str, model_name: str, model_version: str) -> pd.DataFrame:
     """Top-k rows for every customer in ``customers``: the model over known and (by siblings) new catalogue
@@ -126,47 +112,16 @@ def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.
     return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
 
 
-def _shard_table(shard: int) -> str:
-    return f"{TABLE}_shards/shard={shard:04d}"
-
-
-def stage_shard(settings: Settings, ds: str, shard: int, frame: pd.DataFrame) -> int:
-    lake.write_partition(settings.lake_dir, "outputs", _shard_table(shard), ds, frame)
-    return len(frame)
-
-
 def publish(settings: Settings, ds: str, shards: int, model_version: str) -> int:
-    """Gather the staged shards of ds (all made by ``model_version``), replace the ds in the outputs zone and
-    the serving table, then drop the staging; returns rows written."""
-    frames = []
-    for shard in range(shards):
-        try:
-            frames.append(lake.read_partition(settings.lake_dir, "outputs", _shard_table(shard), ds))
-        except EcomError as exc:
-            raise EcomError(f"recommendations ds={as_date(ds)}: shard {shard} of {shards} is missing; rerun its score task ({exc})") from exc
-    frame = pd.concat(frames, ignore_index=True)
-    versions = set(frame["model_version"].astype(str))
-    if versions != {str(model_version)}:
-        raise EcomError(f"recommendations ds={as_date(ds)}: staged shards come from model versions {sorted(versions)}, expected {model_version}")
-    duplicated = frame.duplicated(["customer_id", "rank"])
-    if duplicated.any():
-        raise EcomError(f"recommendations ds={as_date(ds)}: {int(duplicated.sum())} duplicated (customer_id, rank) rows across shards, "
-                        f"e.g. {frame.loc[duplicated, 'customer_id'].head(3).tolist()}")
-    rows = write(settings, ds, frame)
-    for shard in range(shards):
-        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", _shard_table(shard), ds), ignore_errors=True)
-    return rows
+    """Gather the staged shards of ds (all made by ``model_version``) and replace the ds; returns rows written."""
+    return staging.publish(settings, TABLE, ds, shards, key=("customer_id", "rank"), version=model_version)
 
 
 def champion_version(settings: Settings) -> str:
-    """The version holding ``@champion`` now; resolved once per run so every shard scores with the same one."""
     from ml import registry
     from ml.recsys.train import EXPERIMENT, MODEL_NAME
 
-    current = registry.champion(registry.configure(settings, EXPERIMENT), MODEL_NAME)
-    if current is None:
-        raise EcomError(f"no {MODEL_NAME}@champion in {settings.mlflow_tracking_uri}: train and gate a model first")
-    return str(current.version)
+    return registry.champion_version(settings, EXPERIMENT, MODEL_NAME)
 
 
 def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: str, k: int, popularity_days: int,
@@ -181,8 +136,8 @@ def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: s
     catalogue = lake.read_latest(settings.lake_dir, "curated", "products", ds)
     everyone = pd.concat([customers[["customer_id", "region"]],
                           pd.DataFrame({"customer_id": events["customer_id"].unique(), "region": None})]).drop_duplicates("customer_id")
-    mine = everyone[shard_of(everyone["customer_id"], shards) == shard]
+    mine = everyone[staging.shard_of(everyone["customer_id"], shards) == shard]
     frame = recommend_customers(model, mine, events, catalogue, k, popularity_days, ds, MODEL_NAME, version)
-    rows = stage_shard(settings, ds, shard, frame)
+    rows = staging.stage(settings, TABLE, ds, shard, frame)
     log.info("shard %d/%d of ds=%s: %d customers, %d rows (model v%s)", shard, shards, ds, len(mine), rows, version)
     return {"shard": shard, "customers": len(mine), "rows": rows, "version": version}

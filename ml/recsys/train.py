@@ -7,12 +7,10 @@ evaluated is what is registered and served: at scoring time the same model reads
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +18,7 @@ import pandas as pd
 from ml import lake, registry
 from ml.dates import as_date
 from ml.errors import ConfigError, EcomError
+from ml.orchestration import ParamsConfig
 from ml.recsys import baselines, data, evaluate
 from ml.recsys.model import KINDS, Recommender, pyfunc_model, sasrec_state
 from ml.settings import Settings
@@ -32,7 +31,7 @@ GATE_METRIC = "ndcg_at_10"
 
 
 @dataclass(frozen=True)
-class RecsysConfig:
+class RecsysConfig(ParamsConfig):
     model: str = "sasrec"
     epochs: int = 30
     patience: int = 5
@@ -54,18 +53,6 @@ class RecsysConfig:
                 raise ConfigError(f"recsys {name}={getattr(self, name)} must be at least 1")
         if self.holdout_days >= self.history_days:
             raise ConfigError(f"holdout_days={self.holdout_days} leaves no training data in history_days={self.history_days}")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> RecsysConfig:
-        """Config from DAG Params or CLI options; unknown keys and None values are ignored."""
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        chosen = {k: v for k, v in params.items() if k in fields and v is not None}
-        if "event_types" in chosen:
-            chosen["event_types"] = tuple(chosen["event_types"])
-        return cls(**chosen)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"event_types": list(self.event_types)}
 
 
 def cutoff(ds: str, holdout_days: int) -> pd.Timestamp:

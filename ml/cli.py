@@ -4,6 +4,8 @@
     ecom ingest --source bakery       # land -> validate -> publish one drop
     ecom land / validate / publish    # the ingest steps one at a time, as the DAG runs them
     ecom recommend --model sasrec     # train -> evaluate -> register -> gate -> score, as ecom_recommendations runs
+    ecom forecast --model lgbm        # fit -> backtest -> register -> gate -> forecast, as ecom_demand_forecast runs
+    ecom plan --service-level 0.95    # one replenishment MILP per warehouse -> purchase_orders, as ecom_inventory_plan runs
     ecom generate --out DIR           # the synthetic shop as contract CSV files (bring-your-own-data format)
     ecom settings                     # the configuration in force
 """
@@ -189,6 +191,65 @@ def recommend(
     console.print_json(json.dumps(_run(_recommend_day, ds, params), default=str))
 
 
+def _forecast_day(ds: str | None, params: dict) -> dict:
+    """The ecom_demand_forecast DAG's steps in one process (shards one after another)."""
+    from ml.forecast import score, train
+    from ml.orchestration import pipeline_ds
+    from ml.settings import get_settings
+
+    settings_ = get_settings()
+    config = train.ForecastConfig.from_params(params)
+    ds = pipeline_ds(settings_, ds, None, None, table="orders")
+    registered = train.register(settings_, train.evaluate_run(settings_, train.train_run(settings_, ds, config)))
+    decision = train.gate(settings_, registered)
+    version = score.champion_version(settings_)
+    series = sum(score.forecast_shard(settings_, ds, shard, config.shards, version, config.history_days)["series"]
+                 for shard in range(config.shards))
+    rows = score.publish(settings_, ds, config.shards, version)
+    return {"ds": ds, "holdout": registered["holdout"], "metrics": registered["metrics"], "registered_version": registered["version"],
+            "gate": decision, "forecast_with_version": version, "series": series, "rows": rows}
+
+
+@app.command()
+def forecast(
+    ds: Annotated[str | None, typer.Option(help="data date YYYY-MM-DD (default: newest curated orders)")] = None,
+    model: Annotated[str, typer.Option(help="lgbm | ets | seasonal_naive")] = "lgbm",
+    horizon: Annotated[int, typer.Option(help="days ahead")] = 28,
+    origins: Annotated[int, typer.Option(help="rolling backtest origins")] = 3,
+    origin_step: Annotated[int, typer.Option(help="days between backtest origins")] = 14,
+    shards: Annotated[int, typer.Option(help="series shards (forecast one after another here)")] = 2,
+) -> None:
+    """Fit, backtest beside seasonal naive, register, gate, and forecast every series with the champion."""
+    params = {"model": model, "horizon": horizon, "origins": origins, "origin_step": origin_step, "shards": shards}
+    console.print_json(json.dumps(_run(_forecast_day, ds, params), default=str))
+
+
+def _plan_day(ds: str | None, params: dict) -> dict:
+    """The ecom_inventory_plan DAG's steps in one process (warehouses one after another)."""
+    from ml.inventory import plan
+    from ml.orchestration import pipeline_ds
+    from ml.settings import get_settings
+
+    settings_ = get_settings()
+    config = plan.InventoryConfig.from_params(params)
+    ds = pipeline_ds(settings_, ds, None, None, table="demand_forecasts", zone="outputs")
+    warehouses = plan.warehouse_ids(settings_, ds)
+    plans = [plan.plan_one(settings_, ds, warehouse, config) for warehouse in warehouses]
+    return {"ds": ds, "plans": plans, "rows": plan.publish(settings_, ds, len(warehouses))}
+
+
+@app.command(name="plan")
+def plan_command(
+    ds: Annotated[str | None, typer.Option(help="forecast date YYYY-MM-DD (default: newest demand forecast)")] = None,
+    service_level: Annotated[float, typer.Option(help="cycle service level behind the safety stock")] = 0.95,
+    budget: Annotated[float | None, typer.Option(help="purchase budget per warehouse over the horizon")] = None,
+    time_limit_s: Annotated[float, typer.Option(help="solver time limit per warehouse")] = 120.0,
+) -> None:
+    """Plan purchase orders per warehouse from the demand forecast (PuLP MILP, HiGHS with CBC as fallback)."""
+    params = {"service_level": service_level, "budget": budget, "time_limit_s": time_limit_s}
+    console.print_json(json.dumps(_run(_plan_day, ds, params), default=str))
+
+
 @app.command()
 def demo(
     scale: ScaleOpt = None,
@@ -196,7 +257,8 @@ def demo(
     epochs: Annotated[int, typer.Option(help="SASRec epochs for the demo's recommendations")] = 5,
 ) -> None:
     """The main job on embedded defaults: load the synthetic shop's history through the gate, a daily run, then
-    the recommendations (SASRec on CPU, gated in MLflow, every customer scored)."""
+    the recommendations (SASRec on CPU, gated in MLflow, every customer scored), the demand forecast (LightGBM,
+    backtested and gated) and the inventory plan it drives (one MILP per warehouse)."""
     import datetime as dt
 
     from ml import ingest as steps
@@ -221,6 +283,18 @@ def demo(
                   f"{baseline['ndcg_at_10']:.4f} on {recs['holdout']}; gate: {recs['gate']['reason']}")
     console.print(f"{recs['rows']:,} rows in serving table recommendations (model v{recs['scored_with_version']}), "
                   f"MLflow: {settings_.mlflow_tracking_uri}")
+    # a lighter LightGBM than the DAG's default (200 trees, 300k rows): the demo's four fits take about a minute
+    fc = _run(_forecast_day, today["publish"]["ds"], {"model": "lgbm", "lgbm_estimators": 200, "lgbm_max_rows": 300_000})
+    model, baseline = fc["metrics"]["model"], fc["metrics"]["seasonal_naive"]
+    console.print(f"[green]demand forecast[/] for {fc['ds']}: LightGBM MASE {model['mase']:.3f} ({model['mase_vs_seasonal_naive']:.2f}x "
+                  f"seasonal naive), P10-P90 coverage {model['coverage_p10_p90']:.1%} on {fc['holdout']}; gate: {fc['gate']['reason']}; "
+                  f"{fc['rows']:,} rows in demand_forecasts")
+    planned = _run(_plan_day, fc["ds"], {})
+    for p in planned["plans"]:
+        gap = "n/a" if p["mip_gap"] is None else f"{p['mip_gap']:.2%}"
+        console.print(f"[green]inventory plan[/] {p['warehouse_id']}: {p['order_lines']} order lines, {p['units']:,} units, "
+                      f"spend {p['spend']:,.2f}; {p['status']} (gap {gap}, {p['seconds']:.1f} s)")
+    console.print(f"{planned['rows']:,} rows in serving table purchase_orders")
 
 
 if __name__ == "__main__":

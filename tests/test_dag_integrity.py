@@ -57,13 +57,17 @@ def test_no_import_errors(dagbag):
     assert "ecom_ingest" in dagbag.dag_ids
 
 
-def test_training_tasks_run_on_the_gpu_queue(dagbag):
+GPU_TASKS = {("ecom_recommendations", "train")}
+"""Tasks that train a network (PyTorch) and so belong on GPU workers; LightGBM and the MILPs run on CPU workers."""
+
+
+def test_only_network_training_takes_the_gpu_queue(dagbag):
     for dag_id in dagbag.dag_ids:
         for task in dagbag.dags[dag_id].tasks:
-            if task.task_id.startswith("train"):
-                assert task.queue == "gpu", f"{dag_id}.{task.task_id} trains but runs on queue {task.queue!r}"
+            if (dag_id, task.task_id) in GPU_TASKS:
+                assert task.queue == "gpu", f"{dag_id}.{task.task_id} trains a network but runs on queue {task.queue!r}"
             else:
-                assert task.queue != "gpu", f"{dag_id}.{task.task_id} does not train but takes a GPU worker"
+                assert task.queue != "gpu", f"{dag_id}.{task.task_id} takes a GPU worker without using a GPU"
 
 
 def test_ingest_dag_shape_and_params(dagbag):
@@ -86,3 +90,22 @@ def test_recommendations_dag_shape_and_params(dagbag):
     assert {"ds", "model", "epochs", "k", "shards"} <= set(dag.params.keys())
     assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/recommendations"}
     assert "ecom://curated/events" in str(dag.timetable.asset_condition)
+
+
+def test_forecast_dag_shape_and_params(dagbag):
+    dag = dagbag.dags["ecom_demand_forecast"]
+    chain = ["plan", "train", "backtest", "register", "gate", "champion"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("forecast").downstream_task_ids == {"publish"}
+    assert {"ds", "model", "horizon", "origins", "margin", "shards"} <= set(dag.params.keys())
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/demand_forecasts"}
+    assert "ecom://curated/orders" in str(dag.timetable.asset_condition)
+
+
+def test_inventory_plan_runs_when_the_forecast_is_published(dagbag):
+    dag = dagbag.dags["ecom_inventory_plan"]
+    assert "ecom://outputs/demand_forecasts" in str(dag.timetable.asset_condition)
+    assert dag.get_task("solve").downstream_task_ids == {"publish"}
+    assert {"ds", "service_level", "budget", "time_limit_s"} <= set(dag.params.keys())
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/purchase_orders"}

@@ -7,8 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.forecast import baselines, data, evaluate
+from ml.errors import ConfigError, EcomError
+from ml.forecast import baselines, data, evaluate, train
 from ml.forecast.lgbm import GlobalLGBM, LGBMConfig, origin_features
+from ml.forecast.model import Forecaster
+from ml.forecast.train import ForecastConfig
 
 
 def test_daily_demand_fills_missing_days_with_zeros():
@@ -75,3 +78,47 @@ def test_ets_gives_ordered_quantiles():
     fc = baselines.ets(values, 14, workers=1)
     assert fc.values.shape == (3, 2, 14)
     assert (fc.values[0] <= fc.values[1]).all() and (fc.values[1] <= fc.values[2]).all()
+
+
+def _panel(values: np.ndarray, dates: pd.DatetimeIndex) -> data.Panel:
+    keys = pd.DataFrame({"product_id": [f"P{i}" for i in range(len(values))], "warehouse_id": "W0"})
+    return data.Panel(keys, dates, values)
+
+
+def test_demand_rows_round_trip_and_missing_days_are_zeros():
+    values, dates = _weekly_panel(n_series=3, n_days=20)
+    panel = _panel(values, dates)
+    rows = data.to_long(panel)
+    back = data.from_long(rows.sample(frac=1.0, random_state=0))
+    np.testing.assert_array_equal(back.values, panel.values)
+    assert back.keys.equals(panel.keys) and back.dates.equals(panel.dates)
+    holes = data.from_long(rows[(rows["product_id"] != "P1") | (rows["day"] != dates[5])])
+    assert holes.values[1, 5] == 0.0
+    with pytest.raises(EcomError, match="lack columns"):
+        data.from_long(rows.drop(columns="qty"))
+
+
+def test_a_fitted_forecaster_keeps_each_series_identity_and_forecasts_new_ones():
+    values, dates = _weekly_panel(n_series=6, n_days=200)
+    panel = _panel(values, dates)
+    forecaster = Forecaster.fit("lgbm", panel, 14, LGBMConfig(n_estimators=40, threads=1))
+    rows = forecaster.forecast_rows(panel).set_index(["product_id", "target_date"])
+    # the same series in another order, plus one the model never saw, give the same numbers for the known ones
+    order = [4, 0, 5, 2, 1, 3]
+    shuffled = data.Panel(pd.concat([panel.keys.iloc[order], pd.DataFrame({"product_id": ["NEW"], "warehouse_id": ["W0"]})],
+                                    ignore_index=True), dates, np.vstack([values[order], values[:1] * 0.5]))
+    again = forecaster.forecast_rows(shuffled).set_index(["product_id", "target_date"])
+    pd.testing.assert_frame_equal(again.loc[rows.index], rows)
+    new = again.loc["NEW"]
+    assert len(new) == 14 and (new["p10"] <= new["p50"]).all() and (new["p50"] <= new["p90"]).all()
+    assert str(rows.index.get_level_values("target_date").min()) == str((dates[-1] + pd.Timedelta(days=1)).date())
+
+
+def test_a_history_too_short_for_the_backtest_is_a_clear_error():
+    values, dates = _weekly_panel(n_series=2, n_days=80)
+    config = ForecastConfig(model="lgbm", horizon=14, origins=3, origin_step=7)
+    with pytest.raises(EcomError, match=r"\(80 days\) is too short for the lgbm backtest.*LightGBM needs 77"):
+        train.origins(_panel(values, dates), config)
+    assert len(train.origins(_panel(values, dates), ForecastConfig(model="seasonal_naive", horizon=14, origins=3, origin_step=7))) == 3
+    with pytest.raises(ConfigError, match="not one of"):
+        ForecastConfig(model="prophet")

@@ -3,9 +3,12 @@ pinball loss and P10-P90 interval coverage. One module for every model."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -62,3 +65,26 @@ def summarize(per_origin: list[dict[str, np.ndarray]]) -> dict[str, float]:
         "coverage_p10_p90": float(stacked["coverage"].mean()),
         "series_scored": int(np.isfinite(stacked["mase"]).sum() / len(per_origin)),
     }
+
+
+Method = Callable[[np.ndarray, pd.DatetimeIndex, int], Forecast]
+"""A forecasting method: (history[series, day], its dates, horizon) -> Forecast (fits on the history)."""
+
+
+@dataclass
+class Backtest:
+    origins: list[pd.Timestamp]  # first forecast day of each origin, oldest first
+    metrics: dict[str, float]  # ``summarize`` over every origin, plus seconds and series per second
+    last: Forecast  # the newest origin's forecast (for fan charts)
+
+
+def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int]) -> Backtest:
+    """Fit ``method`` on the days before each origin and score its next ``horizon`` days."""
+    t0, per_origin, forecast = time.perf_counter(), [], None
+    for origin in origins:
+        history = values[:, :origin]
+        forecast = method(history, dates[:origin], horizon)
+        per_origin.append(score(history, values[:, origin:origin + horizon], forecast))
+    seconds = time.perf_counter() - t0
+    metrics = summarize(per_origin) | {"seconds": seconds, "series_per_second": values.shape[0] * len(origins) / seconds}
+    return Backtest([dates[o] for o in origins], metrics, forecast)

@@ -29,6 +29,7 @@ MIN_HISTORY = 56  # days of history a training origin needs
 class LGBMConfig:
     season: int = 7
     max_origins: int = 365  # most recent training origins (every day)
+    max_rows: int = 1_000_000  # training rows at most: big panels use every n-th origin instead of every day
     n_estimators: int = 400
     learning_rate: float = 0.05
     num_leaves: int = 31
@@ -86,6 +87,7 @@ class GlobalLGBM:
         self.config = config or LGBMConfig()
         self.models: dict[float, object] = {}
         self.use_series = False
+        self.n_series = 0  # series seen in training: the categories of the series feature
         self.widen = np.zeros(0)  # per step, in level units: added below P10 and above P90
 
     def fit(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int) -> GlobalLGBM:
@@ -95,10 +97,12 @@ class GlobalLGBM:
         last = values.shape[1] - horizon  # the newest origin whose targets are all known
         first = max(MIN_HISTORY, season_span(cfg.season), last - cfg.max_origins + 1)
         if last < first:
-            raise ValueError(f"{values.shape[1]} days are too few to train with horizon {horizon} (need {first + horizon})")
+            raise ValueError(f"{values.shape[1]} days are too few to train with horizon {horizon} (need {min_days(horizon, cfg.season)})")
         self.use_series = values.shape[0] <= cfg.series_feature_limit
+        self.n_series = values.shape[0]
         t0 = time.perf_counter()
-        rows = [self._rows(values, dates, origin, horizon) for origin in range(first, last + 1)]
+        stride = max(1, -(-(last - first + 1) * values.shape[0] * horizon // cfg.max_rows))
+        rows = [self._rows(values, dates, origin, horizon) for origin in range(first, last + 1)[::-1][::stride][::-1]]
         n_cal = min(cfg.calibration_origins, len(rows) // 3)
         fit_rows, cal_rows = rows[: len(rows) - n_cal], rows[len(rows) - n_cal:]
         X = self._design(pd.concat([r[0] for r in fit_rows], ignore_index=True))
@@ -109,8 +113,8 @@ class GlobalLGBM:
         for q in QUANTILES:
             self.models[q] = lgb.LGBMRegressor(objective="quantile", alpha=q, **params).fit(X, y)
         self.widen = self._conformal_widening(cal_rows, horizon)
-        log.info("global LightGBM: %d series, %d origins (%d for calibration), %d rows, fitted in %.1fs",
-                 values.shape[0], len(rows), n_cal, len(y), time.perf_counter() - t0)
+        log.info("global LightGBM: %d series, %d origins every %d days (%d for calibration), %d rows, fitted in %.1fs",
+                 values.shape[0], len(rows), stride, n_cal, len(y), time.perf_counter() - t0)
         return self
 
     def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -139,12 +143,15 @@ class GlobalLGBM:
             return frame.assign(series=frame["series"].astype("category"))
         return frame.drop(columns="series")
 
-    def predict(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int) -> Forecast:
-        """P10/P50/P90 for the ``horizon`` days after the end of ``values`` (monotone, non-negative)."""
+    def predict(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None) -> Forecast:
+        """P10/P50/P90 for the ``horizon`` days after the end of ``values`` (monotone, non-negative).
+        ``series`` gives each row's position in the training panel (-1: a series the model never saw); by
+        default the rows are the training panel's series in order."""
         frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season)
         X = self._design(frame)
         if self.use_series:
-            X["series"] = pd.Categorical(frame["series"], categories=range(values.shape[0]))
+            codes = np.arange(values.shape[0]) if series is None else np.asarray(series)
+            X["series"] = pd.Categorical.from_codes(np.repeat(codes, horizon), categories=range(self.n_series))
         raw = np.stack([self.models[q].predict(X) for q in QUANTILES])
         widen = np.tile(self.widen, values.shape[0])
         raw[0], raw[-1] = raw[0] - widen, raw[-1] + widen
@@ -158,3 +165,8 @@ class GlobalLGBM:
 def season_span(season: int) -> int:
     """History an origin needs for the same-weekday features."""
     return season * (WEEKS_BACK + 5)
+
+
+def min_days(horizon: int, season: int = 7) -> int:
+    """Days of history ``fit`` needs: one training origin with its features and a full horizon of targets."""
+    return max(MIN_HISTORY, season_span(season)) + horizon

@@ -54,10 +54,11 @@ def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehous
 
 
 def _stock_at(inventory: pd.DataFrame, warehouse_id: str, day: pd.Timestamp) -> pd.DataFrame:
-    rows = inventory[(inventory["warehouse_id"].astype(str) == warehouse_id) & (pd.to_datetime(inventory["ds"]) <= day)]
-    if rows.empty:
+    snapshot_day = pd.to_datetime(inventory["ds"], utc=True).dt.tz_localize(None).dt.normalize()  # naive or UTC dates
+    mine = (inventory["warehouse_id"].astype(str) == warehouse_id) & (snapshot_day <= day)
+    if not mine.any():
         return pd.DataFrame(columns=["on_hand", "on_order"], dtype=float)
-    newest = rows[pd.to_datetime(rows["ds"]) == pd.to_datetime(rows["ds"]).max()]
+    newest = inventory[mine & (snapshot_day == snapshot_day[mine].max())]
     return newest.set_index(newest["product_id"].astype(str))[["on_hand", "on_order"]].astype(float)
 
 

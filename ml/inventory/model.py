@@ -121,7 +121,8 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
         status = "optimal" if gap <= 1e-6 else "within_gap" if gap <= config.gap + 1e-9 else "time_limit"
     else:
         model, v = _build(problem, config, econ, elastic=False)
-        solver_name, status, gap = _solve(model, config, lot_for_lot(problem, econ))
+        left = max(config.time_limit_s - (time.perf_counter() - t0), 1.0)  # the per-SKU pass spent part of the limit
+        solver_name, status, gap = _solve(model, replace(config, time_limit_s=left), lot_for_lot(problem, econ))
         if status in ("infeasible", "no_solution"):
             diagnosis = diagnose(problem, config)
             what = "is infeasible" if status == "infeasible" else f"found no feasible plan within {config.time_limit_s:g} s"
@@ -159,8 +160,9 @@ def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | N
     # each SKU may use a hundredth of the time limit, 2 s at most: most need a fraction of a second
     share = min(2.0, max(0.05, config.time_limit_s / 100))
     alone = replace(config, budget=None, threads=1, gap=config.gap / 2, time_limit_s=share)
+    deadline = time.time() + config.time_limit_s  # wall clock: comparable across the worker processes
     jobs = [(WarehouseProblem(problem.warehouse_id, problem.skus.iloc[[i]].reset_index(drop=True), problem.days,
-                              problem.p10[[i]], problem.p50[[i]], problem.p90[[i]], capacity_units=np.inf), alone)
+                              problem.p10[[i]], problem.p50[[i]], problem.p90[[i]], capacity_units=np.inf), alone, deadline)
             for i in range(n)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -173,17 +175,24 @@ def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | N
     return _PerSku(solution, upper=sum(r[3] for r in results), lower=sum(r[4] for r in results))
 
 
-def _solve_alone(job: tuple[WarehouseProblem, PlanConfig]):
-    """One SKU's MILP: (qty, inv, short) rows, its objective and its dual bound; None without a plan."""
-    sku, config = job
+def _solve_alone(job: tuple[WarehouseProblem, PlanConfig, float]):
+    """One SKU's MILP: (qty, inv, short) rows, its objective and its dual bound; None without a plan.
+    Past the warehouse's deadline the lot-for-lot start is taken unsolved, with the trivial bound 0 (every
+    objective coefficient is >= 0), so an exhausted time limit shows as a wide gap, never as a proof."""
+    sku, config, deadline = job
     e = economics(sku, config)
     model, v = _build(sku, config, e, elastic=False)
-    _, status, _ = _solve(model, config, lot_for_lot(sku, e))
+    start = lot_for_lot(sku, e)
+    if time.time() >= deadline:
+        for var in model.variables():
+            var.varValue = start.get(var.name, 0.0)
+        return (*_values(v, e, 1, sku.horizon), float(pulp.value(model.objective) or 0.0), 0.0)
+    _, status, _ = _solve(model, replace(config, time_limit_s=min(config.time_limit_s, deadline - time.time())), start)
     if status in ("infeasible", "no_solution"):
         return None
     objective = float(pulp.value(model.objective) or 0.0)
     bound = model.solverModel.getInfo().mip_dual_bound
-    return (*_values(v, e, 1, sku.horizon), objective, float(bound) if np.isfinite(bound) else objective)
+    return (*_values(v, e, 1, sku.horizon), objective, float(bound) if np.isfinite(bound) else 0.0)
 
 
 @dataclass(frozen=True)

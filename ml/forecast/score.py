@@ -1,0 +1,51 @@
+"""Daily forecasting with the champion: P10/P50/P90 for the ``horizon`` days after ds for every (product,
+warehouse) series, written to ``demand_forecasts(ds, product_id, warehouse_id, target_date, p10, p50, p90,
+model_version)`` in the lake's outputs zone and the serving store, one ds replaced at once.
+
+In the DAG the series are split into shards (a stable hash of product and warehouse), so per-series methods
+(ETS) spread over mapped tasks; ``publish`` gathers the shards."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ml import registry, staging
+from ml.dates import as_date
+from ml.forecast import train
+from ml.forecast.data import Panel
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE = "demand_forecasts"
+KEY = ("product_id", "warehouse_id", "target_date")
+COLUMNS = ("ds", "product_id", "warehouse_id", "target_date", "p10", "p50", "p90", "model_version")
+
+
+def champion_version(settings: Settings) -> str:
+    return registry.champion_version(settings, train.EXPERIMENT, train.MODEL_NAME)
+
+
+def shard(panel: Panel, number: int, shards: int) -> Panel:
+    """The series of one shard (all of them when ``shards`` is 1)."""
+    mine = staging.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number
+    return Panel(panel.keys[mine].reset_index(drop=True), panel.dates, panel.values[mine])
+
+
+def forecast_shard(settings: Settings, ds: str, number: int, shards: int, version: str, history_days: int) -> dict:
+    """Forecast one shard of the series with champion ``version`` and stage the rows."""
+    forecaster = train.load_forecaster(settings, f"models:/{train.MODEL_NAME}/{version}")
+    panel = shard(train.load_panel(settings, ds, history_days), number, shards)
+    t0 = time.perf_counter()
+    rows = forecaster.forecast_rows(panel).assign(ds=as_date(ds).isoformat(), model_version=str(version))
+    seconds = time.perf_counter() - t0
+    staged = staging.stage(settings, TABLE, ds, number, rows[list(COLUMNS)])
+    log.info("shard %d/%d of ds=%s: %d series forecast %d days ahead by %s v%s in %.1fs (%.0f series/s)", number, shards,
+             ds, panel.n_series, forecaster.horizon, forecaster.kind, version, seconds, panel.n_series / max(seconds, 1e-9))
+    return {"shard": number, "series": panel.n_series, "rows": staged, "version": version}
+
+
+def publish(settings: Settings, ds: str, shards: int, version: str) -> int:
+    """Gather the staged shards of ds (all from ``version``) and replace the ds; returns rows written."""
+    return staging.publish(settings, TABLE, ds, shards, key=KEY, version=version)

@@ -1,0 +1,200 @@
+"""The production forecast pipeline on the curated lake: fit the chosen method on the demand through ds, backtest
+it beside seasonal naive on rolling origins, log metrics and fan charts to MLflow, register, and gate the champion
+on backtest MASE (lower is better).
+
+The gate compares methods, not fitted artifacts: the champion's recipe (kind and settings) is refitted at the
+same origins on the same panel, so both figures come from the same backtest and neither saw its test days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml import lake, registry
+from ml.dates import as_date
+from ml.errors import ConfigError, EcomError
+from ml.forecast import data, evaluate, lgbm
+from ml.forecast.lgbm import LGBMConfig
+from ml.forecast.model import KINDS, Forecaster, method, pyfunc_model
+from ml.orchestration import ParamsConfig
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "ecom_demand_forecaster"
+EXPERIMENT = "ecom_demand_forecast"
+GATE_METRIC = "mase"
+FAN_CHART_SERIES = 6
+
+
+@dataclass(frozen=True)
+class ForecastConfig(ParamsConfig):
+    model: str = "lgbm"
+    horizon: int = 28
+    origins: int = 3  # rolling backtest origins
+    origin_step: int = 14  # days between origins
+    history_days: int = 730
+    margin: float = 0.02  # a challenger must cut the champion's backtest MASE by 2% (relative)
+    shards: int = 2  # scoring tasks, by series
+    lgbm_estimators: int = 400
+    lgbm_max_rows: int = 1_000_000
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.model not in KINDS:
+            raise ConfigError(f"forecast model {self.model!r} is not one of {KINDS}")
+        for name in ("horizon", "origins", "origin_step", "history_days", "shards", "lgbm_estimators", "lgbm_max_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"forecast {name}={getattr(self, name)} must be at least 1")
+        if not 0 <= self.margin < 1:
+            raise ConfigError(f"forecast margin={self.margin} must be in [0, 1)")
+
+    def lgbm(self) -> LGBMConfig:
+        return LGBMConfig(n_estimators=self.lgbm_estimators, max_rows=self.lgbm_max_rows, seed=self.seed)
+
+
+def load_panel(settings: Settings, ds: str, history_days: int) -> data.Panel:
+    """Daily demand per (product, warehouse) over the ``history_days`` through ds, zeros filled up to ds."""
+    start = as_date(ds) - dt.timedelta(days=history_days - 1)
+    orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
+    items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
+    if orders.empty:
+        raise EcomError(f"orders: no curated partitions in {start}..{as_date(ds)} under {settings.lake_dir}; run ecom_ingest first")
+    first_sale = orders["order_ts"].min().tz_convert("UTC").date()
+    return data.daily_demand(orders, items, start=str(max(start, first_sale)), end=str(as_date(ds)))
+
+
+def origins(panel: data.Panel, config: ForecastConfig, kind: str | None = None) -> list[int]:
+    """Backtest origins (day indices) for ``kind`` (default: the configured model); a clear error when the
+    history cannot hold them."""
+    kind = kind or config.model
+    try:
+        found = evaluate.rolling_origins(panel.values.shape[1], config.horizon, config.origins, config.origin_step)
+        if kind == "lgbm" and found[0] < lgbm.min_days(config.horizon):
+            raise ValueError(f"the first origin has {found[0]} days of history, LightGBM needs {lgbm.min_days(config.horizon)}")
+    except ValueError as exc:
+        raise EcomError(f"demand history {panel.dates[0].date()}..{panel.dates[-1].date()} ({len(panel.dates)} days) is too "
+                        f"short for the {kind} backtest: {exc}; load more history, or lower horizon, origins or origin_step") from exc
+    return found
+
+
+def holdout_name(panel: data.Panel, config: ForecastConfig) -> str:
+    days = [panel.dates[o].date() for o in origins(panel, config)]
+    return f"backtest h={config.horizon} origins {days[0]}..{days[-1]} every {config.origin_step}d, series through {panel.dates[-1].date()}"
+
+
+def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
+    """Fit the configured method on the demand through ds and log params and the pyfunc model to a new MLflow run."""
+    import mlflow
+
+    panel = load_panel(settings, ds, config.history_days)
+    origins(panel, config)  # fail before training when the history cannot hold the backtest
+    registry.configure(settings, EXPERIMENT)
+    with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
+        mlflow.log_params({f"forecast.{k}": v for k, v in config.as_dict().items()}
+                          | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)})
+        forecaster = Forecaster.fit(config.model, panel, config.horizon, config.lgbm())
+        example = data.to_long(panel)
+        example = example[example["product_id"] == panel.keys["product_id"].iloc[0]]
+        uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example,
+                                        registry.pip_requirements("lightgbm", "statsmodels"))
+        mlflow.set_tags({"forecast.model": config.model, "forecast.trained_through": forecaster.trained_through})
+    log.info("fitted %s on %d series through %s in run %s", config.model, panel.n_series, ds, run.info.run_id)
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
+
+
+def load_forecaster(settings: Settings, uri: str) -> Forecaster:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
+
+
+def backtest(panel: data.Panel, kind: str, forecaster_method: evaluate.Method, config: ForecastConfig) -> evaluate.Backtest:
+    return evaluate.backtest(panel.values, panel.dates, forecaster_method, config.horizon, origins(panel, config, kind))
+
+
+def evaluate_run(settings: Settings, trained: dict) -> dict:
+    """Backtest the run's method beside seasonal naive; log metrics, the ratio to naive and fan charts."""
+    import mlflow
+
+    config = ForecastConfig.from_params(trained["config"])
+    panel = load_panel(settings, trained["ds"], config.history_days)
+    forecaster = load_forecaster(settings, trained["model_uri"])
+    results = {"model": backtest(panel, forecaster.kind, forecaster.method(), config),
+               "seasonal_naive": backtest(panel, "seasonal_naive", method("seasonal_naive"), config)}
+    metrics = {who: r.metrics for who, r in results.items()}
+    metrics["model"]["mase_vs_seasonal_naive"] = metrics["model"]["mase"] / metrics["seasonal_naive"]["mase"]
+    registry.configure(settings, EXPERIMENT)
+    with mlflow.start_run(run_id=trained["run_id"]):
+        for who, values in metrics.items():
+            prefix = "backtest." if who == "model" else "backtest.seasonal_naive."
+            mlflow.log_metrics({prefix + k: float(v) for k, v in values.items() if np.isfinite(v)})
+        mlflow.log_figure(fan_chart(panel, results, config), "evaluation/fan_chart.png")
+        mlflow.log_dict(metrics | {"origins": [str(o.date()) for o in results["model"].origins]}, "evaluation/backtest.json")
+    name = holdout_name(panel, config)
+    log.info("%s: %s MASE %.3f (%.3fx seasonal naive), P10-P90 coverage %.1f%%", name, config.model, metrics["model"]["mase"],
+             metrics["model"]["mase_vs_seasonal_naive"], 100 * metrics["model"]["coverage_p10_p90"])
+    return trained | {"holdout": name, "metrics": metrics}
+
+
+def fan_chart(panel: data.Panel, results: dict[str, evaluate.Backtest], config: ForecastConfig):
+    """The newest origin's P10-P90 band and P50 against the actuals, for the highest-volume series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    origin = panel.dates.get_loc(results["model"].origins[-1])
+    top = np.argsort(-panel.values[:, :origin].sum(axis=1))[:FAN_CHART_SERIES]
+    fig, axes = plt.subplots(len(top), 1, figsize=(8, 2.2 * len(top)), sharex=True, squeeze=False)
+    past = panel.dates[max(0, origin - 8 * 7):origin]
+    future = panel.dates[origin:origin + config.horizon]
+    for ax, row in zip(axes[:, 0], top, strict=True):
+        fc = results["model"].last.values[:, row, :]
+        ax.plot(past, panel.values[row, max(0, origin - 8 * 7):origin], color="black", lw=1, label="history")
+        ax.plot(future, panel.values[row, origin:origin + config.horizon], color="black", lw=1, ls="--", label="actual")
+        ax.fill_between(future, fc[0], fc[2], alpha=0.3, label="P10-P90")
+        ax.plot(future, fc[1], label=f"{config.model} P50")
+        ax.plot(future, results["seasonal_naive"].last.values[1, row, :], lw=1, alpha=0.7, label="seasonal naive")
+        key = panel.keys.iloc[row]
+        ax.set_title(f"{key['product_id']} @ {key['warehouse_id']}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=5, loc="upper left")
+    fig.suptitle(f"Backtest origin {future[0].date()}: {config.horizon}-day fan chart")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def register(settings: Settings, evaluated: dict) -> dict:
+    """Register the run's model as a new version (tags: ds, model kind, backtest metrics)."""
+    client = registry.configure(settings, EXPERIMENT)
+    tags = {"ds": evaluated["ds"], "forecast.model": evaluated["config"]["model"],
+            **{f"backtest.{k}": repr(v) for k, v in evaluated["metrics"]["model"].items()},
+            "backtest.seasonal_naive.mase": repr(evaluated["metrics"]["seasonal_naive"]["mase"])}
+    return evaluated | {"version": registry.register(client, evaluated["model_uri"], MODEL_NAME, tags=tags)}
+
+
+def gate(settings: Settings, registered: dict) -> dict:
+    """Champion gate: promote when the backtest MASE is below the champion recipe's on the same origins by the margin."""
+    config = ForecastConfig.from_params(registered["config"])
+    client = registry.configure(settings, EXPERIMENT)
+
+    def champion_mase(uri: str) -> float:
+        champion = load_forecaster(settings, uri)
+        panel = load_panel(settings, registered["ds"], config.history_days)
+        try:
+            return backtest(panel, champion.kind, champion.method(), config).metrics[GATE_METRIC]
+        except EcomError as exc:
+            raise registry.NotComparable(f"the champion ({uri}, {champion.kind}) cannot be backtested here: {exc}") from exc
+
+    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
+                                registered["metrics"]["model"][GATE_METRIC], registered["holdout"],
+                                margin=config.margin, higher_is_better=False, evaluate_champion=champion_mase)
+    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -1,0 +1,92 @@
+"""The daily replenishment plan on the lake: read ds's ``demand_forecasts`` (the forecast pipeline's output
+table, never its code), the product master, stock and warehouses; solve one MILP per warehouse; write
+``purchase_orders`` for the ds in one go.
+
+A warehouse whose plan is infeasible fails its task with the diagnosis (constraint family and SKUs) and nothing
+is published for the ds, so the previous plan stays in place until the planner acts; the solver status and
+MIP gap of every published plan are on its rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml import lake, staging
+from ml.dates import as_date
+from ml.errors import ConfigError, EcomError
+from ml.inventory import data
+from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
+from ml.orchestration import ParamsConfig
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE = "purchase_orders"
+FORECASTS = "demand_forecasts"
+KEY = ("warehouse_id", "product_id", "order_date")
+
+
+@dataclass(frozen=True)
+class InventoryConfig(ParamsConfig):
+    service_level: float = 0.95
+    budget: float | None = None  # purchase budget per warehouse over the horizon; None: unlimited
+    time_limit_s: float = 120.0  # per warehouse
+    gap: float = 0.01
+    solver: str = "highs"
+
+    def plan_config(self) -> PlanConfig:
+        return PlanConfig(service_level=self.service_level, budget=self.budget, time_limit_s=self.time_limit_s,
+                          gap=self.gap, solver=self.solver)
+
+    def __post_init__(self):
+        self.plan_config()  # validates the values
+        if self.time_limit_s <= 0:
+            raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
+
+
+def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:
+    try:
+        forecasts = lake.read_partition(settings.lake_dir, "outputs", FORECASTS, ds)
+    except EcomError as exc:
+        raise EcomError(f"{FORECASTS}: no forecast for ds={as_date(ds)}; run ecom_demand_forecast for that day first") from exc
+    return forecasts.assign(target_date=pd.to_datetime(forecasts["target_date"]), warehouse_id=forecasts["warehouse_id"].astype(str))
+
+
+def warehouse_ids(settings: Settings, ds: str) -> list[str]:
+    """The warehouses that ds's forecast covers, in a fixed order (their index is the staging shard)."""
+    return sorted(load_forecasts(settings, ds)["warehouse_id"].unique())
+
+
+def load_problem(settings: Settings, ds: str, warehouse_id: str) -> WarehouseProblem:
+    forecasts = load_forecasts(settings, ds)
+    mine = forecasts[forecasts["warehouse_id"] == warehouse_id]
+    if mine.empty:
+        raise EcomError(f"{FORECASTS}: ds={as_date(ds)} has no rows for warehouse {warehouse_id!r}")
+    read = {t: lake.read_latest(settings.lake_dir, "curated", t, ds) for t in ("products", "inventory", "warehouses")}
+    [problem] = data.warehouse_problems(read["products"], read["inventory"], read["warehouses"], mine)
+    return problem
+
+
+def plan_one(settings: Settings, ds: str, warehouse_id: str, config: InventoryConfig) -> dict:
+    """Plan one warehouse and stage its purchase orders; returns the solve's summary (raises PlanError when no
+    plan exists, with the diagnosis)."""
+    number = warehouse_ids(settings, ds).index(warehouse_id)
+    problem = load_problem(settings, ds, warehouse_id)
+    plan = plan_warehouse(problem, config.plan_config())
+    rows = data.purchase_orders(ds, plan)
+    unit_cost = problem.skus.set_index("product_id")["unit_cost"]
+    staging.stage(settings, TABLE, ds, number, rows.assign(ds=as_date(ds).isoformat()))
+    summary = {"warehouse_id": warehouse_id, "status": plan.status, "mip_gap": plan.mip_gap, "solver": plan.solver,
+               "objective": plan.objective, "seconds": round(plan.seconds, 2), "order_lines": len(rows),
+               "units": int(rows["qty"].sum()), "spend": round(float((rows["qty"] * rows["product_id"].map(unit_cost)).sum()), 2),
+               "skus": len(problem.skus)}
+    log.info("plan for %s ds=%s: %s", warehouse_id, ds, json.dumps(summary))
+    return summary
+
+
+def publish(settings: Settings, ds: str, warehouses: int) -> int:
+    """Gather every warehouse's staged orders and replace the ds's purchase orders; returns rows written."""
+    return staging.publish(settings, TABLE, ds, warehouses, key=KEY)

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-inventory clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,17 @@ bench-recsys: setup  ## recommendation quality (Beauty, MovieLens-100k, Instrume
 bench-forecast: setup  ## rolling-origin backtest (3 origins, 28 days) on the bakery and pharma sales
 	$(BIN)/python benchmarks/forecast_quality.py --bakery $(SHARED_DATA)/forecast/bakery-breadbasket \
 	    --pharma $(SHARED_DATA)/forecast/pharma-sales-daily --out benchmarks/results/forecast_quality.json
+
+# statsforecast 2.1 needs pandas < 3, so the speed anchor gets its own interpreter
+ANCHOR_VENV ?= .venv-anchor
+$(ANCHOR_VENV)/bin/statsforecast-installed:
+	test -x $(ANCHOR_VENV)/bin/python || $(PYTHON) -m venv $(ANCHOR_VENV)
+	$(ANCHOR_VENV)/bin/python -m pip install -q statsforecast==2.1.1
+	touch $@
+
+bench-forecast-scale: setup $(ANCHOR_VENV)/bin/statsforecast-installed  ## global LightGBM on 20k series x 2 years vs statsforecast AutoETS
+	$(BIN)/python benchmarks/forecast_scale.py --series 20000 --days 730 --sample 200 --anchor-python $(ANCHOR_VENV)/bin/python \
+	    --out benchmarks/results/forecast_scale.json
 
 bench-inventory: setup  ## replenishment MILP, 1,000 SKUs x 28 days: status, gap, time; plan vs base-stock in simulation
 	$(BIN)/python benchmarks/inventory_plan.py --skus 1000 --horizon 28 --out benchmarks/results/inventory_plan.json

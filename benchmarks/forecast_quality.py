@@ -14,35 +14,24 @@ import argparse
 import json
 import logging
 import platform
-import time
 from pathlib import Path
 
-from ml.forecast import baselines, data, evaluate
-from ml.forecast.lgbm import GlobalLGBM
+from ml.forecast import data, evaluate
+from ml.forecast.model import method
 from ml.sources import public
 
 log = logging.getLogger("forecast_quality")
 
-MODELS = {
-    "seasonal naive": lambda hist, dates, h: baselines.seasonal_naive(hist, h),
-    "ETS (statsmodels)": lambda hist, dates, h: baselines.ets(hist, h),
-    "global LightGBM + CQR": lambda hist, dates, h: GlobalLGBM().fit(hist, dates, h).predict(hist, dates, h),
-}
+MODELS = {"seasonal naive": method("seasonal_naive"), "ETS (statsmodels)": method("ets"), "global LightGBM + CQR": method("lgbm")}
 
 
 def backtest(name: str, panel: data.Panel, horizon: int, step: int, n_origins: int) -> list[dict]:
     origins = evaluate.rolling_origins(panel.values.shape[1], horizon, n_origins, step)
     rows = []
-    for model, forecast in MODELS.items():
-        t0, per_origin = time.perf_counter(), []
-        for origin in origins:
-            history = panel.values[:, :origin]
-            per_origin.append(evaluate.score(history, panel.values[:, origin:origin + horizon],
-                                             forecast(history, panel.dates[:origin], horizon)))
-        seconds = time.perf_counter() - t0
-        rows.append({"dataset": name, "model": model, **evaluate.summarize(per_origin), "seconds": seconds,
-                     "series": panel.n_series, "origins": [str(panel.dates[o].date()) for o in origins],
-                     "series_per_second": panel.n_series * len(origins) / seconds})
+    for model, fit_and_forecast in MODELS.items():
+        result = evaluate.backtest(panel.values, panel.dates, fit_and_forecast, horizon, origins)
+        rows.append({"dataset": name, "model": model, **result.metrics, "series": panel.n_series,
+                     "origins": [str(o.date()) for o in result.origins]})
         log.info("%s %s: %s", name, model, rows[-1])
     naive = rows[0]["mase"]
     for row in rows:

@@ -44,3 +44,21 @@ def test_recommend_runs_the_pipeline_and_explains_a_missing_lake(settings):
 
     rows = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")
     assert len(rows) == rows["customer_id"].nunique() * 5 and set(rows["model_version"]) == {"1"}
+
+
+def test_forecast_then_plan_from_the_command_line(settings):
+    missing = runner.invoke(app, ["plan"])
+    assert missing.exit_code == 1 and "run the pipeline that writes demand_forecasts first" in " ".join(missing.output.split())
+    assert runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-01", "--backfill-days", "59"]).exit_code == 0
+    args = ["forecast", "--model", "seasonal_naive", "--horizon", "7", "--origins", "2", "--origin-step", "7", "--shards", "1"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    from ml import serving
+
+    forecasts = serving.read_ds(settings.serving_url, "demand_forecasts", "2024-03-01")
+    assert len(forecasts) == 7 * len(forecasts[["product_id", "warehouse_id"]].drop_duplicates()) > 0
+    planned = runner.invoke(app, ["plan", "--service-level", "0.9", "--time-limit-s", "30"])
+    assert planned.exit_code == 0, planned.output
+    assert '"status": "optimal"' in planned.output or '"status": "within_gap"' in planned.output
+    bad = runner.invoke(app, ["plan", "--budget", "-5"])
+    assert bad.exit_code == 1 and "budget must be >= 0" in bad.output

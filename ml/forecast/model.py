@@ -46,7 +46,8 @@ class Forecaster:
 
     @classmethod
     def fit(cls, kind: str, panel: Panel, horizon: int, lgbm_config: LGBMConfig | None = None) -> Forecaster:
-        method(kind, lgbm_config)  # validates the kind
+        if kind not in KINDS:
+            raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
         config = lgbm_config or LGBMConfig()
         common = {"kind": kind, "horizon": horizon, "trained_through": str(panel.dates[-1].date()),
                   "lgbm_config": dataclasses.asdict(config)}

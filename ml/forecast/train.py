@@ -98,8 +98,7 @@ def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
         mlflow.log_params({f"forecast.{k}": v for k, v in config.as_dict().items()}
                           | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)})
         forecaster = Forecaster.fit(config.model, panel, config.horizon, config.lgbm())
-        example = data.to_long(panel)
-        example = example[example["product_id"] == panel.keys["product_id"].iloc[0]]
+        example = data.to_long(data.Panel(panel.keys.head(1), panel.dates, panel.values[:1]))  # one series, not all
         uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example,
                                         registry.pip_requirements("lightgbm", "statsmodels"))
         mlflow.set_tags({"forecast.model": config.model, "forecast.trained_through": forecaster.trained_through})

@@ -62,6 +62,8 @@ class PlanConfig:
             raise ConfigError(f"budget must be >= 0, got {self.budget}")
         if self.solver not in ("highs", "cbc"):
             raise ConfigError(f"solver must be 'highs' or 'cbc', got {self.solver!r}")
+        if self.time_limit_s <= 0:
+            raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
 
 
 @dataclass

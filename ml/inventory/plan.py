@@ -16,7 +16,7 @@ import pandas as pd
 
 from ml import lake, staging
 from ml.dates import as_date
-from ml.errors import ConfigError, EcomError
+from ml.errors import EcomError
 from ml.inventory import data
 from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
 from ml.orchestration import ParamsConfig
@@ -43,8 +43,6 @@ class InventoryConfig(ParamsConfig):
 
     def __post_init__(self):
         self.plan_config()  # validates the values
-        if self.time_limit_s <= 0:
-            raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
 
 
 def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:
@@ -55,13 +53,15 @@ def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:
     return forecasts.assign(target_date=pd.to_datetime(forecasts["target_date"]), warehouse_id=forecasts["warehouse_id"].astype(str))
 
 
-def warehouse_ids(settings: Settings, ds: str) -> list[str]:
+def warehouse_ids(settings: Settings, ds: str, forecasts: pd.DataFrame | None = None) -> list[str]:
     """The warehouses that ds's forecast covers, in a fixed order (their index is the staging shard)."""
-    return sorted(load_forecasts(settings, ds)["warehouse_id"].unique())
+    forecasts = load_forecasts(settings, ds) if forecasts is None else forecasts
+    return sorted(forecasts["warehouse_id"].unique())
 
 
-def load_problem(settings: Settings, ds: str, warehouse_id: str) -> WarehouseProblem:
-    forecasts = load_forecasts(settings, ds)
+def load_problem(settings: Settings, ds: str, warehouse_id: str, forecasts: pd.DataFrame) -> WarehouseProblem:
+    """One warehouse's planning inputs: its rows of ds's ``forecasts`` with the newest product, stock and
+    warehouse snapshots."""
     mine = forecasts[forecasts["warehouse_id"] == warehouse_id]
     if mine.empty:
         raise EcomError(f"{FORECASTS}: ds={as_date(ds)} has no rows for warehouse {warehouse_id!r}")
@@ -73,8 +73,9 @@ def load_problem(settings: Settings, ds: str, warehouse_id: str) -> WarehousePro
 def plan_one(settings: Settings, ds: str, warehouse_id: str, config: InventoryConfig) -> dict:
     """Plan one warehouse and stage its purchase orders; returns the solve's summary (raises PlanError when no
     plan exists, with the diagnosis)."""
-    number = warehouse_ids(settings, ds).index(warehouse_id)
-    problem = load_problem(settings, ds, warehouse_id)
+    forecasts = load_forecasts(settings, ds)
+    number = warehouse_ids(settings, ds, forecasts).index(warehouse_id)
+    problem = load_problem(settings, ds, warehouse_id, forecasts)
     plan = plan_warehouse(problem, config.plan_config())
     rows = data.purchase_orders(ds, plan)
     unit_cost = problem.skus.set_index("product_id")["unit_cost"]

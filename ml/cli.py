@@ -250,6 +250,37 @@ def plan_command(
     console.print_json(json.dumps(_run(_plan_day, ds, params), default=str))
 
 
+def _intervene_day(ds: str | None, params: dict) -> dict:
+    """The ecom_intervention DAG's steps in one process."""
+    from ml.intervention import plan, train
+    from ml.orchestration import pipeline_ds
+    from ml.settings import get_settings
+
+    settings_ = get_settings()
+    config = train.InterventionConfig.from_params(params)
+    ds = pipeline_ds(settings_, ds, None, None, table="events")
+    registered = train.register(settings_, train.train_run(settings_, ds, config))
+    decision = train.gate(settings_, registered)
+    summary = plan.plan_day(settings_, ds, config, plan.champion_version(settings_))
+    return {"ds": ds, "holdout": registered["holdout"], "metrics": registered["metrics"],
+            "registered_version": registered["version"], "gate": decision, "plan": summary}
+
+
+@app.command()
+def intervene(
+    ds: Annotated[str | None, typer.Option(help="data date YYYY-MM-DD (default: newest curated events)")] = None,
+    learner: Annotated[str, typer.Option(help="uplift learner: x | t | s")] = "x",
+    budget: Annotated[float, typer.Option(help="expected spend of the day's plan (discounts redeemed + contacts)")] = 500.0,
+    caps: Annotated[str | None, typer.Option(help="most customers per action, comma separated in action order")] = None,
+    fatigue_days: Annotated[int, typer.Option(help="no second action within this many days")] = 14,
+    holdout_campaigns: Annotated[int, typer.Option(help="newest campaigns held out to measure uplift (Qini)")] = 3,
+) -> None:
+    """Train propensity and uplift, gate on Qini, and plan who gets which coupon tomorrow under the budget."""
+    params = {"learner": learner, "budget": budget, "fatigue_days": fatigue_days, "holdout_campaigns": holdout_campaigns,
+              "caps": None if caps is None else [int(c) for c in caps.split(",")]}
+    console.print_json(json.dumps(_run(_intervene_day, ds, params), default=str))
+
+
 @app.command()
 def demo(
     scale: ScaleOpt = None,
@@ -258,7 +289,8 @@ def demo(
 ) -> None:
     """The main job on embedded defaults: load the synthetic shop's history through the gate, a daily run, then
     the recommendations (SASRec on CPU, gated in MLflow, every customer scored), the demand forecast (LightGBM,
-    backtested and gated) and the inventory plan it drives (one MILP per warehouse)."""
+    backtested and gated), the inventory plan it drives (one MILP per warehouse), and tomorrow's coupon plan
+    (propensity + uplift, gated on Qini, budget-optimal assignment)."""
     import datetime as dt
 
     from ml import ingest as steps
@@ -295,6 +327,14 @@ def demo(
         console.print(f"[green]inventory plan[/] {p['warehouse_id']}: {p['order_lines']} order lines, {p['units']:,} units, "
                       f"spend {p['spend']:,.2f}; {p['status']} (gap {gap}, {p['seconds']:.1f} s)")
     console.print(f"{planned['rows']:,} rows in serving table purchase_orders")
+    nudges = _run(_intervene_day, today["publish"]["ds"], {})
+    uplift, chosen = nudges["metrics"]["uplift"], nudges["plan"]
+    console.print(f"[green]interventions[/] for {nudges['ds']}: uplift Qini {uplift['qini']:.4f} (S-learner "
+                  f"{uplift.get('s_learner_qini', float('nan')):.4f}, random {uplift['random_qini']:.4f}), propensity ROC-AUC "
+                  f"{nudges['metrics']['propensity']['roc_auc']:.3f}; gate: {nudges['gate']['reason']}")
+    console.print(f"{chosen['rows']:,} customers get an action {chosen['per_action']}: expected profit "
+                  f"{chosen['expected_profit']:,.2f} for {chosen['expected_spend']:,.2f} of the {chosen['budget']:,.2f} budget "
+                  f"({chosen['solver_status']}); serving table interventions")
 
 
 if __name__ == "__main__":

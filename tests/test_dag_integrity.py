@@ -109,3 +109,13 @@ def test_inventory_plan_runs_when_the_forecast_is_published(dagbag):
     assert dag.get_task("solve").downstream_task_ids == {"publish"}
     assert {"ds", "service_level", "budget", "time_limit_s"} <= set(dag.params.keys())
     assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/purchase_orders"}
+
+
+def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
+    dag = dagbag.dags["ecom_intervention"]
+    for upstream, downstream in itertools.pairwise(["plan", "train", "register", "gate", "champion", "target"]):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    condition = str(dag.timetable.asset_condition)
+    assert "ecom://curated/coupon_campaigns" in condition and "ecom://outputs/recommendations" in condition
+    assert {"ds", "budget", "caps", "fatigue_days", "learner"} <= set(dag.params.keys())
+    assert {a.uri for a in dag.get_task("target").outlets} == {"ecom://outputs/interventions"}

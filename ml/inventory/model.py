@@ -35,6 +35,7 @@ import pandas as pd
 import pulp
 from scipy import stats
 
+from ml import milp
 from ml.errors import ConfigError, PlanError
 from ml.inventory import policy
 
@@ -60,7 +61,7 @@ class PlanConfig:
             raise ConfigError(f"service_level must be in [0.5, 1), got {self.service_level}")
         if self.budget is not None and self.budget < 0:
             raise ConfigError(f"budget must be >= 0, got {self.budget}")
-        if self.solver not in ("highs", "cbc"):
+        if self.solver not in milp.SOLVERS:
             raise ConfigError(f"solver must be 'highs' or 'cbc', got {self.solver!r}")
         if self.time_limit_s <= 0:
             raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
@@ -303,64 +304,8 @@ def lot_for_lot(problem: WarehouseProblem, e: Economics) -> dict[str, float]:
     return start
 
 
-def _highs_with_start(start: dict[str, float] | None, **options):
-    """PuLP's HiGHS interface, handing HiGHS a starting solution (PuLP's own has no warm start for it)."""
-
-    class HiGHSWithStart(pulp.HiGHS):
-        def callSolver(self, lp):
-            if start:
-                import highspy
-
-                solution = highspy.HighsSolution()
-                values = [0.0] * lp.solverModel.getNumCol()
-                for var in lp.variables():
-                    values[var.index] = start.get(var.name, 0.0)
-                solution.col_value, solution.value_valid = values, True
-                lp.solverModel.setSolution(solution)
-            super().callSolver(lp)
-
-    return HiGHSWithStart(**options)
-
-
 def _solve(model: pulp.LpProblem, config: PlanConfig, start: dict[str, float] | None = None) -> tuple[str, str, float | None]:
-    """Solve and return (solver, status, relative gap) with the status read from the solver itself."""
-    if config.solver == "highs" and pulp.HiGHS().available():
-        model.solve(_highs_with_start(start, msg=False, timeLimit=config.time_limit_s, gapRel=config.gap, threads=config.threads))
-        return ("highs", *_highs_status(model.solverModel))
-    if config.solver == "highs":
-        log.warning("highspy is not installed: solving with CBC")
-    if start:
-        for var in model.variables():
-            var.setInitialValue(start.get(var.name, 0.0))
-    model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=config.time_limit_s, gapRel=config.gap, threads=config.threads,
-                                  warmStart=bool(start)))
-    return ("cbc", *_cbc_status(model))
-
-
-def _highs_status(highs) -> tuple[str, float | None]:
-    import highspy
-
-    status, info = highs.getModelStatus(), highs.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else None
-    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
-        return "infeasible", None
-    if not has_solution:
-        return "no_solution", None
-    if status == highspy.HighsModelStatus.kOptimal:
-        return ("optimal" if gap is None or gap <= 1e-6 else "within_gap"), (gap or 0.0)
-    return ("time_limit" if status == highspy.HighsModelStatus.kTimeLimit else highs.modelStatusToString(status)), gap
-
-
-def _cbc_status(model: pulp.LpProblem) -> tuple[str, float | None]:
-    """CBC through PuLP reports no gap; a stop short of proven optimality is reported as a time-limit stop."""
-    if model.status == pulp.LpStatusInfeasible:
-        return "infeasible", None
-    if model.sol_status == pulp.LpSolutionOptimal:
-        return "within_gap", None
-    if model.sol_status == pulp.LpSolutionIntegerFeasible:
-        return "time_limit", None
-    return "no_solution", None
+    return milp.solve(model, config.solver, config.time_limit_s, config.gap, config.threads, start)
 
 
 def diagnose(problem: WarehouseProblem, config: PlanConfig) -> dict:

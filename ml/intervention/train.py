@@ -1,0 +1,260 @@
+"""The production intervention models on the curated lake: a calibrated 7-day purchase propensity (temporal
+split over weekly snapshots) and coupon uplift per action (temporal split over campaigns), logged to MLflow with
+Qini and calibration plots, registered as one pyfunc, and promoted only when the mean Qini coefficient on the
+held-out campaigns beats the champion's recipe refitted on the same split by the margin."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml import contract, lake, registry
+from ml.dates import as_date
+from ml.errors import ConfigError, EcomError
+from ml.intervention import data, evaluate
+from ml.intervention.data import FEATURES, Tables
+from ml.intervention.model import (
+    LEARNERS,
+    Economics,
+    InterventionModel,
+    Propensity,
+    TreeConfig,
+    UpliftLearner,
+    pyfunc_model,
+)
+from ml.orchestration import ParamsConfig
+from ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "ecom_intervention"
+EXPERIMENT = "ecom_intervention"
+GATE_METRIC = "qini"
+CAMPAIGN_FEATURES, PROPENSITY_FEATURES = "intervention_campaigns", "intervention_propensity"
+
+
+@dataclass(frozen=True)
+class InterventionConfig(ParamsConfig):
+    learner: str = "x"  # t | x | s (uplift learner)
+    actions: tuple[str, ...] = ("coupon_5", "coupon_15")
+    discounts: tuple[float, ...] = (0.05, 0.15)  # discount rate of each action
+    budget: float = 500.0  # expected spend (discount redeemed + contact cost) of one day's plan
+    caps: tuple[int | None, ...] = ()  # most customers per action (empty: no caps)
+    contact_cost: float = 0.05  # per message
+    margin: float | None = None  # gross margin rate on list price (None: measured from the catalogue and sales)
+    fatigue_days: int = 14  # no second action within this many days
+    window_days: int = 7  # propensity: purchase within this many days
+    lookback_days: int = 365  # features look this far back
+    campaign_history_days: int = 365
+    snapshots: int = 6  # weekly propensity snapshots: train on all but the last two, calibrate, test
+    holdout_campaigns: int = 3
+    n_estimators: int = 200
+    learning_rate: float = 0.03
+    num_leaves: int = 4
+    min_child_samples: int = 500
+    gate_margin: float = 0.02  # a challenger must raise the champion's Qini by 2% (relative)
+    time_limit_s: float = 60.0
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.learner not in LEARNERS:
+            raise ConfigError(f"intervention learner {self.learner!r} is not one of {LEARNERS}")
+        if not self.actions or len(self.actions) != len(self.discounts) or contract.CONTROL in self.actions:
+            raise ConfigError(f"intervention actions {list(self.actions)} need one discount each (got {list(self.discounts)}) "
+                              f"and must not include '{contract.CONTROL}'")
+        if self.caps and len(self.caps) != len(self.actions):
+            raise ConfigError(f"intervention caps {list(self.caps)} need one entry per action {list(self.actions)} (or none)")
+        if any(not 0 <= d < 1 for d in self.discounts) or (self.margin is not None and not 0 < self.margin < 1):
+            raise ConfigError(f"discounts {list(self.discounts)} must be in [0, 1) and margin {self.margin} in (0, 1)")
+        if self.snapshots < 3:
+            raise ConfigError(f"intervention snapshots={self.snapshots}: need at least 3 (train, calibrate, test)")
+        for name in ("fatigue_days", "window_days", "lookback_days", "campaign_history_days", "holdout_campaigns"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"intervention {name}={getattr(self, name)} must be at least 1")
+        if self.budget < 0 or self.contact_cost < 0 or self.time_limit_s <= 0:
+            raise ConfigError("intervention budget and contact_cost must be >= 0 and time_limit_s > 0")
+
+    def trees(self) -> TreeConfig:
+        return TreeConfig(self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed)
+
+    def caps_per_action(self) -> tuple[int | None, ...]:
+        return self.caps or (None,) * len(self.actions)
+
+
+def plan_moment(ds: str) -> pd.Timestamp:
+    """The daily plan for ds acts on the next morning, with everything through ds known."""
+    return pd.Timestamp(as_date(ds) + dt.timedelta(days=1), tz="UTC")
+
+
+def snapshot_days(ds: str, config: InterventionConfig) -> list[pd.Timestamp]:
+    """Propensity snapshots whose purchase windows have closed by the end of ds."""
+    return data.snapshot_days(plan_moment(ds) - pd.Timedelta(days=config.window_days), config.snapshots)
+
+
+def load_tables(settings: Settings, ds: str, config: InterventionConfig, first_as_of: pd.Timestamp | None = None) -> Tables:
+    """The curated tables through ds that features at ``first_as_of`` (default: the plan moment) and later need,
+    plus the campaign history; the top recommendation of the day before each moment when it was published."""
+    end = as_date(ds)
+    campaigns = lake.read_range(settings.lake_dir, "curated", "coupon_campaigns", end - dt.timedelta(days=config.campaign_history_days), end)
+    moments = [first_as_of or plan_moment(ds)] + ([campaigns["sent_ts"].min().floor("D")] if len(campaigns) else [])
+    start = min(moments).date() - dt.timedelta(days=config.lookback_days)
+    events = lake.read_range(settings.lake_dir, "curated", "events", start, end)
+    if events.empty:
+        raise EcomError(f"events: no curated partitions in {start}..{end} under {settings.lake_dir}; run ecom_ingest first")
+
+    def top_recommendations(as_of: pd.Timestamp) -> pd.DataFrame | None:
+        path = lake.partition_dir(settings.lake_dir, "outputs", "recommendations", as_of.date() - dt.timedelta(days=1))
+        if not (path / lake.PARQUET_FILE).exists():
+            return None
+        return pd.read_parquet(path / lake.PARQUET_FILE, columns=["customer_id", "score"], filters=[("rank", "==", 1)])
+
+    return Tables(customers=lake.read_latest(settings.lake_dir, "curated", "customers", end),
+                  events=events, orders=lake.read_range(settings.lake_dir, "curated", "orders", start, end),
+                  items=lake.read_range(settings.lake_dir, "curated", "order_items", start, end),
+                  products=lake.read_latest(settings.lake_dir, "curated", "products", end),
+                  campaigns=campaigns, top_recommendations=top_recommendations)
+
+
+def fit(config: InterventionConfig, propensity_rows: pd.DataFrame, campaign_train: pd.DataFrame, economics: Economics) -> InterventionModel:
+    """Propensity on all snapshots but the last two (isotonic calibration on the second last); uplift on the
+    training campaigns."""
+    days = sorted(propensity_rows["as_of"].unique())
+    train, calibration = propensity_rows[propensity_rows["as_of"].isin(days[:-2])], propensity_rows[propensity_rows["as_of"] == days[-2]]
+    X = list(FEATURES)
+    propensity = Propensity(config.trees()).fit(train[X], train["label"].to_numpy(), calibration[X], calibration["label"].to_numpy())
+    uplift = UpliftLearner(config.learner, config.actions, config.trees()).fit(
+        campaign_train[X], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
+    return InterventionModel(propensity, uplift, economics)
+
+
+def qini_by_action(learner: UpliftLearner, holdout: pd.DataFrame) -> dict[str, float]:
+    """Qini coefficient of each action's uplift score on the holdout rows of that action and of control."""
+    _, uplift = learner.predict(holdout[list(FEATURES)])
+    out = {}
+    for action in learner.actions:
+        rows = holdout["treatment"].isin([action, contract.CONTROL]).to_numpy()
+        out[action] = evaluate.qini_coefficient(holdout["converted"].astype(int).to_numpy()[rows], uplift[action][rows],
+                                                holdout["treatment"].to_numpy()[rows] == action)
+    return out
+
+
+def random_qini(holdout: pd.DataFrame, actions: tuple[str, ...], draws: int = 20, seed: int = 0) -> float:
+    """Mean Qini coefficient of random scores over ``draws`` (the floor every model must clear)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for action in actions:
+        rows = holdout["treatment"].isin([action, contract.CONTROL]).to_numpy()
+        y, treated = holdout["converted"].astype(int).to_numpy()[rows], holdout["treatment"].to_numpy()[rows] == action
+        values += [evaluate.qini_coefficient(y, rng.random(rows.sum()), treated) for _ in range(draws)]
+    return float(np.mean(values))
+
+
+def build_datasets(tables: Tables, ds: str, config: InterventionConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(propensity snapshot rows, campaign rows), both with features and labels."""
+    propensity_rows = data.propensity_set(tables, snapshot_days(ds, config), config.window_days, config.lookback_days)
+    return propensity_rows, data.campaign_set(tables, config.actions, config.lookback_days)
+
+
+def economics_of(tables: Tables, campaign_train: pd.DataFrame, config: InterventionConfig) -> Economics:
+    margin = config.margin if config.margin is not None else data.gross_margin(tables.products, tables.items)
+    discounts = dict(zip(config.actions, config.discounts, strict=True))
+    return Economics(data.value_per_conversion(campaign_train, discounts), margin, discounts, config.contact_cost)
+
+
+def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
+    """Build the datasets through ds (kept in the features zone for the gate), fit, evaluate on the held-out
+    snapshot and campaigns beside the S-learner and random targeting, and log everything to a new MLflow run."""
+    import mlflow
+
+    tables = load_tables(settings, ds, config, first_as_of=snapshot_days(ds, config)[0])
+    propensity_rows, campaign_rows = build_datasets(tables, ds, config)
+    lake.write_partition(settings.lake_dir, "features", PROPENSITY_FEATURES, ds, propensity_rows)
+    lake.write_partition(settings.lake_dir, "features", CAMPAIGN_FEATURES, ds, campaign_rows)
+    campaign_train, holdout = data.split_campaigns(campaign_rows, config.holdout_campaigns)
+    bundle = fit(config, propensity_rows, campaign_train, economics_of(tables, campaign_train, config))
+    test = propensity_rows[propensity_rows["as_of"] == propensity_rows["as_of"].max()]
+    metrics = {"propensity": evaluate.propensity_metrics(test["label"].to_numpy(), bundle.propensity.predict(test[list(FEATURES)])),
+               "uplift": qini_by_action(bundle.uplift, holdout)}
+    metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
+    if config.learner != "s":
+        single = UpliftLearner("s", config.actions, config.trees()).fit(
+            campaign_train[list(FEATURES)], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
+        metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(single, holdout).values())))
+    metrics["uplift"]["random_qini"] = random_qini(holdout, config.actions)
+    holdout_name = holdout_of(holdout, ds)
+    registry.configure(settings, EXPERIMENT)
+    with mlflow.start_run(run_name=f"{config.learner}-learner ds={as_date(ds)}") as run:
+        mlflow.log_params({f"intervention.{k}": v for k, v in config.as_dict().items()}
+                          | {"ds": str(as_date(ds)), "campaign_rows": len(campaign_rows), "propensity_rows": len(propensity_rows),
+                             "value_per_conversion": bundle.economics.value_per_conversion, "margin": bundle.economics.margin})
+        scalar = {f"propensity.{k}": v for k, v in metrics["propensity"].items() if k != "calibration"}
+        mlflow.log_metrics(scalar | {f"uplift.{k}": v for k, v in metrics["uplift"].items() if np.isfinite(v)})
+        mlflow.log_figure(evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"),
+                          "evaluation/calibration.png")
+        for action in config.actions:
+            mlflow.log_figure(qini_figure(bundle.uplift, holdout, action, config), f"evaluation/qini_{action}.png")
+        mlflow.log_dict(metrics | {"holdout": holdout_name}, "evaluation/metrics.json")
+        uri = registry.log_pyfunc_model(pyfunc_model(bundle), "model", campaign_rows[["customer_id", *FEATURES]].head(5),
+                                        registry.pip_requirements("lightgbm", "scikit-learn"))
+    log.info("intervention models through %s: propensity ROC-AUC %.3f; uplift Qini %.4f (S-learner %s, random %.4f) on %s",
+             ds, metrics["propensity"]["roc_auc"], metrics["uplift"][GATE_METRIC], metrics["uplift"].get("s_learner_qini", "-"),
+             metrics["uplift"]["random_qini"], holdout_name)
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict(),
+            "metrics": metrics, "holdout": holdout_name}
+
+
+def holdout_of(holdout: pd.DataFrame, ds: str) -> str:
+    ids = sorted(holdout["campaign_id"].unique())
+    return f"campaigns {', '.join(ids)} ({len(holdout)} rows), features through {as_date(ds)}"
+
+
+def qini_figure(learner: UpliftLearner, holdout: pd.DataFrame, action: str, config: InterventionConfig):
+    rows = holdout[holdout["treatment"].isin([action, contract.CONTROL])]
+    y, treated = rows["converted"].astype(int).to_numpy(), rows["treatment"].to_numpy() == action
+    _, uplift = learner.predict(rows[list(FEATURES)])
+    curves = {f"{config.learner}-learner": evaluate.qini_curve(y, uplift[action], treated),
+              "perfect": evaluate.qini_curve(y, y * treated - y * (1 - treated), treated)}
+    return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
+
+
+def register(settings: Settings, trained: dict) -> dict:
+    """Register the run's bundle as a new version (tags: ds, learner, holdout metrics)."""
+    client = registry.configure(settings, EXPERIMENT)
+    tags = {"ds": trained["ds"], "intervention.learner": trained["config"]["learner"],
+            **{f"uplift.{k}": repr(v) for k, v in trained["metrics"]["uplift"].items()},
+            "propensity.roc_auc": repr(trained["metrics"]["propensity"]["roc_auc"])}
+    return trained | {"version": registry.register(client, trained["model_uri"], MODEL_NAME, tags=tags)}
+
+
+def load_bundle(settings: Settings, uri: str) -> InterventionModel:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
+
+
+def gate(settings: Settings, registered: dict) -> dict:
+    """Champion gate: promote when the mean Qini on the held-out campaigns beats the champion's recipe, refitted
+    on the same training campaigns, by the margin."""
+    config = InterventionConfig.from_params(registered["config"])
+    client = registry.configure(settings, EXPERIMENT)
+
+    def champion_qini(uri: str) -> float:
+        champion = load_bundle(settings, uri).uplift
+        if champion.actions != config.actions:
+            raise registry.NotComparable(f"the champion ({uri}) scores actions {list(champion.actions)}, not {list(config.actions)}")
+        rows = lake.read_partition(settings.lake_dir, "features", CAMPAIGN_FEATURES, registered["ds"])
+        train, holdout = data.split_campaigns(rows, config.holdout_campaigns)
+        refit = UpliftLearner(champion.kind, champion.actions, champion.trees).fit(
+            train[list(FEATURES)], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
+        return float(np.mean(list(qini_by_action(refit, holdout).values())))
+
+    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
+                                registered["metrics"]["uplift"][GATE_METRIC], registered["holdout"],
+                                margin=config.gate_margin, higher_is_better=True, evaluate_champion=champion_qini)
+    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -1,0 +1,186 @@
+"""Intervention pipeline units: Qini against hand-computed curves, coupon economics, the budget plan against
+brute force, leakage-free features, learners that find a known uplift, and clear errors for bad campaign data."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.errors import ConfigError, EcomError
+from ml.intervention import data, evaluate, optimize
+from ml.intervention.model import Economics, Propensity, TreeConfig, UpliftLearner
+from ml.intervention.train import InterventionConfig
+from ml.sources import synthetic
+
+SMALL_TREES = TreeConfig(n_estimators=60, learning_rate=0.05, num_leaves=4, min_child_samples=50)
+
+
+def test_qini_curve_and_coefficient_match_a_hand_computed_case():
+    y, treated, score = np.array([1, 0, 1, 0]), np.array([1, 1, 0, 0]), np.array([4.0, 3.0, 2.0, 1.0])
+    curve = evaluate.qini_curve(y, score, treated)
+    # targeted 1: one treated responder; 3: the control responder (scaled by 2 treated / 1 control) enters
+    np.testing.assert_allclose(curve.targeted, [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(curve.incremental, [0, 1, 1, -1, 0])
+    # model area 1.0; the perfect ordering's curve (0,0)-(1,1)-(3,1)-(4,0) has area 3.0; the random line's is 0
+    assert evaluate.qini_coefficient(y, score, treated) == pytest.approx(1 / 3)
+
+
+def test_qini_coefficient_orders_perfect_random_and_reversed_scores():
+    rng = np.random.default_rng(0)
+    treated = rng.random(4000) < 0.5
+    effect = rng.random(4000)
+    y = (rng.random(4000) < 0.1 + 0.3 * effect * treated).astype(int)
+    good, constant, bad = (evaluate.qini_coefficient(y, s, treated) for s in (effect, np.zeros(4000), -effect))
+    assert good > 0.1 and constant == pytest.approx(0.0) and bad < -0.1
+
+
+def test_economics_count_the_discount_given_to_customers_who_would_buy_anyway():
+    econ = Economics(value_per_conversion=100.0, margin=0.4, discounts={"c10": 0.1}, contact_cost=0.5)
+    profit, spend = econ.of(np.array([0.2]), {"c10": np.array([0.1])})
+    # with the coupon 30% buy at a 30% margin (30 x 0.3 = 9) instead of 20% at 40% (8); minus the contact
+    assert profit[0, 0] == pytest.approx(9 - 8 - 0.5)
+    assert spend[0, 0] == pytest.approx(0.3 * 100 * 0.1 + 0.5)
+
+
+def _brute_force(profit, spend, budget, caps, eligible):
+    best = 0.0
+    n, k = profit.shape
+    for choice in itertools.product(range(-1, k), repeat=n):
+        c = np.array(choice)
+        rows = np.flatnonzero(c >= 0)
+        if not eligible[rows].all() or spend[rows, c[rows]].sum() > budget + 1e-9:
+            continue
+        if any(cap is not None and (c == a).sum() > cap for a, cap in enumerate(caps)):
+            continue
+        best = max(best, profit[rows, c[rows]].sum())
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plan_matches_brute_force_and_never_breaks_budget_caps_or_fatigue(seed):
+    rng = np.random.default_rng(seed)
+    profit, spend = rng.normal(1, 1.5, (7, 2)), rng.uniform(0.5, 3, (7, 2))
+    eligible = np.array([True, True, False, True, True, True, True])
+    limits = optimize.Limits(budget=5.0, caps=(2, None))
+    chosen = optimize.assign(profit, spend, limits, eligible)
+    totals = chosen.totals(profit, spend)
+    assert chosen.status == "optimal"
+    assert totals["spend"] <= 5.0 + 1e-9 and totals["per_action"][0] <= 2 and chosen.choice[2] == optimize.NONE
+    assert totals["profit"] == pytest.approx(_brute_force(profit, spend, 5.0, (2, None), eligible), abs=1e-6)
+
+
+def test_targeting_rules_obey_the_same_budget_and_caps():
+    rng = np.random.default_rng(3)
+    spend = rng.uniform(0.5, 3, (50, 2))
+    rule = optimize.ranked(np.arange(50), np.zeros(50, dtype=int), spend, optimize.Limits(10.0, (3, None)), np.ones(50, bool), "first")
+    totals = rule.totals(np.ones((50, 2)), spend)
+    assert totals["customers"] == 3 and totals["spend"] <= 10.0
+
+
+def test_plan_limits_reject_negative_budget_and_caps():
+    with pytest.raises(ConfigError, match="budget"):
+        optimize.Limits(-1.0, (None,))
+    with pytest.raises(ConfigError, match="caps"):
+        optimize.Limits(1.0, (-2,))
+
+
+@pytest.fixture(scope="module")
+def shop():
+    cfg = synthetic.scale_config("tiny")
+    world = synthetic.build_world(cfg)
+    return synthetic.simulate(world, cfg.start, cfg.end).tables
+
+
+def _tables(t: dict) -> data.Tables:
+    return data.Tables(t["customers"], t["events"], t["orders"], t["order_items"], t["products"], t["coupon_campaigns"])
+
+
+def test_features_see_nothing_at_or_after_as_of(shop):
+    as_of = pd.Timestamp("2024-03-01", tz="UTC")
+    before = _tables(shop).features(as_of, 365)
+    later = shop | {
+        "events": pd.concat([shop["events"], shop["events"].assign(event_ts=as_of)], ignore_index=True),
+        "orders": shop["orders"].assign(order_ts=shop["orders"]["order_ts"].where(shop["orders"]["order_ts"] < as_of, as_of)),
+    }
+    after = _tables(later).features(as_of, 365)
+    pd.testing.assert_frame_equal(before, after)
+    assert list(before.columns) == ["customer_id", *data.FEATURES] and len(before) > 100
+    assert (before["days_since_event"] > 0).all() and before["orders_365d"].sum() > 0
+
+
+def test_purchase_labels_look_only_at_the_window(shop):
+    orders = shop["orders"]
+    as_of = pd.Timestamp("2024-03-01", tz="UTC")
+    ids = pd.Series(orders["customer_id"].unique())
+    labels = data.purchase_labels(orders, ids, as_of, 7)
+    inside = orders[(orders["order_ts"] >= as_of) & (orders["order_ts"] < as_of + pd.Timedelta(days=7))]
+    assert labels.sum() == inside["customer_id"].nunique() > 0
+
+
+def test_campaign_rows_explain_unknown_treatments_and_a_missing_control(shop):
+    campaigns = shop["coupon_campaigns"]
+    with pytest.raises(EcomError, match=r"treatments \['coupon_15'\] are not actions"):
+        data.campaign_rows(campaigns, ("coupon_5",))
+    with pytest.raises(EcomError, match="no 'control' rows"):
+        data.campaign_rows(campaigns[campaigns["treatment"] != "control"], ("coupon_5", "coupon_15"))
+    rows = data.campaign_set(_tables(shop), ("coupon_5", "coupon_15"), 365)
+    assert (rows["as_of"] <= rows["sent_ts"]).all()
+    with pytest.raises(EcomError, match="cannot hold out 3"):
+        data.split_campaigns(rows, 3)
+
+
+def _randomized(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, len(data.FEATURES))), columns=list(data.FEATURES))
+    treatment = rng.choice(["control", "a", "b"], n)
+    base = 0.2 + 0.1 * np.tanh(X["orders_30d"])
+    true = {"a": 0.25 * (X["session_rate"] > 0), "b": -0.1 * (X["session_rate"] > 0) + 0.1}
+    p = base + np.select([treatment == "a", treatment == "b"], [true["a"], true["b"]], 0.0)
+    return X, treatment, (rng.random(n) < p).astype(int), true
+
+
+@pytest.mark.parametrize("kind", ["t", "x", "s"])
+def test_each_learner_recovers_a_known_uplift(kind):
+    X, treatment, y, _ = _randomized(12_000)
+    learner = UpliftLearner(kind, ("a", "b"), SMALL_TREES).fit(X, treatment, y)
+    test_X, test_t, test_y, test_true = _randomized(6_000, seed=1)
+    p0, uplift = learner.predict(test_X)
+    for action in ("a", "b"):
+        assert np.corrcoef(uplift[action], test_true[action])[0, 1] > 0.5, (kind, action)
+        rows = np.isin(test_t, [action, "control"])
+        qini = evaluate.qini_coefficient(test_y[rows], uplift[action][rows], test_t[rows] == action)
+        knowing_the_truth = evaluate.qini_coefficient(test_y[rows], test_true[action][rows], test_t[rows] == action)
+        assert qini > 0.5 * knowing_the_truth > 0, (kind, action, qini, knowing_the_truth)
+    assert 0.1 < p0.mean() < 0.3
+
+
+def test_a_learner_arm_without_both_outcomes_is_refused():
+    X, treatment, y, _ = _randomized(2_000)
+    y[treatment == "b"] = 0
+    with pytest.raises(ConfigError, match="arm 'b'"):
+        UpliftLearner("t", ("a", "b"), SMALL_TREES).fit(X, treatment, y)
+
+
+def test_isotonic_calibration_matches_the_observed_rate():
+    X, _, _, _ = _randomized(20_000)
+    rng = np.random.default_rng(5)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(X["orders_30d"] * 2 - 2)))).astype(int)
+    model = Propensity(SMALL_TREES).fit(X[:10_000], y[:10_000], X[10_000:15_000], y[10_000:15_000])
+    metrics = evaluate.propensity_metrics(y[15_000:], model.predict(X[15_000:]))
+    assert metrics["roc_auc"] > 0.75
+    assert metrics["mean_predicted"] == pytest.approx(metrics["base_rate"], abs=0.02)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"learner": "q"}, "learner"),
+    ({"actions": ["a"], "discounts": [0.1, 0.2]}, "one discount each"),
+    ({"caps": [1]}, "one entry per action"),
+    ({"snapshots": 2}, "at least 3"),
+    ({"budget": -5}, "budget"),
+])
+def test_config_refuses_inconsistent_params(params, message):
+    with pytest.raises(ConfigError, match=message):
+        InterventionConfig.from_params(params)

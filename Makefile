@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory bench-intervention clean
 
 setup: $(VENV)/.installed
 
@@ -63,6 +63,11 @@ $(ANCHOR_VENV)/bin/statsforecast-installed:
 bench-forecast-scale: setup $(ANCHOR_VENV)/bin/statsforecast-installed  ## global LightGBM on 20k series x 2 years vs statsforecast AutoETS
 	$(BIN)/python benchmarks/forecast_scale.py --series 20000 --days 730 --sample 200 --anchor-python $(ANCHOR_VENV)/bin/python \
 	    --out benchmarks/results/forecast_scale.json
+
+bench-intervention: setup  ## coupon plan vs the oracle on the large synthetic shop (true uplift known); Qini on Hillstrom
+	$(BIN)/python benchmarks/intervention_synthetic.py --scale large --out benchmarks/results/intervention_synthetic.json
+	$(BIN)/python benchmarks/intervention_hillstrom.py --csv $(SHARED_DATA)/uplift/hillstrom/hillstrom_part_a.csv \
+	    --outcome visit --seeds 5 --out benchmarks/results/intervention_hillstrom.json
 
 bench-inventory: setup  ## replenishment MILP, 1,000 SKUs x 28 days: status, gap, time; plan vs base-stock in simulation
 	$(BIN)/python benchmarks/inventory_plan.py --skus 1000 --horizon 28 --out benchmarks/results/inventory_plan.json

@@ -62,3 +62,17 @@ def test_forecast_then_plan_from_the_command_line(settings):
     assert '"status": "optimal"' in planned.output or '"status": "within_gap"' in planned.output
     bad = runner.invoke(app, ["plan", "--budget", "-5"])
     assert bad.exit_code == 1 and "budget must be >= 0" in bad.output
+
+
+def test_intervene_explains_too_few_campaigns_and_plans_with_caps(settings):
+    assert runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-30", "--backfill-days", "89"]).exit_code == 0
+    short = runner.invoke(app, ["intervene"])
+    assert short.exit_code == 1 and "cannot hold out 3 and still train" in " ".join(short.output.split())
+    done = runner.invoke(app, ["intervene", "--holdout-campaigns", "1", "--budget", "15", "--caps", "0,4"])
+    assert done.exit_code == 0, done.output
+    from ml import serving
+
+    rows = serving.read_ds(settings.serving_url, "interventions", "2024-03-30")
+    assert 0 < len(rows) <= 4 and set(rows["action"]) == {"coupon_15"} and rows["expected_spend"].sum() <= 15
+    bad = runner.invoke(app, ["intervene", "--caps", "1"])
+    assert bad.exit_code == 1 and "one entry per action" in " ".join(bad.output.split())

@@ -59,7 +59,7 @@ def _check(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.n
 
 
 def assign(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, time_limit_s: float = 60.0,
-           gap: float = 1e-4, solver: str = "highs") -> Assignment:
+           gap: float = 1e-3, solver: str = "highs") -> Assignment:
     """Choose at most one action per eligible customer maximising total ``profit`` with total ``spend`` within
     the budget and each action within its cap. Only (customer, action) pairs with positive expected profit are
     candidates: a pair that loses money never helps the objective."""

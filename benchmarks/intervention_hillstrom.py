@@ -1,0 +1,102 @@
+"""Uplift on Hillstrom's e-mail experiment: Qini coefficient on held-out splits of the T-, X- and S-learner
+(LightGBM, the pipeline's own learners and settings) and of random targeting, per e-mail vs no e-mail.
+
+    python benchmarks/intervention_hillstrom.py --csv ../shared/data/uplift/hillstrom/hillstrom_part_a.csv \\
+        --outcome visit --seeds 5 --out benchmarks/results/intervention_hillstrom.json
+
+Each seed draws a 70/30 split stratified by arm and outcome; the table shows mean and standard deviation over
+seeds. Any CSV with Hillstrom's columns works (the other half of the experiment, another campaign).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.intervention.evaluate import qini_coefficient
+from ml.intervention.model import LEARNERS, UpliftLearner
+from ml.intervention.train import InterventionConfig
+
+log = logging.getLogger("intervention_hillstrom")
+
+ARMS = {"No E-Mail": "control", "Mens E-Mail": "mens_email", "Womens E-Mail": "womens_email"}
+ACTIONS = ("mens_email", "womens_email")
+
+
+def read(csv: Path, outcome: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    raw = pd.read_csv(csv)
+    missing = {"recency", "history", "mens", "womens", "zip_code", "newbie", "channel", "segment", outcome} - set(raw.columns)
+    if missing:
+        raise SystemExit(f"{csv}: missing Hillstrom columns {sorted(missing)}")
+    unknown = set(raw["segment"]) - set(ARMS)
+    if unknown:
+        raise SystemExit(f"{csv}: segment values {sorted(unknown)} are not {sorted(ARMS)}")
+    X = pd.get_dummies(raw[["recency", "history", "mens", "womens", "newbie", "zip_code", "channel"]],
+                       columns=["zip_code", "channel"], dtype=float)
+    return X, raw["segment"].map(ARMS).to_numpy(), raw[outcome].astype(int).to_numpy()
+
+
+def split(treatment: np.ndarray, y: np.ndarray, seed: int, test_share: float = 0.3) -> np.ndarray:
+    """A test mask stratified by arm and outcome."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(y), dtype=bool)
+    strata = pd.Series(treatment).astype(str) + "/" + pd.Series(y).astype(str)
+    for idx in strata.groupby(strata).groups.values():
+        idx = np.asarray(idx)
+        test[rng.choice(idx, size=round(len(idx) * test_share), replace=False)] = True
+    return test
+
+
+def qini_per_action(scores: dict[str, np.ndarray], treatment: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    out = {}
+    for action in ACTIONS:
+        rows = np.isin(treatment, [action, "control"])
+        out[action] = qini_coefficient(y[rows], scores[action][rows], treatment[rows] == action)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", type=Path, required=True)
+    parser.add_argument("--outcome", default="visit", choices=["visit", "conversion"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/intervention_hillstrom.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    X, treatment, y = read(args.csv, args.outcome)
+    trees = InterventionConfig().trees()
+    runs = []
+    for seed in range(args.seeds):
+        test = split(treatment, y, seed)
+        rng = np.random.default_rng(1000 + seed)
+        results = {"random": (qini_per_action({a: rng.random(test.sum()) for a in ACTIONS}, treatment[test], y[test]), 0.0)}
+        for kind in LEARNERS:
+            t0 = time.perf_counter()
+            learner = UpliftLearner(kind, ACTIONS, trees).fit(X[~test], treatment[~test], y[~test])
+            _, uplift = learner.predict(X[test])
+            results[f"{kind}-learner"] = (qini_per_action(uplift, treatment[test], y[test]), time.perf_counter() - t0)
+        for name, (qini, seconds) in results.items():
+            runs.append({"seed": seed, "model": name, **qini, "qini": float(np.mean(list(qini.values()))), "seconds": seconds})
+            log.info("seed %d %s: %s", seed, name, runs[-1])
+    frame = pd.DataFrame(runs)
+    summary = frame.groupby("model")[[*ACTIONS, "qini", "seconds"]].agg(["mean", "std"])
+    print(f"\nHillstrom ({len(y):,} customers, outcome {args.outcome}), Qini coefficient on 30% held out, {args.seeds} seeds")
+    print(f"{'model':<12}{'mens e-mail':>18}{'womens e-mail':>18}{'mean':>18}{'fit s':>8}")
+    for model in ["t-learner", "x-learner", "s-learner", "random"]:
+        row = summary.loc[model]
+        cells = "".join(f"{row[(c, 'mean')]:>10.4f} ± {row[(c, 'std')]:.3f}" for c in (*ACTIONS, "qini"))
+        print(f"{model:<12}{cells}{row[('seconds', 'mean')]:>8.1f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"csv": str(args.csv), "outcome": args.outcome, "customers": len(y), "runs": runs,
+                                    "trees": trees.params(), "machine": platform.platform()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -24,8 +24,8 @@ import pandas as pd
 
 from ml import contract
 from ml.intervention import data, optimize
-from ml.intervention.model import LEARNERS, Economics, Propensity, UpliftLearner
-from ml.intervention.train import InterventionConfig, qini_by_action
+from ml.intervention.model import LEARNERS, Propensity, UpliftLearner
+from ml.intervention.train import InterventionConfig, economics_of, qini_by_action
 from ml.sources import synthetic
 
 log = logging.getLogger("intervention_synthetic")
@@ -57,9 +57,7 @@ def main() -> None:
     log.info("shop %s simulated and %d campaign rows featurised in %.0fs; %d training rows, planning for %d customers of %s",
              args.scale, len(rows), time.perf_counter() - t0, len(train), len(newest), newest["campaign_id"].iloc[0])
 
-    discounts = dict(zip(config.actions, config.discounts, strict=True))
-    econ = Economics(data.value_per_conversion(train, discounts), data.gross_margin(tables.products, tables.items), discounts,
-                     config.contact_cost)
+    econ = economics_of(tables, train, config)
     true_profit, true_spend = econ.of(newest["p_base"].to_numpy(), {a: newest[f"uplift_{a}"].to_numpy() for a in config.actions})
     X, everyone = list(data.FEATURES), np.ones(len(newest), dtype=bool)
 

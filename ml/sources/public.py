@@ -110,7 +110,8 @@ def read_bakery(path: Path) -> dict[str, pd.DataFrame]:
     raw["order_id"] = "T" + raw["Transaction"].str.zfill(6)
     ts = pd.to_datetime(raw["Date"] + "T" + raw["Time"], utc=True)
     orders = pd.DataFrame({"order_id": raw["order_id"], "order_ts": ts}).groupby("order_id", as_index=False)["order_ts"].min()
-    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None)
+    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None,
+                           window_start=pd.NaT, window_end=pd.NaT)
     items = raw.groupby(["order_id", "product_id"], as_index=False).size().rename(columns={"size": "qty"})
     items = items.assign(unit_price=np.nan, discount=np.nan)
     names = raw.drop_duplicates("product_id").sort_values("product_id")
@@ -126,7 +127,8 @@ def read_pharma(path: Path) -> dict[str, pd.DataFrame]:
     day = pd.to_datetime(raw["datum"], format="%m/%d/%Y", utc=True)
     raw["order_id"] = "PH" + day.dt.strftime("%Y%m%d")
     orders = pd.DataFrame({"order_id": raw["order_id"], "order_ts": day}).drop_duplicates("order_id")
-    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None)
+    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None,
+                           window_start=pd.NaT, window_end=pd.NaT)
     items = raw.melt(id_vars="order_id", value_vars=atc, var_name="product_id", value_name="qty")
     items = items[items["qty"] > 0].assign(unit_price=np.nan, discount=np.nan)
     products = _products_from(pd.Series(atc), [a[:3] for a in atc], atc)

@@ -482,6 +482,7 @@ def _simulate_day(
             "warehouse_id": world.warehouses["warehouse_id"].to_numpy()[world.nearest_warehouse[c_idx]],
         }
     )
+    orders["window_start"], orders["window_end"] = _delivery_slots(np.random.default_rng([cfg.seed, 7, i]), orders["promised_date"])
     lines = lines.merge(sess_orders[["session", "order_id"]], on="session")
     disc = discount[lines["product"].to_numpy()]
     items = pd.DataFrame(
@@ -494,6 +495,15 @@ def _simulate_day(
         }
     )
     return events, orders, items, units
+
+
+def _delivery_slots(rng: np.random.Generator, promised: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Two-hour delivery slots between 09:00 and 19:00 on the promised day for 60% of orders; the rest take
+    any time of the shift (null). A separate random stream, so the rest of the simulation is unchanged."""
+    n = len(promised)
+    start = promised + pd.to_timedelta(9 + 2 * rng.integers(0, 5, n), unit="h")
+    chosen = rng.random(n) < 0.6
+    return start.where(chosen), (start + pd.Timedelta(hours=2)).where(chosen)
 
 
 def _session_ids(day_index: int, session: np.ndarray) -> np.ndarray:

@@ -281,6 +281,35 @@ def intervene(
     console.print_json(json.dumps(_run(_intervene_day, ds, params), default=str))
 
 
+def _route_day(ds: str | None, params: dict) -> dict:
+    """The ecom_delivery_routing DAG's steps in one process (depots one after another)."""
+    from ml.orchestration import pipeline_ds
+    from ml.routing import plan
+    from ml.settings import get_settings
+
+    settings_ = get_settings()
+    config = plan.RoutingConfig.from_params(params)
+    ds = pipeline_ds(settings_, ds, None, None, table="orders")
+    plan.network(settings_, config)
+    depots = plan.depot_ids(settings_, ds, config)
+    summaries = [plan.route_depot(settings_, ds, depot, config) for depot in depots]
+    return {**plan.publish(settings_, ds, len(depots), summaries), "depots": summaries}
+
+
+@app.command()
+def route(
+    ds: Annotated[str | None, typer.Option(help="order date YYYY-MM-DD; routes the orders promised for the next day")] = None,
+    road_network: Annotated[str | None, typer.Option(help="OSM file (.osm.pbf/.osm/.osm.bz2); default: the shared Monaco extract")] = None,
+    place: Annotated[str | None, typer.Option(help="instead of a file: a place name downloaded through osmnx (online)")] = None,
+    depot: Annotated[str | None, typer.Option(help="route only this warehouse")] = None,
+    fleet_size: Annotated[int | None, typer.Option(help="vehicles per depot (default: the warehouses table)")] = None,
+    time_limit_s: Annotated[float, typer.Option(help="PyVRP time limit per depot")] = 10.0,
+) -> None:
+    """Route tomorrow's deliveries per depot on the road network (CVRPTW, PyVRP); write routes, exceptions and maps."""
+    params = {"road_network": road_network, "place": place, "depot": depot, "fleet_size": fleet_size, "time_limit_s": time_limit_s}
+    console.print_json(json.dumps(_run(_route_day, ds, params), default=str))
+
+
 @app.command()
 def demo(
     scale: ScaleOpt = None,
@@ -290,7 +319,8 @@ def demo(
     """The main job on embedded defaults: load the synthetic shop's history through the gate, a daily run, then
     the recommendations (SASRec on CPU, gated in MLflow, every customer scored), the demand forecast (LightGBM,
     backtested and gated), the inventory plan it drives (one MILP per warehouse), and tomorrow's coupon plan
-    (propensity + uplift, gated on Qini, budget-optimal assignment)."""
+    (propensity + uplift, gated on Qini, budget-optimal assignment), then tomorrow's delivery routes on the
+    Monaco road network (PyVRP per depot, maps)."""
     import datetime as dt
 
     from ml import ingest as steps
@@ -335,6 +365,19 @@ def demo(
     console.print(f"{chosen['rows']:,} customers get an action {chosen['per_action']}: expected profit "
                   f"{chosen['expected_profit']:,.2f} for {chosen['expected_spend']:,.2f} of the {chosen['budget']:,.2f} budget "
                   f"({chosen['solver_status']}); serving table interventions")
+    from ml.routing.plan import RoutingConfig
+
+    road = RoutingConfig().road_file(settings_)
+    if not road.exists():
+        console.print(f"[yellow]delivery routing skipped[/]: the road network {road} is not there; set ECOM_SHARED_DATA to the "
+                      "shared data folder or run `ecom route --road-network FILE.osm.pbf`")
+        return
+    routed = _run(_route_day, today["publish"]["ds"], {})
+    for d in routed["depots"]:
+        console.print(f"[green]delivery routes[/] {d['depot_id']}: {d['served']} of {d['orders']} orders on {d['vehicles_used']} of "
+                      f"{d['vehicles']} vans, {d['km']:.1f} km, {d['driving_hours']:.1f} h driving on {d['road_network']}; "
+                      f"not routed: {d['exception_reasons'] or 'none'}")
+    console.print(f"{routed['route_rows']:,} rows in delivery_routes, {routed['exceptions']} in delivery_exceptions; map: {routed['maps']}/routes.html")
 
 
 if __name__ == "__main__":

@@ -76,3 +76,18 @@ def test_intervene_explains_too_few_campaigns_and_plans_with_caps(settings):
     assert 0 < len(rows) <= 4 and set(rows["action"]) == {"coupon_15"} and rows["expected_spend"].sum() <= 15
     bad = runner.invoke(app, ["intervene", "--caps", "1"])
     assert bad.exit_code == 1 and "one entry per action" in " ".join(bad.output.split())
+
+
+def test_route_explains_a_missing_road_network_and_routes_tomorrow(settings, tmp_path):
+    assert runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-30", "--backfill-days", "6"]).exit_code == 0
+    missing = runner.invoke(app, ["route", "--road-network", str(tmp_path / "nowhere.osm.pbf")])
+    assert missing.exit_code == 1 and "does not exist" in " ".join(missing.output.split())
+    unknown = runner.invoke(app, ["route", "--depot", "W9"])
+    assert unknown.exit_code == 1 and "'W9' is not a warehouse" in " ".join(unknown.output.split())
+    done = runner.invoke(app, ["route", "--time-limit-s", "1", "--fleet-size", "2"])
+    assert done.exit_code == 0, done.output
+    from ml import serving
+
+    routes = serving.read_ds(settings.serving_url, "delivery_routes", "2024-03-30")
+    assert len(routes) > 0 and routes.groupby("depot_id")["vehicle_id"].nunique().max() <= 2
+    assert (settings.lake_dir / "outputs" / "delivery_maps" / "ds=2024-03-30" / "routes.html").exists()

@@ -119,3 +119,12 @@ def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
     assert "ecom://curated/coupon_campaigns" in condition and "ecom://outputs/recommendations" in condition
     assert {"ds", "budget", "caps", "fatigue_days", "learner"} <= set(dag.params.keys())
     assert {a.uri for a in dag.get_task("target").outlets} == {"ecom://outputs/interventions"}
+
+
+def test_delivery_routing_dag_routes_each_depot_then_publishes(dagbag):
+    dag = dagbag.dags["ecom_delivery_routing"]
+    assert "ecom://curated/orders" in str(dag.timetable.asset_condition)
+    assert dag.get_task("road_network").downstream_task_ids == {"depots", "route", "publish"}
+    assert dag.get_task("route").downstream_task_ids == {"publish"}
+    assert {"ds", "depot", "fleet_size", "time_limit_s", "road_network"} <= set(dag.params.keys())
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/delivery_routes"}

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory bench-intervention clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory bench-intervention bench-routing clean
 
 setup: $(VENV)/.installed
 
@@ -68,6 +68,13 @@ bench-intervention: setup  ## coupon plan vs the oracle on the large synthetic s
 	$(BIN)/python benchmarks/intervention_synthetic.py --scale large --out benchmarks/results/intervention_synthetic.json
 	$(BIN)/python benchmarks/intervention_hillstrom.py --csv $(SHARED_DATA)/uplift/hillstrom/hillstrom_part_a.csv \
 	    --outcome visit --seeds 5 --out benchmarks/results/intervention_hillstrom.json
+
+bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101 + X-n101-k25, PyVRP vs OR-Tools
+	$(BIN)/python benchmarks/routing_osm.py --osm $(SHARED_DATA)/osm/porto_portugal_r5-testdata.osm.pbf \
+	    --osmnx-xml $(SHARED_DATA)/osm/derived/porto.drive.osm.bz2 --points 1000 --out benchmarks/results/routing_osm.json
+	$(BIN)/python benchmarks/routing_vrp.py --instances $(SHARED_DATA)/vrp/solomon/C101.txt $(SHARED_DATA)/vrp/solomon/R101.txt \
+	    $(SHARED_DATA)/vrp/solomon/RC101.txt $(SHARED_DATA)/vrp/cvrp_x/X-n101-k25.vrp --bks $(SHARED_DATA)/vrp/solomon/BKS_subset.json \
+	    --time-limit 9.5 --out benchmarks/results/routing_vrp.json
 
 bench-inventory: setup  ## replenishment MILP, 1,000 SKUs x 28 days: status, gap, time; plan vs base-stock in simulation
 	$(BIN)/python benchmarks/inventory_plan.py --skus 1000 --horizon 28 --out benchmarks/results/inventory_plan.json

@@ -131,6 +131,9 @@ def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel
     at[core] = np.arange(len(core))
     targets = at[origins]
     workers = min(workers or multiprocessing.cpu_count(), max(1, len(origins) // MIN_ORIGINS_PER_WORKER))
+    if workers > 1 and multiprocessing.current_process().daemon:
+        log.info("running inside a daemonic worker process (e.g. a Celery prefork child): travel matrix in one process")
+        workers = 1
     if workers > 1:
         chunks = np.array_split(targets, workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

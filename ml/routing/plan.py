@@ -111,9 +111,9 @@ def load_orders(settings: Settings, ds: str, config: RoutingConfig) -> pd.DataFr
     return orders.assign(demand=np.ceil(orders["order_id"].map(units).fillna(0).to_numpy()).astype(np.int64)).reset_index(drop=True)
 
 
-def depot_ids(settings: Settings, ds: str, config: RoutingConfig) -> list[str]:
+def depot_ids(settings: Settings, ds: str, config: RoutingConfig, orders: pd.DataFrame | None = None) -> list[str]:
     """Depots with orders for ds + 1, in a fixed order (their index is the staging shard)."""
-    orders = load_orders(settings, ds, config)
+    orders = load_orders(settings, ds, config) if orders is None else orders
     depots = sorted(orders["warehouse_id"].dropna().unique()) if len(orders) else []
     if config.depot and config.depot not in depots:
         known = sorted(lake.read_latest(settings.lake_dir, "curated", "warehouses", ds)["warehouse_id"])
@@ -266,12 +266,12 @@ def path_metres(matrix: TravelMatrix, i: int, j: int, fastest: dict) -> float:
 
 def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfig) -> dict:
     """Route one depot's orders for ds + 1 and stage its rows, exceptions and map features; returns a summary."""
-    depots = depot_ids(settings, ds, config)
+    orders = load_orders(settings, ds, config)
+    depots = depot_ids(settings, ds, config, orders)
     if depot_id not in depots:
         raise EcomError(f"depot {depot_id!r} has no orders promised for {delivery_day(ds)} (depots with orders: {depots})")
     shard = depots.index(depot_id)
     warehouses = lake.read_latest(settings.lake_dir, "curated", "warehouses", ds).set_index("warehouse_id", drop=False)
-    orders = load_orders(settings, ds, config)
     day = depot_day(orders[orders["warehouse_id"] == depot_id], warehouses.loc[depot_id], config, delivery_day(ds))
     road = network(settings, config)
     routable, exceptions, matrix = screen(day, road)

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-inventory bench-intervention bench-routing clean
+.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-routing clean
 
 setup: $(VENV)/.installed
 
@@ -68,6 +68,9 @@ bench-intervention: setup  ## coupon plan vs the oracle on the large synthetic s
 	$(BIN)/python benchmarks/intervention_synthetic.py --scale large --out benchmarks/results/intervention_synthetic.json
 	$(BIN)/python benchmarks/intervention_hillstrom.py --csv $(SHARED_DATA)/uplift/hillstrom/hillstrom_part_a.csv \
 	    --outcome visit --seeds 5 --out benchmarks/results/intervention_hillstrom.json
+
+bench-forecast-promotions: setup  ## LightGBM backtest with and without the promotion calendar on the synthetic demo shop
+	$(BIN)/python benchmarks/forecast_promotions.py --scale demo --origins 3 --out benchmarks/results/forecast_promotions.json
 
 bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101 + X-n101-k25, PyVRP vs OR-Tools
 	$(BIN)/python benchmarks/routing_osm.py --osm $(SHARED_DATA)/osm/porto_portugal_r5-testdata.osm.pbf \

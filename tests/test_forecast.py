@@ -122,3 +122,76 @@ def test_a_history_too_short_for_the_backtest_is_a_clear_error():
     assert len(train.origins(_panel(values, dates), ForecastConfig(model="seasonal_naive", horizon=14, origins=3, origin_step=7))) == 3
     with pytest.raises(ConfigError, match="not one of"):
         ForecastConfig(model="prophet")
+
+
+def test_promotion_calendar_covers_planned_days_and_every_warehouse_of_a_product():
+    keys = pd.DataFrame({"product_id": ["a", "a", "b", "c"], "warehouse_id": ["W0", "W1", "W0", "W0"]})
+    promotions = pd.DataFrame({
+        "product_id": ["a", "a", "b", "z"],
+        "start_date": pd.to_datetime(["2024-01-02", "2024-01-03", "2023-12-30", "2024-01-01"], utc=True),
+        "end_date": pd.to_datetime(["2024-01-04", "2024-01-05", "2024-01-01", "2024-01-09"], utc=True),
+        "discount": [0.1, 0.3, 0.2, 0.5],
+    })
+    calendar = data.promotion_calendar(promotions, keys, pd.Timestamp("2024-01-01"), 6)
+    np.testing.assert_allclose(calendar, [[0, 0.1, 0.3, 0.3, 0.3, 0], [0, 0.1, 0.3, 0.3, 0.3, 0],
+                                          [0.2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], atol=1e-7)
+
+
+def test_promotion_features_read_the_planned_target_day_and_nothing_beyond_the_horizon():
+    values, dates = _weekly_panel(n_series=2, n_days=120)
+    discount = np.zeros((2, 150), dtype=np.float32)
+    discount[0, 105] = 0.3  # planned for the 6th target day
+    frame, _ = origin_features(values, 100, 14, dates, discount=discount)
+    assert frame["discount_target"].to_numpy()[:14].tolist() == pytest.approx([0, 0, 0, 0, 0, 0.3] + [0] * 8)
+    later = discount.copy()
+    later[:, 114:] = 0.9  # after the last target day
+    pd.testing.assert_frame_equal(frame, origin_features(values, 100, 14, dates, discount=later)[0])
+
+
+def test_demand_rows_carry_the_promotion_calendar_past_the_last_day():
+    values, dates = _weekly_panel(n_series=2, n_days=20)
+    discount = np.random.default_rng(0).choice([0.0, 0.2], size=(2, 30)).astype(np.float32)
+    panel = data.Panel(_panel(values, dates).keys, dates, values, discount)
+    back = data.from_long(data.to_long(panel).sample(frac=1.0, random_state=1))
+    assert back.dates.equals(dates) and back.values.shape == values.shape
+    np.testing.assert_array_equal(back.values, values)
+    np.testing.assert_allclose(back.discount, discount)
+
+
+def test_lightgbm_learns_the_lift_of_planned_promotions():
+    """Demand doubles under a 30% promotion: with the calendar the global model forecasts the promoted days;
+    without it, it cannot know them."""
+    values, dates = _weekly_panel(n_series=40, n_days=330)
+    rng = np.random.default_rng(3)
+    discount = np.zeros((40, 360), dtype=np.float32)
+    for series in range(40):
+        for start in rng.choice(340, 6, replace=False):
+            discount[series, start:start + 5] = 0.3
+    lifted = np.round(values * (1 + 3.5 * discount[:, :330]))
+    origin, horizon = 302, 28
+    history, actual = lifted[:, :origin], lifted[:, origin:origin + horizon]
+    config = LGBMConfig(n_estimators=150, threads=1)
+    with_promos = GlobalLGBM(config).fit(history, dates[:origin], horizon, discount).predict(history, dates[:origin], horizon, discount=discount)
+    without = GlobalLGBM(config).fit(history, dates[:origin], horizon).predict(history, dates[:origin], horizon)
+    promoted = discount[:, origin:origin + horizon] > 0
+    error = {name: np.abs(fc.values[1] - actual)[promoted].mean() for name, fc in (("with", with_promos), ("without", without))}
+    assert promoted.sum() > 20 and error["with"] < 0.6 * error["without"], error
+
+
+def test_the_pyfunc_reads_the_promotion_calendar_from_its_input_rows():
+    from ml.forecast.model import pyfunc_model
+
+    values, dates = _weekly_panel(n_series=12, n_days=200)
+    discount = np.zeros((12, 230), dtype=np.float32)
+    for start in range(3, 200, 17):
+        discount[:, start:start + 4] = 0.3
+    discount[:, 202:206] = 0.3  # planned inside the horizon
+    values = np.round(values * (1 + 3.5 * discount[:, :200]))
+    panel = data.Panel(_panel(values, dates).keys, dates, values, discount)
+    forecaster = Forecaster.fit("lgbm", panel, 14, LGBMConfig(n_estimators=60, threads=1))
+    served = pyfunc_model(forecaster).predict(None, data.to_long(panel)).sort_values(["product_id", "target_date"])
+    direct = forecaster.forecast_rows(panel).sort_values(["product_id", "target_date"])
+    np.testing.assert_allclose(served[["p10", "p50", "p90"]].to_numpy(), direct[["p10", "p50", "p90"]].to_numpy())
+    unplanned = forecaster.forecast_rows(data.Panel(panel.keys, dates, values)).sort_values(["product_id", "target_date"])
+    promoted = pd.to_datetime(direct["target_date"]).isin(pd.date_range(dates[0] + pd.Timedelta(days=202), periods=4))
+    assert (direct["p50"].to_numpy()[promoted] > 1.5 * unplanned["p50"].to_numpy()[promoted]).mean() > 0.9  # no calendar: no lift

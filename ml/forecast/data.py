@@ -13,6 +13,7 @@ import pandas as pd
 from ml.errors import EcomError
 
 ALL_WAREHOUSES = "ALL"  # orders without a warehouse (a POS log) are one stocking point
+PROMOTION_LOOKAHEAD = 92  # days after the last known day that the promotion calendar covers
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Panel:
     keys: pd.DataFrame  # product_id, warehouse_id per row of values
     dates: pd.DatetimeIndex  # one per column, consecutive days
     values: np.ndarray  # float64, >= 0
+    discount: np.ndarray | None = None  # promotion calendar: fraction off per series and day from dates[0], past
+    # and planned (it runs past the last day); None when the source has no promotions
 
     @property
     def n_series(self) -> int:
@@ -29,7 +32,12 @@ class Panel:
 
     def head(self, days: int) -> Panel:
         """The first ``days`` days: what is known at an origin."""
-        return Panel(self.keys, self.dates[:days], self.values[:, :days])
+        return Panel(self.keys, self.dates[:days], self.values[:, :days], self.discount)  # promotions are planned
+
+    def rows(self, mine: np.ndarray) -> Panel:
+        """The series selected by ``mine`` (a boolean mask or positions)."""
+        return Panel(self.keys.iloc[mine].reset_index(drop=True), self.dates, self.values[mine],
+                     None if self.discount is None else self.discount[mine])
 
 
 def daily_demand(orders: pd.DataFrame, order_items: pd.DataFrame, start: str | None = None, end: str | None = None) -> Panel:
@@ -50,15 +58,48 @@ def daily_demand(orders: pd.DataFrame, order_items: pd.DataFrame, start: str | N
     return Panel(keys=keys, dates=dates, values=wide.to_numpy(dtype=np.float64))
 
 
+def promotion_calendar(promotions: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, days: int) -> np.ndarray:
+    """Fraction off for each series' product on each of ``days`` days from ``start`` (the deepest promotion when
+    two overlap; 0 without one), from the ``promotions`` table known at ds: past and planned."""
+    calendar = np.zeros((len(keys), days), dtype=np.float32)
+    rows_of = pd.Series(np.arange(len(keys))).groupby(keys["product_id"].astype(str).to_numpy()).apply(np.asarray)
+    promos = promotions[promotions["product_id"].astype(str).isin(rows_of.index)]
+    if promos.empty:
+        return calendar
+    origin = pd.Timestamp(start).tz_localize(None).normalize()
+
+    def day_index(column: str) -> np.ndarray:
+        stamps = pd.to_datetime(promos[column], utc=True).dt.tz_localize(None).dt.normalize()
+        return ((stamps - origin).dt.days).to_numpy()
+
+    first, last = np.clip(day_index("start_date"), 0, days), np.clip(day_index("end_date") + 1, 0, days)
+    length = np.maximum(last - first, 0)
+    for product, rows in rows_of.items():
+        mask = (promos["product_id"].astype(str) == product).to_numpy() & (length > 0)
+        if not mask.any():
+            continue
+        day = np.concatenate([np.arange(a, b) for a, b in zip(first[mask], last[mask], strict=True)])
+        off = np.repeat(promos["discount"].to_numpy(np.float32)[mask], length[mask])
+        for row in rows:
+            np.maximum.at(calendar[row], day, off)
+    return calendar
+
+
 def to_long(panel: Panel) -> pd.DataFrame:
-    """The panel as rows ``product_id, warehouse_id, day, qty`` (zeros included): a forecaster's input table."""
+    """The panel as rows ``product_id, warehouse_id, day, qty`` (zeros included): a forecaster's input table.
+    With a promotion calendar, a ``discount`` column, and rows with qty NaN for the planned days after the last."""
     n_days = len(panel.dates)
-    return pd.DataFrame({
-        "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), n_days),
-        "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), n_days),
-        "day": np.tile(panel.dates.to_numpy(), panel.n_series),
-        "qty": panel.values.ravel(),
+    total = n_days if panel.discount is None else panel.discount.shape[1]
+    days = pd.date_range(panel.dates[0], periods=total, freq="D")
+    qty = np.full((panel.n_series, total), np.nan)
+    qty[:, :n_days] = panel.values
+    rows = pd.DataFrame({
+        "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), total),
+        "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), total),
+        "day": np.tile(days.to_numpy(), panel.n_series),
+        "qty": qty.ravel(),
     })
+    return rows if panel.discount is None else rows.assign(discount=panel.discount.ravel().astype(float))
 
 
 def from_long(rows: pd.DataFrame) -> Panel:
@@ -67,8 +108,14 @@ def from_long(rows: pd.DataFrame) -> Panel:
     if missing:
         raise EcomError(f"demand rows lack columns {sorted(missing)}; expected product_id, warehouse_id, day, qty")
     days = pd.to_datetime(rows["day"]).dt.normalize()
-    dates = pd.date_range(days.min(), days.max(), freq="D")
+    known = rows["qty"].notna().to_numpy()  # rows without qty only carry the planned promotions
+    dates = pd.date_range(days[known].min(), days[known].max(), freq="D")
     keyed = rows.assign(day=days, product_id=rows["product_id"].astype(str), warehouse_id=rows["warehouse_id"].astype(str))
-    wide = keyed.pivot_table(index=["product_id", "warehouse_id"], columns="day", values="qty", aggfunc="sum")
+    wide = keyed[known].pivot_table(index=["product_id", "warehouse_id"], columns="day", values="qty", aggfunc="sum")
     wide = wide.reindex(columns=dates).fillna(0.0)
-    return Panel(keys=wide.index.to_frame(index=False), dates=dates, values=wide.to_numpy(dtype=np.float64))
+    discount = None
+    if "discount" in rows.columns:
+        calendar = pd.date_range(dates[0], max(days.max(), dates[-1]), freq="D")
+        discount = (keyed[keyed["day"] >= dates[0]].pivot_table(index=["product_id", "warehouse_id"], columns="day", values="discount", aggfunc="max")
+                    .reindex(index=wide.index, columns=calendar).fillna(0.0).to_numpy(dtype=np.float32))
+    return Panel(keys=wide.index.to_frame(index=False), dates=dates, values=wide.to_numpy(dtype=np.float64), discount=discount)

@@ -67,8 +67,9 @@ def summarize(per_origin: list[dict[str, np.ndarray]]) -> dict[str, float]:
     }
 
 
-Method = Callable[[np.ndarray, pd.DatetimeIndex, int], Forecast]
-"""A forecasting method: (history[series, day], its dates, horizon) -> Forecast (fits on the history)."""
+Method = Callable[[np.ndarray, pd.DatetimeIndex, int, np.ndarray | None], Forecast]
+"""A forecasting method: (history[series, day], its dates, horizon, promotion calendar or None) -> Forecast (fits
+on the history; the calendar runs from the first history day past the horizon: promotions are planned)."""
 
 
 @dataclass
@@ -78,12 +79,13 @@ class Backtest:
     last: Forecast  # the newest origin's forecast (for fan charts)
 
 
-def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int]) -> Backtest:
+def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int],
+             discount: np.ndarray | None = None) -> Backtest:
     """Fit ``method`` on the days before each origin and score its next ``horizon`` days."""
     t0, per_origin, forecast = time.perf_counter(), [], None
     for origin in origins:
         history = values[:, :origin]
-        forecast = method(history, dates[:origin], horizon)
+        forecast = method(history, dates[:origin], horizon, discount)
         per_origin.append(score(history, values[:, origin:origin + horizon], forecast))
     seconds = time.perf_counter() - t0
     metrics = summarize(per_origin) | {"seconds": seconds, "series_per_second": values.shape[0] * len(origins) / seconds}

@@ -3,7 +3,9 @@ with the P10-P90 interval calibrated by split conformal prediction (CQR, Romano 
 regression alone under-covers (70% for a nominal 80% on the pharma backtest).
 
 One row per (series, origin, step): demand known at the origin (last week, same weekday in the last four
-weeks, 7/28-day means, variability, share of zero days), the target day's calendar and the step. Every demand
+weeks, 7/28-day means, variability, share of zero days), the target day's calendar and the step, and, when the
+source has promotions, the discount planned for the target day, the one at the origin and the mean of the last
+28 days (which explains promotion-lifted lags). Every demand
 feature and the target are divided by the series' recent mean level, so one model serves slow and fast movers.
 Features use only days before the origin (tested).
 """
@@ -47,9 +49,10 @@ def _levels(history: np.ndarray) -> np.ndarray:
 
 
 def origin_features(values: np.ndarray, origin: int, horizon: int, dates: pd.DatetimeIndex,
-                    season: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
+                    season: int = 7, discount: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Feature rows (series-major, then step) for forecasting days origin..origin+horizon-1 from the days
-    before ``origin``; returns them and each series' level."""
+    before ``origin`` (and the promotion calendar ``discount``, planned ahead); returns them and each series'
+    level."""
     past = values[:, :origin]
     n_series = past.shape[0]
     level = _levels(past)
@@ -77,6 +80,13 @@ def origin_features(values: np.ndarray, origin: int, horizon: int, dates: pd.Dat
     cols["dom"] = np.tile(days.day.to_numpy(), n_series)
     cols["month"] = np.tile(days.month.to_numpy(), n_series)
     cols["series"] = np.repeat(np.arange(n_series), horizon)
+    if discount is not None:
+        known = np.zeros((n_series, origin + horizon), dtype=np.float32)  # no promotion beyond the calendar
+        span = min(discount.shape[1], origin + horizon)
+        known[:, :span] = discount[:, :span]
+        cols["discount_target"] = known[:, origin:origin + horizon].ravel()
+        cols["discount_origin"] = np.repeat(known[:, origin - 1], horizon)
+        cols["discount_mean_28"] = np.repeat(known[:, max(0, origin - 28):origin].mean(axis=1), horizon)
     return pd.DataFrame(cols), level
 
 
@@ -89,8 +99,9 @@ class GlobalLGBM:
         self.use_series = False
         self.n_series = 0  # series seen in training: the categories of the series feature
         self.widen = np.zeros(0)  # per step, in level units: added below P10 and above P90
+        self.uses_promotions = False
 
-    def fit(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int) -> GlobalLGBM:
+    def fit(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, discount: np.ndarray | None = None) -> GlobalLGBM:
         import lightgbm as lgb
 
         cfg = self.config
@@ -100,9 +111,10 @@ class GlobalLGBM:
             raise ValueError(f"{values.shape[1]} days are too few to train with horizon {horizon} (need {min_days(horizon, cfg.season)})")
         self.use_series = values.shape[0] <= cfg.series_feature_limit
         self.n_series = values.shape[0]
+        self.uses_promotions = discount is not None
         t0 = time.perf_counter()
         stride = max(1, -(-(last - first + 1) * values.shape[0] * horizon // cfg.max_rows))
-        rows = [self._rows(values, dates, origin, horizon) for origin in range(first, last + 1)[::-1][::stride][::-1]]
+        rows = [self._rows(values, dates, origin, horizon, discount) for origin in range(first, last + 1)[::-1][::stride][::-1]]
         n_cal = min(cfg.calibration_origins, len(rows) // 3)
         fit_rows, cal_rows = rows[: len(rows) - n_cal], rows[len(rows) - n_cal:]
         X = self._design(pd.concat([r[0] for r in fit_rows], ignore_index=True))
@@ -117,8 +129,9 @@ class GlobalLGBM:
                  values.shape[0], len(rows), stride, n_cal, len(y), time.perf_counter() - t0)
         return self
 
-    def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
-        frame, level = origin_features(values, origin, horizon, dates, self.config.season)
+    def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int,
+              discount: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
+        frame, level = origin_features(values, origin, horizon, dates, self.config.season, discount)
         return frame, (values[:, origin:origin + horizon] / level[:, None]).ravel()
 
     def _conformal_widening(self, cal_rows: list, horizon: int, coverage: float = 0.8) -> np.ndarray:
@@ -143,11 +156,18 @@ class GlobalLGBM:
             return frame.assign(series=frame["series"].astype("category"))
         return frame.drop(columns="series")
 
-    def predict(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None) -> Forecast:
+    def predict(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None,
+                discount: np.ndarray | None = None) -> Forecast:
         """P10/P50/P90 for the ``horizon`` days after the end of ``values`` (monotone, non-negative).
         ``series`` gives each row's position in the training panel (-1: a series the model never saw); by
-        default the rows are the training panel's series in order."""
-        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season)
+        default the rows are the training panel's series in order. A model trained with promotions reads
+        ``discount`` (no calendar: no promotion planned, logged)."""
+        uses_promotions = getattr(self, "uses_promotions", False)  # models pickled before promotions existed
+        if uses_promotions and discount is None:
+            log.warning("the model was trained with promotion features but got no promotion calendar: assuming none")
+            discount = np.zeros((values.shape[0], values.shape[1] + horizon), dtype=np.float32)
+        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season,
+                                       discount if uses_promotions else None)
         X = self._design(frame)
         if self.use_series:
             codes = np.arange(values.shape[0]) if series is None else np.asarray(series)

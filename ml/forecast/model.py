@@ -27,11 +27,12 @@ FORECAST_COLUMNS = ("product_id", "warehouse_id", "target_date", "p10", "p50", "
 def method(kind: str, lgbm: LGBMConfig | None = None) -> Method:
     """The fit-and-forecast function of a model kind, as the backtest calls it."""
     if kind == "seasonal_naive":
-        return lambda history, dates, horizon: baselines.seasonal_naive(history, horizon)
+        return lambda history, dates, horizon, discount=None: baselines.seasonal_naive(history, horizon)
     if kind == "ets":
-        return lambda history, dates, horizon: baselines.ets(history, horizon)
+        return lambda history, dates, horizon, discount=None: baselines.ets(history, horizon)
     if kind == "lgbm":
-        return lambda history, dates, horizon: GlobalLGBM(lgbm).fit(history, dates, horizon).predict(history, dates, horizon)
+        return lambda history, dates, horizon, discount=None: (
+            GlobalLGBM(lgbm).fit(history, dates, horizon, discount).predict(history, dates, horizon, discount=discount))
     raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
 
 
@@ -53,7 +54,7 @@ class Forecaster:
                   "lgbm_config": dataclasses.asdict(config)}
         if kind != "lgbm":
             return cls(**common)
-        return cls(**common, lgbm=GlobalLGBM(config).fit(panel.values, panel.dates, horizon), keys=panel.keys.copy())
+        return cls(**common, lgbm=GlobalLGBM(config).fit(panel.values, panel.dates, horizon, panel.discount), keys=panel.keys.copy())
 
     def method(self) -> Method:
         """The same method with the same settings (to backtest this forecaster's recipe on other origins)."""
@@ -62,10 +63,10 @@ class Forecaster:
     def forecast(self, panel: Panel) -> Forecast:
         """P10/P50/P90 for the ``horizon`` days after the panel's last day."""
         if self.kind != "lgbm":
-            return self.method()(panel.values, panel.dates, self.horizon)
+            return self.method()(panel.values, panel.dates, self.horizon, panel.discount)
         trained = pd.MultiIndex.from_frame(self.keys)
         codes = trained.get_indexer(pd.MultiIndex.from_frame(panel.keys[["product_id", "warehouse_id"]]))
-        return self.lgbm.predict(panel.values, panel.dates, self.horizon, series=codes)
+        return self.lgbm.predict(panel.values, panel.dates, self.horizon, series=codes, discount=panel.discount)
 
     def forecast_rows(self, panel: Panel) -> pd.DataFrame:
         """``forecast`` as rows ``FORECAST_COLUMNS``, one per series and target day."""

@@ -29,8 +29,7 @@ def champion_version(settings: Settings) -> str:
 
 def shard(panel: Panel, number: int, shards: int) -> Panel:
     """The series of one shard (all of them when ``shards`` is 1)."""
-    mine = staging.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number
-    return Panel(panel.keys[mine].reset_index(drop=True), panel.dates, panel.values[mine])
+    return panel.rows(staging.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number)
 
 
 def forecast_shard(settings: Settings, ds: str, number: int, shards: int, version: str, history_days: int) -> dict:

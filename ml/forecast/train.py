@@ -65,7 +65,11 @@ def load_panel(settings: Settings, ds: str, history_days: int) -> data.Panel:
     if orders.empty:
         raise EcomError(f"orders: no curated partitions in {start}..{as_date(ds)} under {settings.lake_dir}; run ecom_ingest first")
     first_sale = orders["order_ts"].min().tz_convert("UTC").date()
-    return data.daily_demand(orders, items, start=str(max(start, first_sale)), end=str(as_date(ds)))
+    panel = data.daily_demand(orders, items, start=str(max(start, first_sale)), end=str(as_date(ds)))
+    if lake.list_partitions(settings.lake_dir, "curated", "promotions"):
+        promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
+        panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
+    return panel
 
 
 def origins(panel: data.Panel, config: ForecastConfig, kind: str | None = None) -> list[int]:
@@ -98,7 +102,7 @@ def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
         mlflow.log_params({f"forecast.{k}": v for k, v in config.as_dict().items()}
                           | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)})
         forecaster = Forecaster.fit(config.model, panel, config.horizon, config.lgbm())
-        example = data.to_long(data.Panel(panel.keys.head(1), panel.dates, panel.values[:1]))  # one series, not all
+        example = data.to_long(panel.rows(np.arange(1)))  # one series, not all
         uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example,
                                         registry.pip_requirements("lightgbm", "statsmodels"))
         mlflow.set_tags({"forecast.model": config.model, "forecast.trained_through": forecaster.trained_through})
@@ -115,7 +119,7 @@ def load_forecaster(settings: Settings, uri: str) -> Forecaster:
 
 
 def backtest(panel: data.Panel, kind: str, forecaster_method: evaluate.Method, config: ForecastConfig) -> evaluate.Backtest:
-    return evaluate.backtest(panel.values, panel.dates, forecaster_method, config.horizon, origins(panel, config, kind))
+    return evaluate.backtest(panel.values, panel.dates, forecaster_method, config.horizon, origins(panel, config, kind), panel.discount)
 
 
 def evaluate_run(settings: Settings, trained: dict) -> dict:

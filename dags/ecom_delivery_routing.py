@@ -60,10 +60,11 @@ def ecom_delivery_routing():
 
     @task(outlets=[DELIVERY_ROUTES], trigger_rule="none_failed")
     def publish(planned: dict, routed: list[dict]) -> dict:
+        from ml.routing.plan import RoutingConfig
         from ml.routing.plan import publish as write
         from ml.settings import get_settings
 
-        return write(get_settings(), planned["ds"], len(planned["depots"]), list(routed))
+        return write(get_settings(), planned["ds"], len(planned["depots"]), list(routed), RoutingConfig.from_params(planned["config"]))
 
     planned = road_network()
     routed = route.partial(planned=planned).expand(depot=depots(planned))

@@ -293,7 +293,7 @@ def _route_day(ds: str | None, params: dict) -> dict:
     plan.network(settings_, config)
     depots = plan.depot_ids(settings_, ds, config)
     summaries = [plan.route_depot(settings_, ds, depot, config) for depot in depots]
-    return {**plan.publish(settings_, ds, len(depots), summaries), "depots": summaries}
+    return {**plan.publish(settings_, ds, len(depots), summaries, config), "depots": summaries}
 
 
 @app.command()

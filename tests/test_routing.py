@@ -284,3 +284,12 @@ def test_a_place_is_downloaded_through_osmnx_once_then_cached(settings, shared_d
     again = plan.network(settings, config)
     assert calls == [("Monaco", "drive")] and len(first.nodes) == len(again.nodes) > 1000
     assert first.source == "Monaco" and 0 < first.imputed_share < 1
+
+
+def test_a_fixed_cost_per_vehicle_fills_vans_before_sending_another():
+    zero = np.zeros((3, 3), dtype=np.int64)  # two orders at the depot's own node: any split costs the same time
+    fleet = model.Fleet(vehicles=2, capacity=10, shift_start=0, shift_end=1000, fixed_cost=600)
+    problem = model.RoutingProblem(distance=zero, duration=zero, demand=np.array([0, 2, 2]), service=np.array([0, 60, 60]),
+                                   window_start=np.zeros(3, np.int64), window_end=np.full(3, 1000), fleet=fleet, minimise="duration")
+    solution = model.solve(problem, time_limit_s=0.5, no_improvement=1_000)
+    assert len(solution.routes) == 1 and solution.routes[0].stops in ([1, 2], [2, 1])

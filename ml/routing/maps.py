@@ -71,14 +71,23 @@ def html_map(collection: dict, routes: pd.DataFrame, path: Path) -> None:
     fmap.save(str(path))
 
 
-def png_map(collection: dict, path: Path) -> None:
-    """A static picture of the routes (lon/lat axes), for MLflow-free review and reports."""
+def png_map(collection: dict, path: Path, road: RoadNetwork | None = None) -> None:
+    """A static picture of the routes (lon/lat axes) over the roads around them, for review and reports."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
 
     fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
+    points = [c for f in collection["features"] for c in (f["geometry"]["coordinates"] if f["properties"]["kind"] == "route"
+                                                           else [f["geometry"]["coordinates"]])]
+    if road is not None and points:
+        (west, south), (east, north) = np.min(points, axis=0) - 0.005, np.max(points, axis=0) + 0.005
+        nodes = road.nodes
+        inside = set(nodes.index[(nodes["x"].between(west, east)) & (nodes["y"].between(south, north))])
+        rows = np.flatnonzero(road.edges["u"].isin(inside).to_numpy())
+        ax.add_collection(LineCollection(road.edge_geometry(rows), colors="#cccccc", linewidths=0.5, zorder=0))
     for feature in collection["features"]:
         props, coords = feature["properties"], np.asarray(feature["geometry"]["coordinates"])
         if props["kind"] == "route" and len(coords):

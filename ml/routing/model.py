@@ -28,6 +28,7 @@ class Fleet:
     shift_start: int = 0
     shift_end: int = NO_LIMIT
     max_duration: int = NO_LIMIT  # longest route, depot to depot
+    fixed_cost: int = 0  # added to the objective for each vehicle used
 
     def __post_init__(self):
         if self.vehicles < 1:
@@ -136,6 +137,7 @@ def problem_data(problem: RoutingProblem):
         tw_early=int(fleet.shift_start),
         tw_late=int(fleet.shift_end),
         shift_duration=int(fleet.max_duration),
+        fixed_cost=int(fleet.fixed_cost),
         unit_distance_cost=0 if by_duration else 1,
         unit_duration_cost=1 if by_duration else 0,
     )

@@ -54,6 +54,7 @@ class RoutingConfig(ParamsConfig):
     shift_end_h: float = 20.0
     max_route_h: float = 8.0
     service_min: float = 3.0  # at every stop
+    van_cost_min: float = 30.0  # each van sent out costs as much as this much driving (fewer, fuller vans)
     max_snap_m: float = 300.0  # an address farther than this from the nearest road node is not routed
     lookback_days: int = 7  # order partitions read for orders promised for ds + 1
     no_improvement: int = 20_000  # PyVRP iterations without a better plan before it stops early
@@ -65,8 +66,8 @@ class RoutingConfig(ParamsConfig):
         for name in ("time_limit_s", "max_route_h", "max_snap_m"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.service_min < 0 or self.lookback_days < 1:
-            raise ConfigError("service_min must be >= 0 and lookback_days >= 1")
+        if self.service_min < 0 or self.van_cost_min < 0 or self.lookback_days < 1:
+            raise ConfigError("service_min and van_cost_min must be >= 0 and lookback_days >= 1")
         for name in ("fleet_size", "vehicle_capacity"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -146,7 +147,8 @@ def depot_day(orders: pd.DataFrame, warehouse: pd.Series, config: RoutingConfig,
                            tw_end=np.minimum(seconds("window_end", end_s), end_s))
     fleet = Fleet(vehicles=int(config.fleet_size or warehouse["vehicles"]),
                   capacity=int(config.vehicle_capacity or warehouse["vehicle_capacity"]),
-                  shift_start=start_s, shift_end=end_s, max_duration=int(config.max_route_h * 3600))
+                  shift_start=start_s, shift_end=end_s, max_duration=int(config.max_route_h * 3600),
+                  fixed_cost=round(config.van_cost_min * 60))
     return DepotDay(depot_id=str(warehouse["warehouse_id"]), depot=warehouse, orders=orders.reset_index(drop=True),
                     fleet=fleet, service_s=round(config.service_min * 60), max_snap_m=config.max_snap_m)
 
@@ -219,7 +221,7 @@ def routing_problem(day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix) -
     service = np.full(n, day.service_s, np.int64)
     service[0] = 0
     fleet = day.fleet
-    prize = np.full(n, 10 * (fleet.shift_end - fleet.shift_start + 2 * int(seconds.max()) + day.service_s), np.int64)
+    prize = np.full(n, 10 * (fleet.shift_end - fleet.shift_start + 2 * int(seconds.max()) + day.service_s + fleet.fixed_cost), np.int64)
     return RoutingProblem(
         distance=seconds, duration=seconds, demand=np.concatenate([[0], orders["demand"].to_numpy()]).astype(np.int64),
         service=service, window_start=np.concatenate([[fleet.shift_start], orders["tw_start"].to_numpy()]).astype(np.int64),
@@ -307,7 +309,8 @@ def _positions(routes: pd.DataFrame, routable: pd.DataFrame) -> pd.Series:
     return pos.fillna(0).astype(int)
 
 
-def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | None = None) -> dict:
+def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | None = None,
+            config: RoutingConfig | None = None) -> dict:
     """Gather every depot's staged rows and write the day: routes, exceptions, GeoJSON, HTML map, PNG, summary.
     A day without orders gets empty tables (and maps), so yesterday's rows never stand in for it."""
     if depots:
@@ -326,7 +329,7 @@ def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | No
         collection = maps.coloured(features)
         (tmp / "routes.geojson").write_text(json.dumps(collection))
         maps.html_map(collection, frame, tmp / "routes.html")
-        maps.png_map(collection, tmp / "routes.png")
+        maps.png_map(collection, tmp / "routes.png", network(settings, config) if config and features else None)
         (tmp / "summary.json").write_text(json.dumps({"ds": as_date(ds).isoformat(), "delivery_day": delivery_day(ds).isoformat(),
                                                        "routes": routes, "exceptions": exceptions, "depots": summaries or []}, indent=2))
     for shard in range(depots):

@@ -257,7 +257,7 @@ def test_each_unservable_order_gets_its_reason_and_the_rest_are_routed(osm_file)
     problem = plan.routing_problem(depot_day, routable, m)
     solution = model.solve(problem, time_limit_s=1, no_improvement=2_000)
     assert solution.unserved == () and check(problem, [r.stops for r in solution.routes]).feasible
-    rows = plan.route_rows("2024-03-01", depot_day, routable, m, solution, road)
+    rows = plan.route_rows("2024-03-01", depot_day, routable, m, solution, road, matrix.fastest_edges(road))
     assert set(rows["order_id"].dropna()) == {"ok-2", "ok-3", "ok-4"}
     stop = rows[rows["order_id"] == "ok-3"].iloc[0]
     assert stop["window_start"] <= stop["eta"] <= stop["window_end"]

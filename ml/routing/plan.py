@@ -231,11 +231,10 @@ def routing_problem(day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix) -
 
 
 def route_rows(ds: str, day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix, solution: RoutingSolution,
-               road: RoadNetwork) -> pd.DataFrame:
+               road: RoadNetwork, fastest: dict) -> pd.DataFrame:
     """One row per stop: the depot departure (stop 0), each delivery, the return; ETAs as UTC timestamps."""
     midnight = pd.Timestamp(delivery_day(ds), tz="UTC")
     depot_node = int(road.nodes.index[matrix.nodes[0]])
-    fastest = fastest_edges(road)
     rows = []
     for route in solution.routes:
         vehicle = f"{day.depot_id}-V{route.vehicle + 1:02d}"
@@ -278,7 +277,8 @@ def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfi
     road = network(settings, config)
     routable, exceptions, matrix = screen(day, road)
     solution = solve(routing_problem(day, routable, matrix), config.time_limit_s, config.seed, config.no_improvement) if matrix is not None and len(routable) else None
-    routes = route_rows(ds, day, routable, matrix, solution, road) if solution else pd.DataFrame(columns=ROUTE_COLUMNS)
+    fastest = fastest_edges(road)
+    routes = route_rows(ds, day, routable, matrix, solution, road, fastest) if solution else pd.DataFrame(columns=ROUTE_COLUMNS)
     if solution and solution.unserved:
         dropped = routable.iloc[[s - 1 for s in solution.unserved]]
         fleet = day.fleet
@@ -289,7 +289,7 @@ def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfi
     exceptions = exceptions.assign(ds=as_date(ds).isoformat(), depot_id=depot_id)[EXCEPTION_COLUMNS]
     staging.stage(settings, ROUTES, ds, shard, routes)
     staging.stage(settings, EXCEPTIONS, ds, shard, exceptions)
-    features = maps.route_features(routes, road, matrix, fastest_edges(road), _positions(routes, routable)) if len(routes) else []
+    features = maps.route_features(routes, road, matrix, fastest, _positions(routes, routable)) if len(routes) else []
     lake.write_partition(settings.lake_dir, "outputs", f"{MAPS}_shards/shard={shard:04d}", ds,
                          pd.DataFrame({"feature": [json.dumps(f) for f in features]}))
     served = routes["order_id"].notna().sum() if len(routes) else 0

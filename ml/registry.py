@@ -182,6 +182,15 @@ def champion_version(settings: Settings, experiment: str, name: str) -> str:
     return str(current.version)
 
 
+def load_python_model(settings: Settings, uri: str):
+    """The Python object behind a logged pyfunc model (``runs:/...`` or ``models:/...``)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+
+
 def load_champion(settings: Settings, name: str):
     """The ``@champion`` version of ``name`` as a pyfunc model; a clear error when there is none."""
     import mlflow

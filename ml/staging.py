@@ -41,17 +41,28 @@ def write(settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame
     return serving.replace_ds(settings.serving_url, table, ds, frame)
 
 
-def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key: Sequence[str],
-            version: str | None = None) -> int:
-    """Gather the ``shards`` staged shards of ds, check that the ``key`` columns are unique across them (and,
-    with ``version``, that every row's ``model_version`` is it), write the ds, then drop the staging."""
+def gather(settings: Settings, table: str, ds: str | dt.date, shards: int) -> pd.DataFrame:
+    """Every staged shard of ds in one frame; a clear error naming the first missing shard."""
     frames = []
     for shard in range(shards):
         try:
             frames.append(lake.read_partition(settings.lake_dir, "outputs", _staging_table(table, shard), ds))
         except EcomError as exc:
             raise EcomError(f"{table} ds={as_date(ds)}: shard {shard} of {shards} is missing; rerun its task ({exc})") from exc
-    frame = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def discard(settings: Settings, table: str, ds: str | dt.date, shards: int) -> None:
+    """Drop the staged shards of ds (after they were published)."""
+    for shard in range(shards):
+        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", _staging_table(table, shard), ds), ignore_errors=True)
+
+
+def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key: Sequence[str],
+            version: str | None = None) -> int:
+    """Gather the ``shards`` staged shards of ds, check that the ``key`` columns are unique across them (and,
+    with ``version``, that every row's ``model_version`` is it), write the ds, then drop the staging."""
+    frame = gather(settings, table, ds, shards)
     if version is not None:
         versions = set(frame["model_version"].astype(str))
         if versions - {str(version)}:
@@ -61,6 +72,5 @@ def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key:
         raise EcomError(f"{table} ds={as_date(ds)}: {int(duplicated.sum())} duplicated {tuple(key)} rows across shards, "
                         f"e.g. {frame.loc[duplicated, list(key)].head(3).to_dict('records')}")
     rows = write(settings, table, ds, frame)
-    for shard in range(shards):
-        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", _staging_table(table, shard), ds), ignore_errors=True)
+    discard(settings, table, ds, shards)
     return rows

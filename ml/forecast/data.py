@@ -62,26 +62,22 @@ def promotion_calendar(promotions: pd.DataFrame, keys: pd.DataFrame, start: pd.T
     """Fraction off for each series' product on each of ``days`` days from ``start`` (the deepest promotion when
     two overlap; 0 without one), from the ``promotions`` table known at ds: past and planned."""
     calendar = np.zeros((len(keys), days), dtype=np.float32)
-    rows_of = pd.Series(np.arange(len(keys))).groupby(keys["product_id"].astype(str).to_numpy()).apply(np.asarray)
-    promos = promotions[promotions["product_id"].astype(str).isin(rows_of.index)]
-    if promos.empty:
+    series = pd.DataFrame({"product_id": keys["product_id"].astype(str).to_numpy(), "row": np.arange(len(keys))})
+    pairs = promotions.assign(product_id=promotions["product_id"].astype(str)).merge(series, on="product_id")
+    if pairs.empty:
         return calendar
     origin = pd.Timestamp(start).tz_localize(None).normalize()
 
     def day_index(column: str) -> np.ndarray:
-        stamps = pd.to_datetime(promos[column], utc=True).dt.tz_localize(None).dt.normalize()
-        return ((stamps - origin).dt.days).to_numpy()
+        stamps = pd.to_datetime(pairs[column], utc=True).dt.tz_localize(None).dt.normalize()
+        return (stamps - origin).dt.days.to_numpy()
 
     first, last = np.clip(day_index("start_date"), 0, days), np.clip(day_index("end_date") + 1, 0, days)
     length = np.maximum(last - first, 0)
-    for product, rows in rows_of.items():
-        mask = (promos["product_id"].astype(str) == product).to_numpy() & (length > 0)
-        if not mask.any():
-            continue
-        day = np.concatenate([np.arange(a, b) for a, b in zip(first[mask], last[mask], strict=True)])
-        off = np.repeat(promos["discount"].to_numpy(np.float32)[mask], length[mask])
-        for row in rows:
-            np.maximum.at(calendar[row], day, off)
+    # one (series, day) entry per promoted day: the promotion's first day plus its offset
+    offset = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    np.maximum.at(calendar, (np.repeat(pairs["row"].to_numpy(), length), np.repeat(first, length) + offset),
+                  np.repeat(pairs["discount"].to_numpy(np.float32), length))
     return calendar
 
 

@@ -111,11 +111,7 @@ def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
 
 
 def load_forecaster(settings: Settings, uri: str) -> Forecaster:
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
+    return registry.load_python_model(settings, uri).forecaster
 
 
 def backtest(panel: data.Panel, kind: str, forecaster_method: evaluate.Method, config: ForecastConfig) -> evaluate.Backtest:

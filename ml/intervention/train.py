@@ -231,11 +231,7 @@ def register(settings: Settings, trained: dict) -> dict:
 
 
 def load_bundle(settings: Settings, uri: str) -> InterventionModel:
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
+    return registry.load_python_model(settings, uri).bundle
 
 
 def gate(settings: Settings, registered: dict) -> dict:

@@ -158,11 +158,7 @@ def _pyfunc_example(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_recommender(settings: Settings, uri: str) -> Recommender:
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().recommender
+    return registry.load_python_model(settings, uri).recommender
 
 
 def evaluate_run(settings: Settings, trained: dict) -> dict:

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import ConfigError
+from ml.lake import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class RoadNetwork:
         import osmnx as ox
         import shapely
 
-        nodes = gpd.GeoDataFrame(self.nodes.assign(street_count=0), geometry=gpd.points_from_xy(self.nodes["x"], self.nodes["y"]),
+        nodes = gpd.GeoDataFrame(self.nodes, geometry=gpd.points_from_xy(self.nodes["x"], self.nodes["y"]),
                                  crs="EPSG:4326")
         nodes.index.name = "osmid"
         lines = shapely.linestrings(np.concatenate(self.edge_geometry(np.arange(len(self.edges)))),
@@ -280,13 +282,21 @@ def load_network(path: Path, cache_dir: Path | None = None, largest_component: b
     settings = {"version": CACHE_VERSION, "largest_component": largest_component, "speeds": HIGHWAY_SPEEDS_KPH,
                 "fallback": FALLBACK_SPEED_KPH}
     key = hashlib.sha256((file_sha256(path) + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:16]
-    folder = Path(cache_dir) / f"{path.name}-{key}"
-    if (folder / "source.txt").exists():
-        log.info("road network %s from cache %s", path.name, folder)
-        return RoadNetwork.load(folder)
-    network = read_osm_file(path, largest_component)
-    from ml.lake import atomic_dir
+    return cached(Path(cache_dir) / f"{path.name}-{key}", lambda: read_osm_file(path, largest_component))
 
+
+def load_place(place: str, cache_dir: Path) -> RoadNetwork:
+    """A place's network downloaded through osmnx once, then from ``cache_dir`` by its name (delete the folder to
+    download it again)."""
+    return cached(Path(cache_dir) / ("place-" + "".join(c if c.isalnum() else "_" for c in place)), lambda: from_place(place))
+
+
+def cached(folder: Path, build: Callable[[], RoadNetwork]) -> RoadNetwork:
+    """The network saved in ``folder``, or ``build()`` saved there (atomically) for next time."""
+    if (folder / "source.txt").exists():
+        log.info("road network from cache %s", folder)
+        return RoadNetwork.load(folder)
+    network = build()
     with atomic_dir(folder) as tmp:
         network.save(tmp)
     return network

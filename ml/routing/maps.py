@@ -46,7 +46,7 @@ def coloured(features: list[dict]) -> dict:
             "features": [{**f, "properties": {**f["properties"], "color": colour[f["properties"]["vehicle_id"]]}} for f in features]}
 
 
-def html_map(collection: dict, routes: pd.DataFrame, path: Path) -> None:
+def html_map(collection: dict, path: Path) -> None:
     """An interactive map: one coloured line per vehicle, a marker per stop with its order, ETA and window."""
     import folium
 
@@ -65,9 +65,9 @@ def html_map(collection: dict, routes: pd.DataFrame, path: Path) -> None:
                 + (f", window {props['window']}" if props["window"] else ""))
             folium.CircleMarker([lat, lon], radius=6 if props["kind"] == "depot" else 4, color=props["color"], fill=True,
                                 tooltip=text).add_to(fmap)
+    kinds = [f["properties"]["kind"] for f in collection["features"]]
     fmap.get_root().html.add_child(folium.Element(f"<div style='position:fixed;bottom:10px;left:10px;z-index:999;background:white;"
-                                                  f"padding:4px'>{routes['vehicle_id'].nunique()} routes, "
-                                                  f"{int(routes['order_id'].notna().sum())} deliveries</div>"))
+                                                  f"padding:4px'>{kinds.count('route')} routes, {kinds.count('stop')} deliveries</div>"))
     fmap.save(str(path))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -102,11 +102,6 @@ class RoutingSolution:
     feasible: bool
     seconds: float
     iterations: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def distance(self) -> int:
-        return sum(r.distance for r in self.routes)
 
 
 def problem_data(problem: RoutingProblem):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ml.dates import as_date
 from ml.errors import ConfigError, EcomError
 from ml.orchestration import ParamsConfig
 from ml.routing import maps
-from ml.routing.graph import RoadNetwork, from_place, load_network
+from ml.routing.graph import RoadNetwork, load_network, load_place
 from ml.routing.matrix import TravelMatrix, fastest_edges, snap, travel_matrix
 from ml.routing.model import Fleet, RoutingProblem, RoutingSolution, solve
 from ml.settings import Settings
@@ -85,13 +84,7 @@ def network(settings: Settings, config: RoutingConfig) -> RoadNetwork:
     is cached by its name: delete its folder to download it again)."""
     cache = settings.home / "cache" / "roads"
     if config.place:
-        folder = cache / ("place-" + "".join(c if c.isalnum() else "_" for c in config.place))
-        if (folder / "source.txt").exists():
-            return RoadNetwork.load(folder)
-        road = from_place(config.place)
-        with lake.atomic_dir(folder) as tmp:
-            road.save(tmp)
-        return road
+        return load_place(config.place, cache)
     return load_network(config.road_file(settings), cache_dir=cache)
 
 
@@ -290,8 +283,7 @@ def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfi
     staging.stage(settings, ROUTES, ds, shard, routes)
     staging.stage(settings, EXCEPTIONS, ds, shard, exceptions)
     features = maps.route_features(routes, road, matrix, fastest, _positions(routes, routable)) if len(routes) else []
-    lake.write_partition(settings.lake_dir, "outputs", f"{MAPS}_shards/shard={shard:04d}", ds,
-                         pd.DataFrame({"feature": [json.dumps(f) for f in features]}))
+    staging.stage(settings, MAPS, ds, shard, pd.DataFrame({"feature": [json.dumps(f) for f in features]}))
     served = routes["order_id"].notna().sum() if len(routes) else 0
     summary = {"depot_id": depot_id, "orders": len(day.orders), "served": int(served), "exceptions": len(exceptions),
                "exception_reasons": exceptions["reason"].value_counts().to_dict(), "vehicles_used": len(solution.routes) if solution else 0,
@@ -319,19 +311,14 @@ def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | No
     else:
         routes = staging.write(settings, ROUTES, ds, pd.DataFrame(columns=ROUTE_COLUMNS))
         exceptions = staging.write(settings, EXCEPTIONS, ds, pd.DataFrame(columns=EXCEPTION_COLUMNS))
-    features = []
-    for shard in range(depots):
-        staged = lake.read_partition(settings.lake_dir, "outputs", f"{MAPS}_shards/shard={shard:04d}", ds)
-        features += [json.loads(f) for f in staged["feature"]]
-    frame = lake.read_partition(settings.lake_dir, "outputs", ROUTES, ds)
+    features = [json.loads(f) for f in staging.gather(settings, MAPS, ds, depots)["feature"]] if depots else []
     target = lake.partition_dir(settings.lake_dir, "outputs", MAPS, ds)
     with lake.atomic_dir(target) as tmp:
         collection = maps.coloured(features)
         (tmp / "routes.geojson").write_text(json.dumps(collection))
-        maps.html_map(collection, frame, tmp / "routes.html")
+        maps.html_map(collection, tmp / "routes.html")
         maps.png_map(collection, tmp / "routes.png", network(settings, config) if config and features else None)
         (tmp / "summary.json").write_text(json.dumps({"ds": as_date(ds).isoformat(), "delivery_day": delivery_day(ds).isoformat(),
                                                        "routes": routes, "exceptions": exceptions, "depots": summaries or []}, indent=2))
-    for shard in range(depots):
-        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", f"{MAPS}_shards/shard={shard:04d}", ds), ignore_errors=True)
+    staging.discard(settings, MAPS, ds, depots)
     return {"ds": as_date(ds).isoformat(), "route_rows": routes, "exceptions": exceptions, "maps": str(target)}

@@ -47,7 +47,7 @@ bench-recsys: setup  ## recommendation quality (Beauty, MovieLens-100k, Instrume
 	    --movielens $(SHARED_DATA)/recsys/movielens-100k \
 	    --instruments $(SHARED_DATA)/recsys/amazon-musical-instruments-5core \
 	    --seeds $(SEEDS) --out benchmarks/results/recsys_quality.json
-	$(BIN)/python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring.json
+	$(BIN)/python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring_large.json
 
 bench-forecast: setup  ## rolling-origin backtest (3 origins, 28 days) on the bakery and pharma sales
 	$(BIN)/python benchmarks/forecast_quality.py --bakery $(SHARED_DATA)/forecast/bakery-breadbasket \

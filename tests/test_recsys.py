@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from ml.recsys import baselines, data, evaluate
+from ml.recsys import baselines, data, evaluate, topk
 
 
 def test_metrics_match_hand_computed_values():
@@ -37,6 +37,35 @@ def test_top_k_excludes_seen_items_and_orders_best_first():
     top, best = evaluate.top_k(lambda rows: scores[rows], seen, 2, chunk=1)
     assert top.tolist() == [[1, 2], [2, 1]]
     np.testing.assert_allclose(best, [[0.8, 0.7], [0.3, 0.2]], rtol=1e-6)
+
+
+def _reference_top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.where(np.isnan(block), -np.inf, block)
+    columns = np.array([np.lexsort((np.arange(len(row)), -row))[:k] for row in scores])
+    return columns, np.take_along_axis(scores, columns, axis=1)
+
+
+@pytest.mark.parametrize("width,k", [(20_000, 100), (3_001, 10), (40, 7), (5, 5)])
+def test_top_k_rows_equals_a_full_sort_with_ties_infinities_and_nan(width, k):
+    rng = np.random.default_rng(width)
+    block = rng.standard_normal((64, width)).astype(np.float32)
+    block[1] = np.round(block[1])  # many ties: the lower column wins
+    block[2, ::3] = -np.inf  # seen items
+    block[3, 5:] = -np.inf  # fewer than k candidates left
+    block[4, ::2] = np.nan
+    block[5, 0] = np.nan  # a NaN first in a tile must not hide the tile's maximum
+    block[5, 1] = 50.0
+    block[6] = 0.0
+    block[7, ::8] = 100.0 + np.arange(len(block[7, ::8]))  # the sampled columns hold the best: the guess is too high
+    columns, scores = topk.top_k_rows(block, k)
+    expected_columns, expected_scores = _reference_top_k(block, k)
+    np.testing.assert_array_equal(scores, expected_scores)
+    np.testing.assert_array_equal(columns, expected_columns)
+
+
+def test_top_k_rows_rejects_k_outside_the_row():
+    with pytest.raises(ValueError, match="0 < k <= 4"):
+        topk.top_k_rows(np.zeros((2, 4), dtype=np.float32), 5)
 
 
 def _events(rows):

@@ -4,10 +4,10 @@
 
 Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run on
 the same chunk shape (best of 5, the faster of numpy and torch into a reused buffer), or the scoring loop's own
-matmuls where those ran faster; the scoring wall is the
-best of --repeats runs. Seen items come from the shop's purchases over the last --history-days days; vectors are
-random (scoring cost does not depend on their values). The same run times the scoring matmuls alone and the
-ranking of the same blocks by torch.topk (the previous ranking step), and the one-off numba kernel load apart.
+matmuls where those ran faster; the scoring wall is the best of --repeats runs. Seen items come from the shop's
+purchases over the last --history-days days; vectors are random (scoring cost does not depend on their values).
+The same run times the scoring matmuls alone, the ranking of the same blocks by torch.topk (the previous ranking
+step), and the one-off numba kernel load apart.
 """
 
 from __future__ import annotations

@@ -68,6 +68,16 @@ def _key(row, row_bits, column) -> np.uint64:
 
 
 @numba.njit(inline="always", boundscheck=False)
+def _collect(row, row_bits, start, stop, threshold, keys, count) -> int:
+    """Append the keys of columns start..stop scoring above the threshold; the new count."""
+    for column in range(start, stop):
+        if row[column] > threshold:
+            keys[count] = _key(row, row_bits, column)
+            count += 1
+    return count
+
+
+@numba.njit(inline="always", boundscheck=False)
 def _emit(row, keys, count, k, out_columns, out_scores) -> None:
     """The k largest keys, best first, back to columns and scores."""
     ranked = np.sort(keys[:count])
@@ -94,14 +104,8 @@ def _top_k(block, k, stride, rank, n_workers, out_columns, out_scores) -> None:
                     for column in range(start + 1, start + TILE):
                         tile_max = max(tile_max, row[column])
                     if not tile_max <= threshold:  # a NaN first in the tile hides its maximum: scan it
-                        for column in range(start, start + TILE):
-                            if row[column] > threshold:
-                                keys[count] = _key(row, row_bits, column)
-                                count += 1
-                for column in range(n - n % TILE, n):
-                    if row[column] > threshold:
-                        keys[count] = _key(row, row_bits, column)
-                        count += 1
+                        count = _collect(row, row_bits, start, start + TILE, threshold, keys, count)
+                count = _collect(row, row_bits, n - n % TILE, n, threshold, keys, count)
             if count < k:  # the guess was too high (or the row too short to sample): rank every column
                 for column in range(n):
                     keys[column] = _key(row, row_bits, column)

@@ -54,7 +54,7 @@ def solve_row(problem: WarehouseProblem, config: PlanConfig, label: str):
                       "seconds": time.perf_counter() - t0, "message": str(error)}
     return plan, {"case": label, "solver": plan.solver, "status": plan.status, "mip_gap": plan.mip_gap,
                   "seconds": time.perf_counter() - t0, "order_lines": len(plan.orders), "objective": plan.objective,
-                  "peak_rss_mb": _peak_mb(plan.solver)}
+                  "peak_rss_mb": _peak_mb(plan.solver), "advice": plan.advice}
 
 
 def main() -> None:
@@ -91,8 +91,8 @@ def main() -> None:
         gap = "n/a" if r["mip_gap"] is None else f"{r['mip_gap']:.2%}"
         print(f"{r['case']:<32}{r['solver']:<7}{r['status']:<12}{gap:>8}{r['seconds']:>9.1f}{r.get('order_lines', ''):>7}"
               f"{r.get('peak_rss_mb', 0):>9.0f}")
-        if "message" in r:
-            print(f"    {r['message'][:400]}")
+        if r.get("message") or r.get("advice"):
+            print(f"    {(r.get('message') or r['advice'])[:400]}")
     print(f"\nsimulation on {args.scenarios} demand draws (normal, P10/P90 spread), means:")
     for name, s in simulation.items():
         print(f"  {name:<10} fill rate {s['fill_rate']:.1%}  cost {s['cost']:,.0f}  lost units {s['lost_units']:,.0f}  order lines {s['order_lines']:.0f}")

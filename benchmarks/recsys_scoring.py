@@ -2,9 +2,9 @@
 
     python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring_large.json
 
-Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run on
-the same chunk shape (best of 5, the faster of numpy and torch into a reused buffer), or the scoring loop's own
-matmuls where those ran faster; the scoring wall is the best of --repeats runs. Seen items come from the shop's
+Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run (the
+best over blocks of 256, 1024, 2048 and --chunk rows, 5 tries each, numpy and torch into a reused buffer), or the
+scoring loop's own matmuls where those ran faster; the scoring wall is the best of --repeats runs. Seen items come from the shop's
 purchases over the last --history-days days; vectors are random (scoring cost does not depend on their values).
 The same run times the scoring matmuls alone, the ranking of the same blocks by torch.topk (the previous ranking
 step), and the one-off numba kernel load apart.
@@ -33,18 +33,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_seconds_per_madd(chunk: int, n_items: int, dim: int, rng) -> float:
-    users = rng.standard_normal((chunk, dim), dtype=np.float32)
+def matmul_seconds_per_madd(chunks: list[int], n_items: int, dim: int, rng) -> float:
+    """The machine's best matmul rate over the given row counts (so the bound does not move with --chunk)."""
+    best = float("inf")
     items_t = np.ascontiguousarray(rng.standard_normal((n_items, dim), dtype=np.float32).T)
-    out = torch.empty((chunk, n_items))
-    candidates = (lambda: users @ items_t, lambda: torch.mm(torch.from_numpy(users), torch.from_numpy(items_t), out=out))
-    times = []
-    for matmul in candidates:
-        for _ in range(5):
-            t0 = time.perf_counter()
-            matmul()
-            times.append(time.perf_counter() - t0)
-    return min(times) / (chunk * n_items * dim)
+    for chunk in chunks:
+        users = rng.standard_normal((chunk, dim), dtype=np.float32)
+        out = torch.empty((chunk, n_items))
+        for use_torch in (False, True):
+            for _ in range(5):
+                t0 = time.perf_counter()
+                if use_torch:
+                    torch.mm(torch.from_numpy(users), torch.from_numpy(items_t), out=out)
+                else:
+                    users @ items_t
+                best = min(best, (time.perf_counter() - t0) / (chunk * n_items * dim))
+    return best
 
 
 def main() -> None:
@@ -77,7 +81,7 @@ def main() -> None:
     del batch, purchases
 
     rss_before = peak_rss_mb()
-    per_madd = matmul_seconds_per_madd(args.chunk, cfg.n_products, args.dim, rng)
+    per_madd = matmul_seconds_per_madd(sorted({256, 1024, 2048, args.chunk}), cfg.n_products, args.dim, rng)
     bound = per_madd * len(customers) * cfg.n_products * args.dim
     t0 = time.perf_counter()
     topk.top_k_rows(np.zeros((1, cfg.n_products), dtype=np.float32), args.k)  # numba: load (or compile) the kernel

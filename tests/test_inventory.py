@@ -9,7 +9,7 @@ import pytest
 
 from ml.errors import ContractError, PlanError
 from ml.inventory import data, evaluate, policy
-from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
+from ml.inventory.model import PlanConfig, WarehouseProblem, diagnose, plan_warehouse
 
 
 def test_newsvendor_textbook_value():
@@ -78,6 +78,8 @@ def test_an_unaffordable_safety_stock_is_diagnosed_as_a_budget_problem():
     assert caught.value.status == "infeasible"
     assert "budget: 10.00 is" in str(caught.value) and "lower the service level" in str(caught.value)
     assert caught.value.diagnosis["families"][0]["family"] == "budget"
+    relaxed = diagnose(_problem(), PlanConfig(budget=10.0), relaxed=True)  # the fallback: a bound, and says so
+    assert relaxed["families"][0]["family"] == "budget" and "budget: 10.00 is at least" in relaxed["message"]
 
 
 def test_a_warehouse_too_small_is_diagnosed_with_days_and_skus():
@@ -94,11 +96,13 @@ def test_a_time_limited_solve_is_never_reported_optimal():
     plan = plan_warehouse(problem, PlanConfig(time_limit_s=0.2, gap=1e-9))
     assert plan.status == "time_limit"  # PuLP itself calls this stop "Optimal"
     assert len(plan.orders) > 0 and (plan.mip_gap is None or plan.mip_gap > 0)
+    assert "0.2 s time limit" in plan.advice and "raise time_limit_s" in plan.advice
 
 
 def test_cbc_fallback_plans_too_and_admits_it_reports_no_gap():
     plan = plan_warehouse(_problem(), PlanConfig(solver="cbc"))
     assert plan.solver == "cbc" and plan.mip_gap is None and plan.status == "within_gap" and len(plan.orders) > 0
+    assert plan.advice is None
 
 
 def test_simulation_counts_lost_sales_and_lands_orders_after_the_lead_time():

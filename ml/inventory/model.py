@@ -104,6 +104,15 @@ class Plan:
     objective: float
     solver: str
     seconds: float
+    advice: str | None = None  # what a planner can do about a plan stopped short of the gap
+
+
+def _time_limit_advice(status: str, gap: float | None, config: PlanConfig) -> str | None:
+    if status in ("optimal", "within_gap"):
+        return None
+    proven = "no gap proven (CBC reports none)" if gap is None else f"a {gap:.1%} gap proven"
+    return (f"stopped by the {config.time_limit_s:g} s time limit with {proven}, above the {config.gap:.1%} asked for: "
+            "the best plan found is used; raise time_limit_s (or the gap) to tighten it")
 
 
 def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig()) -> Plan:
@@ -113,9 +122,12 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     the sum of their bounds is a valid lower bound on the whole plan, and when their combined orders fit the
     budget and the capacity they are the plan (optimal up to the per-SKU gaps). Otherwise the full MILP is
     solved, its gap measured against the better of the two bounds. One MILP over 1,000 SKUs stalled at a 6.8%
-    gap after 300 s; per SKU the same plan is proven within a fraction of that."""
+    gap after 300 s; per SKU the same plan is proven within a fraction of that. Before the linked MILP (before
+    the per-SKU pass when there is a budget), an infeasible LP relaxation proves that no plan exists."""
     t0 = time.perf_counter()
     econ = economics(problem, config)
+    if config.budget is not None:  # the usual reason no plan exists: proving it first spares the per-SKU pass
+        _refuse_infeasible_relaxation(problem, config, econ, spent_s=0.0)
     separate = _solve_per_sku(problem, config) if config.solver == "highs" and pulp.HiGHS().available() else None
     lower = separate.lower if separate else None
     if separate and separate.fits(problem, config, econ):
@@ -123,14 +135,14 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
         gap = max(separate.upper - separate.lower, 0.0) / max(abs(separate.upper), 1e-9)
         status = "optimal" if gap <= 1e-6 else "within_gap" if gap <= config.gap + 1e-9 else "time_limit"
     else:
+        if config.budget is None:
+            _refuse_infeasible_relaxation(problem, config, econ, spent_s=time.perf_counter() - t0)
         model, v = _build(problem, config, econ, elastic=False)
         left = max(config.time_limit_s - (time.perf_counter() - t0), 1.0)  # the per-SKU pass spent part of the limit
         solver_name, status, gap = _solve(model, replace(config, time_limit_s=left), lot_for_lot(problem, econ))
         if status in ("infeasible", "no_solution"):
-            diagnosis = diagnose(problem, config)
             what = "is infeasible" if status == "infeasible" else f"found no feasible plan within {config.time_limit_s:g} s"
-            raise PlanError(f"warehouse {problem.warehouse_id}: the replenishment MILP {what}; {diagnosis['message']}",
-                            status=status, diagnosis=diagnosis)
+            _raise_infeasible(problem, config, what, status)
         solution, objective = _values(v, econ, len(problem.skus), problem.horizon), pulp.value(model.objective)
         if lower is not None and objective:
             gap = min(gap if gap is not None else np.inf, max(objective - lower, 0.0) / abs(objective))
@@ -138,7 +150,33 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     seconds = time.perf_counter() - t0
     log.info("warehouse %s: %d SKUs x %d days, %s (gap %s) in %.1fs with %s", problem.warehouse_id, len(problem.skus),
              problem.horizon, status, "n/a" if gap is None else f"{gap:.2%}", seconds, solver_name)
-    return _read_plan(problem, config, econ, solution, solver_name, status, gap, float(objective), seconds)
+    advice = _time_limit_advice(status, gap, config)
+    if advice:
+        log.warning("warehouse %s: %s", problem.warehouse_id, advice)
+    return replace(_read_plan(problem, config, econ, solution, solver_name, status, gap, float(objective), seconds),
+                   advice=advice)
+
+
+def _refuse_infeasible_relaxation(problem: WarehouseProblem, config: PlanConfig, e: Economics, spent_s: float):
+    """Raise PlanError('infeasible') when the linked model's LP relaxation (fractional cases and order lines) is
+    infeasible: a proof, in seconds, that no plan exists, where the MILP could spend its whole time limit finding
+    none. It gets at least 30 s whatever the limit has left: a proof is worth more than the limit's last second."""
+    model, _ = _build(problem, config, e, elastic=False)
+    _, status, _ = _solve(_relax(model), replace(config, time_limit_s=max(config.time_limit_s - spent_s, 30.0)))
+    if status == "infeasible":
+        _raise_infeasible(problem, config, "is infeasible (even its LP relaxation is)", "infeasible")
+
+
+def _relax(model: pulp.LpProblem) -> pulp.LpProblem:
+    for var in model.variables():
+        var.cat = pulp.LpContinuous
+    return model
+
+
+def _raise_infeasible(problem: WarehouseProblem, config: PlanConfig, what: str, status: str):
+    diagnosis = diagnose(problem, config)
+    raise PlanError(f"warehouse {problem.warehouse_id}: the replenishment MILP {what}; {diagnosis['message']}",
+                    status=status, diagnosis=diagnosis)
 
 
 @dataclass
@@ -159,10 +197,11 @@ def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | N
     and capacity rows, SKUs spread over worker processes (HiGHS); None if one has no plan alone."""
     n = len(problem.skus)
     workers = min(config.threads or os.cpu_count() or 1, max(n // 50, 1))
-    # half the gap per SKU, so SKUs stopped by their share of the clock still leave the sum within the gap;
-    # each SKU may use a hundredth of the time limit, 2 s at most: most need a fraction of a second
+    # every SKU within the gap keeps the sum within it (sum of upper - lower <= gap x sum of upper); a SKU stopped
+    # by its share of the clock (a hundredth of the limit, 2 s at most; most need a fraction of a second) can
+    # widen the sum's gap, which the status then reports
     share = min(2.0, max(0.05, config.time_limit_s / 100))
-    alone = replace(config, budget=None, threads=1, gap=config.gap / 2, time_limit_s=share)
+    alone = replace(config, budget=None, threads=1, time_limit_s=share)
     deadline = time.time() + config.time_limit_s  # wall clock: comparable across the worker processes
     jobs = [(WarehouseProblem(problem.warehouse_id, problem.skus.iloc[[i]].reset_index(drop=True), problem.days,
                               problem.p10[[i]], problem.p50[[i]], problem.p90[[i]], capacity_units=np.inf), alone, deadline)
@@ -308,21 +347,27 @@ def _solve(model: pulp.LpProblem, config: PlanConfig, start: dict[str, float] | 
     return milp.solve(model, config.solver, config.time_limit_s, config.gap, config.threads, start)
 
 
-def diagnose(problem: WarehouseProblem, config: PlanConfig) -> dict:
-    """Solve the elastic copy: the least-cost violation of budget, capacity and safety stock, as a message."""
+def diagnose(problem: WarehouseProblem, config: PlanConfig, relaxed: bool = False) -> dict:
+    """Solve the elastic copy: the least-cost violation of budget, capacity and safety stock, as a message.
+    ``relaxed`` solves its LP relaxation instead (seconds, the fallback when the elastic MILP finds nothing in
+    time): its violations are the least any plan must make, lower bounds where cases and MOQs bind."""
     econ = economics(problem, config)
     model, v = _build(problem, config, econ, elastic=True)
     solver = replace(config, time_limit_s=min(max(config.time_limit_s, 30.0), 120.0), gap=0.01)
-    _, status, _ = _solve(model, solver)
-    if status in ("infeasible", "no_solution"):
+    _, status, _ = _solve(_relax(model) if relaxed else model, solver)
+    if status == "no_solution" and not relaxed:
+        return diagnose(problem, config, relaxed=True)  # the least violation even fractional cases must make
+    if status == "infeasible":
         return {"families": [], "message": "even with budget, capacity and safety stock relaxed no plan exists "
                 "(check MOQ / case-pack against the order-line cap)"}
+    if status == "no_solution":
+        return {"families": [], "message": f"the diagnosis itself found no answer within {solver.time_limit_s:g} s"}
     ids = problem.skus["product_id"].astype(str).to_numpy()
     findings, parts = [], []
     over_budget = pulp.value(v["slack_budget"]) if config.budget is not None else 0.0
     if over_budget and over_budget > 1e-6:
         findings.append({"family": "budget", "amount": float(over_budget)})
-        parts.append(f"budget: {config.budget:,.2f} is {over_budget:,.2f} short of what safety stock at service level "
+        parts.append(f"budget: {config.budget:,.2f} is {'at least ' if relaxed else ''}{over_budget:,.2f} short of what safety stock at service level "
                      f"{config.service_level:.0%} costs (raise the budget or lower the service level)")
     cap = {problem.days[t].date().isoformat(): float(pulp.value(s)) for t, s in v["slack_capacity"].items() if pulp.value(s) > 1e-6}
     if cap:

@@ -83,7 +83,7 @@ def plan_one(settings: Settings, ds: str, warehouse_id: str, config: InventoryCo
     summary = {"warehouse_id": warehouse_id, "status": plan.status, "mip_gap": plan.mip_gap, "solver": plan.solver,
                "objective": plan.objective, "seconds": round(plan.seconds, 2), "order_lines": len(rows),
                "units": int(rows["qty"].sum()), "spend": round(float((rows["qty"] * rows["product_id"].map(unit_cost)).sum()), 2),
-               "skus": len(problem.skus)}
+               "skus": len(problem.skus), "advice": plan.advice}
     log.info("plan for %s ds=%s: %s", warehouse_id, ds, json.dumps(summary))
     return summary
 

@@ -367,7 +367,8 @@ def diagnose(problem: WarehouseProblem, config: PlanConfig, relaxed: bool = Fals
     over_budget = pulp.value(v["slack_budget"]) if config.budget is not None else 0.0
     if over_budget and over_budget > 1e-6:
         findings.append({"family": "budget", "amount": float(over_budget)})
-        parts.append(f"budget: {config.budget:,.2f} is {'at least ' if relaxed else ''}{over_budget:,.2f} short of what safety stock at service level "
+        short_by = f"at least {over_budget:,.2f}" if relaxed else f"{over_budget:,.2f}"
+        parts.append(f"budget: {config.budget:,.2f} is {short_by} short of what safety stock at service level "
                      f"{config.service_level:.0%} costs (raise the budget or lower the service level)")
     cap = {problem.days[t].date().isoformat(): float(pulp.value(s)) for t, s in v["slack_capacity"].items() if pulp.value(s) > 1e-6}
     if cap:

@@ -150,11 +150,10 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     seconds = time.perf_counter() - t0
     log.info("warehouse %s: %d SKUs x %d days, %s (gap %s) in %.1fs with %s", problem.warehouse_id, len(problem.skus),
              problem.horizon, status, "n/a" if gap is None else f"{gap:.2%}", seconds, solver_name)
-    advice = _time_limit_advice(status, gap, config)
-    if advice:
-        log.warning("warehouse %s: %s", problem.warehouse_id, advice)
-    return replace(_read_plan(problem, config, econ, solution, solver_name, status, gap, float(objective), seconds),
-                   advice=advice)
+    plan = _read_plan(problem, config, econ, solution, solver_name, status, gap, float(objective), seconds)
+    if plan.advice:
+        log.warning("warehouse %s: %s", problem.warehouse_id, plan.advice)
+    return plan
 
 
 def _refuse_infeasible_relaxation(problem: WarehouseProblem, config: PlanConfig, e: Economics, spent_s: float):
@@ -422,4 +421,5 @@ def _read_plan(problem: WarehouseProblem, config: PlanConfig, e: Economics, solu
     lead_demand = np.array([problem.p50[i, : lead_days[i]].sum() for i in range(n)])
     skus = pd.DataFrame({"product_id": ids, "safety_stock": e.safety, "reorder_point": lead_demand + e.safety,
                          "expected_fill_rate": fill, "expected_cost": cost})
-    return Plan(problem.warehouse_id, orders, skus, status, gap, float(objective), solver, seconds)
+    return Plan(problem.warehouse_id, orders, skus, status, gap, float(objective), solver, seconds,
+                advice=_time_limit_advice(status, gap, config))

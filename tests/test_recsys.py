@@ -56,7 +56,11 @@ def test_top_k_rows_equals_a_full_sort_with_ties_infinities_and_nan(width, k):
     block[5, 0] = np.nan  # a NaN first in a tile must not hide the tile's maximum
     block[5, 1] = 50.0
     block[6] = 0.0
-    block[7, ::8] = 100.0 + np.arange(len(block[7, ::8]))  # the sampled columns hold the best: the guess is too high
+    stride = topk.SAMPLE_STRIDE
+    block[7, ::stride] = 100.0 + np.arange(len(block[7, ::stride]))  # the sampled columns hold the best: both guesses too high
+    block[8] = -0.0
+    block[8, 1::3] = 0.0  # -0.0 and 0.0 tie: the lower column wins
+    block[9] = np.arange(width)  # ascending: the best columns come last
     columns, scores = topk.top_k_rows(block, k)
     expected_columns, expected_scores = _reference_top_k(block, k)
     np.testing.assert_array_equal(scores, expected_scores)

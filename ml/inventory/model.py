@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -126,8 +127,8 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     the per-SKU pass when there is a budget), an infeasible LP relaxation proves that no plan exists."""
     t0 = time.perf_counter()
     econ = economics(problem, config)
-    if config.budget is not None:  # the usual reason no plan exists: proving it first spares the per-SKU pass
-        _refuse_infeasible_relaxation(problem, config, econ, spent_s=0.0)
+    # a budget is the usual reason no plan exists: proving it first spares the per-SKU pass
+    linked = _linked_model(problem, config, econ, spent_s=0.0) if config.budget is not None else None
     separate = _solve_per_sku(problem, config) if config.solver == "highs" and pulp.HiGHS().available() else None
     lower = separate.lower if separate else None
     if separate and separate.fits(problem, config, econ):
@@ -135,9 +136,7 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
         gap = max(separate.upper - separate.lower, 0.0) / max(abs(separate.upper), 1e-9)
         status = "optimal" if gap <= 1e-6 else "within_gap" if gap <= config.gap + 1e-9 else "time_limit"
     else:
-        if config.budget is None:
-            _refuse_infeasible_relaxation(problem, config, econ, spent_s=time.perf_counter() - t0)
-        model, v = _build(problem, config, econ, elastic=False)
+        model, v = linked or _linked_model(problem, config, econ, spent_s=time.perf_counter() - t0)
         left = max(config.time_limit_s - (time.perf_counter() - t0), 1.0)  # the per-SKU pass spent part of the limit
         solver_name, status, gap = _solve(model, replace(config, time_limit_s=left), lot_for_lot(problem, econ))
         if status in ("infeasible", "no_solution"):
@@ -156,20 +155,30 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
     return plan
 
 
-def _refuse_infeasible_relaxation(problem: WarehouseProblem, config: PlanConfig, e: Economics, spent_s: float):
-    """Raise PlanError('infeasible') when the linked model's LP relaxation (fractional cases and order lines) is
-    infeasible: a proof, in seconds, that no plan exists, where the MILP could spend its whole time limit finding
-    none. It gets at least 30 s whatever the limit has left: a proof is worth more than the limit's last second."""
-    model, _ = _build(problem, config, e, elastic=False)
-    _, status, _ = _solve(_relax(model), replace(config, time_limit_s=max(config.time_limit_s - spent_s, 30.0)))
+def _linked_model(problem: WarehouseProblem, config: PlanConfig, e: Economics, spent_s: float):
+    """The linked MILP (model, variables), after checking its LP relaxation (fractional cases and order lines):
+    if even that is infeasible, raise PlanError('infeasible'), a proof in seconds that no plan exists where the
+    MILP could spend its whole time limit finding none. The check gets at least 30 s whatever the limit has left:
+    a proof is worth more than the limit's last second."""
+    model, v = _build(problem, config, e, elastic=False)
+    with _as_lp(model):
+        _, status, _ = _solve(model, replace(config, time_limit_s=max(config.time_limit_s - spent_s, 30.0)))
     if status == "infeasible":
         _raise_infeasible(problem, config, "is infeasible (even its LP relaxation is)", "infeasible")
+    return model, v
 
 
-def _relax(model: pulp.LpProblem) -> pulp.LpProblem:
-    for var in model.variables():
+@contextmanager
+def _as_lp(model: pulp.LpProblem, relax: bool = True):
+    """Inside the block, every variable of the model is continuous (its LP relaxation); restored after."""
+    categories = [(var, var.cat) for var in model.variables()] if relax else []
+    for var, _ in categories:
         var.cat = pulp.LpContinuous
-    return model
+    try:
+        yield model
+    finally:
+        for var, category in categories:
+            var.cat = category
 
 
 def _raise_infeasible(problem: WarehouseProblem, config: PlanConfig, what: str, status: str):
@@ -353,7 +362,8 @@ def diagnose(problem: WarehouseProblem, config: PlanConfig, relaxed: bool = Fals
     econ = economics(problem, config)
     model, v = _build(problem, config, econ, elastic=True)
     solver = replace(config, time_limit_s=min(max(config.time_limit_s, 30.0), 120.0), gap=0.01)
-    _, status, _ = _solve(_relax(model) if relaxed else model, solver)
+    with _as_lp(model, relax=relaxed):
+        _, status, _ = _solve(model, solver)
     if status == "no_solution" and not relaxed:
         return diagnose(problem, config, relaxed=True)  # the least violation even fractional cases must make
     if status == "infeasible":

@@ -34,8 +34,9 @@ def _score(row, column):
 
 
 @numba.njit(boundscheck=False)
-def _sample_threshold(row, stride, rank, heap) -> float:
-    """The rank-th largest of every stride-th score: a guess at a value the row's k-th best exceeds."""
+def _sample_top(row, stride, rank, heap) -> None:
+    """Fill heap (a min-heap) with the rank largest of every stride-th score: the guesses at a value the row's k-th
+    best exceeds are taken from it."""
     size = 0
     for column in range(0, row.shape[0], stride):
         value = _score(row, column)
@@ -58,7 +59,6 @@ def _sample_threshold(row, stride, rank, heap) -> float:
                 heap[position] = heap[child]
                 position = child
             heap[position] = value
-    return heap[0]
 
 
 NEGATIVE_INFINITY_BITS = 0xFF800000
@@ -135,7 +135,7 @@ def _top_k(block, k, stride, first_rank, rank, n_workers, out_columns, out_score
             row_bits = row.view(np.uint32)
             count = 0
             if rank > 0:
-                _sample_threshold(row, stride, rank, sample)
+                _sample_top(row, stride, rank, sample)
                 sample.sort()  # ascending: sample[rank - first_rank] is the first_rank-th largest
                 count = _candidates(row, row_bits, sample[rank - first_rank], keys, columns)
                 if count < k:  # the first guess was too high: the lower one

@@ -67,7 +67,7 @@ bench-forecast-scale: setup $(ANCHOR_VENV)/bin/statsforecast-installed  ## globa
 bench-intervention: setup  ## coupon plan vs the oracle on the large synthetic shop (true uplift known); Qini on Hillstrom
 	$(BIN)/python benchmarks/intervention_synthetic.py --scale large --out benchmarks/results/intervention_synthetic.json
 	$(BIN)/python benchmarks/intervention_hillstrom.py --csv $(SHARED_DATA)/uplift/hillstrom/hillstrom_part_a.csv \
-	    --outcome visit --seeds 5 --out benchmarks/results/intervention_hillstrom.json
+	    --outcome visit --seeds 20 --out benchmarks/results/intervention_hillstrom.json
 
 bench-forecast-promotions: setup  ## LightGBM backtest with and without the promotion calendar on the synthetic demo shop
 	$(BIN)/python benchmarks/forecast_promotions.py --scale demo --origins 3 --out benchmarks/results/forecast_promotions.json

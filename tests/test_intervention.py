@@ -37,6 +37,19 @@ def test_qini_coefficient_orders_perfect_random_and_reversed_scores():
     assert good > 0.1 and constant == pytest.approx(0.0) and bad < -0.1
 
 
+def test_paired_comparison_widens_the_t_test_for_overlapping_splits():
+    # differences 1, 2, 3 (variance 1) on splits holding out a third: variance factor 1/3 + 1/2 instead of 1/3
+    result = evaluate.compare_on_resamples(np.array([2.0, 3.0, 4.0]), np.ones(3), test_share=1 / 3)
+    se = np.sqrt(1 / 3 + 1 / 2)
+    t = 2 / se
+    assert result.mean_difference == pytest.approx(2.0) and result.ahead == 3 and result.resamples == 3
+    # two-sided p of Student's t with 2 degrees of freedom, in closed form: 1 - t / sqrt(t^2 + 2)
+    assert result.p_value == pytest.approx(1 - t / np.sqrt(t**2 + 2))
+    assert (result.low, result.high) == pytest.approx((2 - 4.302653 * se, 2 + 4.302653 * se), rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 paired resamples"):
+        evaluate.compare_on_resamples(np.ones(1), np.zeros(1), test_share=0.3)
+
+
 def test_economics_count_the_discount_given_to_customers_who_would_buy_anyway():
     econ = Economics(value_per_conversion=100.0, margin=0.4, discounts={"c10": 0.1}, contact_cost=0.5)
     profit, spend = econ.of(np.array([0.2]), {"c10": np.array([0.1])})

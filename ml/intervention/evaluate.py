@@ -47,6 +47,33 @@ def qini_coefficient(y: np.ndarray, score: np.ndarray, treated: np.ndarray) -> f
     return _area_over_random(qini_curve(y, score, treated)) / perfect if perfect > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class PairedComparison:
+    mean_difference: float  # model A's metric minus model B's, averaged over the resamples
+    low: float  # confidence interval of the mean difference
+    high: float
+    p_value: float  # two-sided, for "no difference"
+    ahead: int  # resamples on which A scored higher
+    resamples: int
+
+
+def compare_on_resamples(a: np.ndarray, b: np.ndarray, test_share: float, confidence: float = 0.95) -> PairedComparison:
+    """Paired comparison of two models scored on the same random train/test splits, by the corrected resampled
+    t-test (Nadeau & Bengio 2003): the splits overlap, so the plain t-test's variance is inflated by
+    (1/J + n_test/n_train) instead of 1/J, which keeps the test from calling noise a win."""
+    from scipy import stats
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size < 2 or not 0 < test_share < 1:
+        raise ValueError(f"compare_on_resamples needs at least 2 paired resamples (got {d.size}) and 0 < test_share < 1")
+    se = np.sqrt((1 / d.size + test_share / (1 - test_share)) * d.var(ddof=1))
+    df = d.size - 1
+    half = stats.t.ppf((1 + confidence) / 2, df) * se
+    p = 2 * stats.t.sf(abs(d.mean()) / se, df) if se > 0 else float(d.mean() == 0)
+    return PairedComparison(float(d.mean()), float(d.mean() - half), float(d.mean() + half), float(p),
+                            int((d > 0).sum()), int(d.size))
+
+
 def propensity_metrics(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
     """ROC-AUC, PR-AUC (average precision), Brier score, the base rate and the calibration curve."""
     observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")

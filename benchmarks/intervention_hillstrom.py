@@ -6,8 +6,10 @@
 
 Each seed draws a 70/30 split stratified by arm and outcome; the table shows mean and standard deviation over
 seeds. The T- and X-learner are then compared with the S-learner and random targeting seed by seed (mean Qini
-difference with a 95% interval from the corrected resampled t-test, since the splits overlap). Any CSV with
-Hillstrom's columns works (the other half of the experiment, another campaign).
+difference with a 95% interval from the corrected resampled t-test, since the splits overlap). The figures and
+each e-mail's Qini curves on the first split go to MLflow (experiment ``ecom_intervention_benchmarks`` in the
+configured tracking store; ``--no-mlflow`` skips it). Any CSV with Hillstrom's columns works (the other half of
+the experiment, another campaign).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.intervention.evaluate import compare_on_resamples, qini_coefficient
-from ml.intervention.model import LEARNERS, UpliftLearner
-from ml.intervention.train import InterventionConfig
+from ml import registry
+from ml.intervention.evaluate import compare_on_resamples, qini_coefficient, qini_curve, qini_plot
+from ml.intervention.model import LEARNERS, TreeConfig, UpliftLearner
+from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig
+from ml.settings import get_settings
 
 log = logging.getLogger("intervention_hillstrom")
 
@@ -65,29 +69,55 @@ def qini_per_action(scores: dict[str, np.ndarray], treatment: np.ndarray, y: np.
     return out
 
 
+def score_split(X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray, test: np.ndarray, trees: TreeConfig,
+                seed: int) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    """Fit every learner on the training rows; (one result row per model, each model's uplift scores on the test rows)."""
+    rng = np.random.default_rng(1000 + seed)
+    scores, seconds = {"random": {a: rng.random(test.sum()) for a in ACTIONS}}, {"random": 0.0}
+    for kind in LEARNERS:
+        t0 = time.perf_counter()
+        learner = UpliftLearner(kind, ACTIONS, trees).fit(X[~test], treatment[~test], y[~test])
+        scores[f"{kind}-learner"] = learner.predict(X[test])[1]
+        seconds[f"{kind}-learner"] = time.perf_counter() - t0
+    rows = []
+    for name, uplift in scores.items():
+        qini = qini_per_action(uplift, treatment[test], y[test])
+        rows.append({"seed": seed, "model": name, **qini, "qini": float(np.mean(list(qini.values()))), "seconds": seconds[name]})
+        log.info("seed %d %s: %s", seed, name, rows[-1])
+    return rows, scores
+
+
+def qini_figures(scores: dict[str, dict[str, np.ndarray]], treatment: np.ndarray, y: np.ndarray, seed: int) -> dict:
+    """Per e-mail, the Qini curves of every model on one split's test rows."""
+    figures = {}
+    for action in ACTIONS:
+        rows = np.isin(treatment, [action, "control"])
+        curves = {name: qini_curve(y[rows], uplift[action][rows], treatment[rows] == action)
+                  for name, uplift in scores.items() if name != "random"}
+        figures[f"qini_{action}_seed{seed}.png"] = qini_plot(curves, f"Hillstrom, {action} vs no e-mail, split {seed} (30% held out)")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--outcome", default="visit", choices=["visit", "conversion"])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/intervention_hillstrom.json"))
+    parser.add_argument("--no-mlflow", action="store_true", help="skip logging the figures and Qini plots to MLflow")
     args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2 (the comparisons are paired over splits)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     X, treatment, y = read(args.csv, args.outcome)
     trees = InterventionConfig().trees()
-    runs = []
+    runs, figures = [], {}
     for seed in range(args.seeds):
         test = split(treatment, y, seed)
-        rng = np.random.default_rng(1000 + seed)
-        results = {"random": (qini_per_action({a: rng.random(test.sum()) for a in ACTIONS}, treatment[test], y[test]), 0.0)}
-        for kind in LEARNERS:
-            t0 = time.perf_counter()
-            learner = UpliftLearner(kind, ACTIONS, trees).fit(X[~test], treatment[~test], y[~test])
-            _, uplift = learner.predict(X[test])
-            results[f"{kind}-learner"] = (qini_per_action(uplift, treatment[test], y[test]), time.perf_counter() - t0)
-        for name, (qini, seconds) in results.items():
-            runs.append({"seed": seed, "model": name, **qini, "qini": float(np.mean(list(qini.values()))), "seconds": seconds})
-            log.info("seed %d %s: %s", seed, name, runs[-1])
+        rows, scores = score_split(X, treatment, y, test, trees, seed)
+        runs += rows
+        if seed == 0:
+            figures = qini_figures(scores, treatment[test], y[test], seed)
     frame = pd.DataFrame(runs)
     summary = frame.groupby("model")[[*ACTIONS, "qini", "seconds"]].agg(["mean", "std"])
     print(f"\nHillstrom ({len(y):,} customers, outcome {args.outcome}), Qini coefficient on 30% held out, {args.seeds} seeds")
@@ -105,6 +135,13 @@ def main() -> None:
     args.out.write_text(json.dumps({"csv": str(args.csv), "outcome": args.outcome, "customers": len(y), "runs": runs,
                                     "comparisons": comparisons, "trees": trees.params(), "machine": platform.platform()},
                                    indent=2))
+    if not args.no_mlflow:
+        metrics = {f"{model}.{metric}": float(summary.loc[model, (metric, "mean")]) for model in summary.index for metric in (*ACTIONS, "qini")}
+        metrics |= {f"{c['model']}_vs_{c['baseline']}.{c['metric']}.{k}": c[k] for c in comparisons for k in ("mean_difference", "low", "high")}
+        run_id = registry.log_benchmark_run(get_settings(), BENCHMARK_EXPERIMENT, f"hillstrom {args.csv.stem} {args.outcome}",
+                                            {"csv": str(args.csv), "outcome": args.outcome, "seeds": args.seeds, **trees.params()},
+                                            metrics, {f"qini/{name}": fig for name, fig in figures.items()}, (args.out,))
+        print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
 
 
 def compare(frame: pd.DataFrame) -> list[dict]:

@@ -6,7 +6,9 @@ true uplift and base rate) and the targeting rules (highest propensity first, ra
 
 The newest ``--holdout-campaigns`` campaigns are held out; the plan is made for the customers of the newest one
 (features from the morning the coupon went out), budgets are shares of what sending everyone the deepest coupon
-would cost (under the truth). Goal: the plan captures >= 80% of the oracle's profit and beats both rules.
+would cost (under the truth). Goal: the plan captures >= 80% of the oracle's profit and beats both rules. The
+figures and each action's Qini curves on the held-out campaigns go to MLflow (experiment
+``ecom_intervention_benchmarks`` in the configured tracking store; ``--no-mlflow`` skips it).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml import contract
+from ml import contract, registry
 from ml.intervention import data, optimize
 from ml.intervention.model import LEARNERS, Propensity, UpliftLearner
-from ml.intervention.train import InterventionConfig, economics_of, qini_by_action
+from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig, economics_of, qini_by_action, qini_figure
+from ml.settings import get_settings
 from ml.sources import synthetic
 
 log = logging.getLogger("intervention_synthetic")
@@ -46,6 +49,7 @@ def main() -> None:
     parser.add_argument("--holdout-campaigns", type=int, default=3)
     parser.add_argument("--budget-shares", type=float, nargs="+", default=[0.02, 0.05, 0.2])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/intervention_synthetic.json"))
+    parser.add_argument("--no-mlflow", action="store_true", help="skip logging the figures and Qini plots to MLflow")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = InterventionConfig()
@@ -61,13 +65,14 @@ def main() -> None:
     true_profit, true_spend = econ.of(newest["p_base"].to_numpy(), {a: newest[f"uplift_{a}"].to_numpy() for a in config.actions})
     X, everyone = list(data.FEATURES), np.ones(len(newest), dtype=bool)
 
-    estimates, qini = {}, {}
+    estimates, qini, learners = {}, {}, {}
     for kind in LEARNERS:
         learner = UpliftLearner(kind, config.actions, config.trees()).fit(
             train[X], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
         p0, uplift = learner.predict(newest[X])
         estimates[f"{kind}-learner plan"] = econ.of(p0, uplift)
         qini[f"{kind}-learner"] = qini_by_action(learner, holdout)
+        learners[f"{kind}-learner"] = learner
 
     as_ofs = data.snapshot_days(newest["as_of"].iloc[0] - pd.Timedelta(days=config.window_days), config.snapshots)
     snapshots = data.propensity_set(tables, as_ofs, config.window_days, config.lookback_days)
@@ -109,6 +114,14 @@ def main() -> None:
                                     "value_per_conversion": econ.value_per_conversion, "margin": econ.margin,
                                     "seconds": time.perf_counter() - t0, "peak_rss_gb": peak_gb,
                                     "machine": platform.platform()}, indent=2))
+    if not args.no_mlflow:
+        metrics = {f"{r['policy']}.budget_{r['budget_share']:g}.{k}": r[k] for r in results for k in ("share_of_oracle", "true_profit", "true_spend")}
+        metrics |= {f"{name}.qini.{action}": value for name, q in qini.items() for action, value in q.items()}
+        figures = {f"qini/qini_{action}.png": qini_figure(learners, holdout, action) for action in config.actions}
+        run_id = registry.log_benchmark_run(get_settings(), BENCHMARK_EXPERIMENT, f"synthetic {args.scale} seed {args.seed}",
+                                            {"scale": args.scale, "seed": args.seed, "planned_customers": len(newest),
+                                             "training_rows": len(train), **config.as_dict()}, metrics, figures, (args.out,))
+        print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ml.errors import RegistryError
@@ -62,6 +63,24 @@ def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requireme
         name=name, python_model=python_model, input_example=input_example, signature=signature, pip_requirements=requirements
     )
     return info.model_uri
+
+
+def log_benchmark_run(settings: Settings, experiment: str, run_name: str, params: dict[str, Any],
+                      metrics: dict[str, float], figures: dict[str, Any], artifacts: tuple[Path, ...] = ()) -> str:
+    """One MLflow run holding a benchmark's figures (metric names may hold spaces and dashes), plots (artifact
+    path -> matplotlib figure) and result files, beside the training runs a reviewer already looks at; returns
+    the run id."""
+    import mlflow
+
+    configure(settings, experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({name.replace(" ", "_"): value for name, value in metrics.items()})
+        for path, figure in figures.items():
+            mlflow.log_figure(figure, path)
+        for artifact in artifacts:
+            mlflow.log_artifact(str(artifact), "results")
+    return run.info.run_id
 
 
 def register(client, model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:

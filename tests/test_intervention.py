@@ -1,9 +1,15 @@
 """Intervention pipeline units: Qini against hand-computed curves, coupon economics, the budget plan against
-brute force, leakage-free features, learners that find a known uplift, and clear errors for bad campaign data."""
+brute force, leakage-free features, learners that find a known uplift, clear errors for bad campaign data, and
+the Hillstrom benchmark's paired comparison and MLflow run."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -197,3 +203,23 @@ def test_isotonic_calibration_matches_the_observed_rate():
 def test_config_refuses_inconsistent_params(params, message):
     with pytest.raises(ConfigError, match=message):
         InterventionConfig.from_params(params)
+
+
+@pytest.mark.shared_data
+def test_hillstrom_benchmark_logs_its_figures_and_qini_plots_to_mlflow(settings, shared_data, tmp_path):
+    import mlflow
+
+    repo, out = Path(__file__).resolve().parent.parent, tmp_path / "hillstrom.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"ECOM_HOME": str(settings.home)}
+    subprocess.run([sys.executable, "benchmarks/intervention_hillstrom.py", "--seeds", "2", "--out", str(out), "--csv",
+                    str(shared_data / "uplift/hillstrom/hillstrom_part_a.csv")], cwd=repo, env=env, check=True,
+                   capture_output=True, text=True)
+    result = json.loads(out.read_text())
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    [run] = mlflow.search_runs(experiment_names=["ecom_intervention_benchmarks"], output_format="list")
+    x_mean = np.mean([r["qini"] for r in result["runs"] if r["model"] == "x-learner"])
+    assert run.data.metrics["x-learner.qini"] == pytest.approx(x_mean)
+    versus_s = next(c for c in result["comparisons"] if (c["model"], c["baseline"], c["metric"]) == ("x-learner", "s-learner", "qini"))
+    assert run.data.metrics["x-learner_vs_s-learner.qini.mean_difference"] == pytest.approx(versus_s["mean_difference"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "qini")}
+    assert artifacts == {"qini/qini_mens_email_seed0.png", "qini/qini_womens_email_seed0.png"}

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "ecom_intervention"
 EXPERIMENT = "ecom_intervention"
+BENCHMARK_EXPERIMENT = "ecom_intervention_benchmarks"  # the benchmarks' figures and Qini plots, beside the training runs
 GATE_METRIC = "qini"
 CAMPAIGN_FEATURES, PROPENSITY_FEATURES = "intervention_campaigns", "intervention_propensity"
 
@@ -180,10 +181,11 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
     metrics = {"propensity": evaluate.propensity_metrics(test["label"].to_numpy(), bundle.propensity.predict(test[list(FEATURES)])),
                "uplift": qini_by_action(bundle.uplift, holdout)}
     metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
+    shown = {f"{config.learner}-learner": bundle.uplift}
     if config.learner != "s":
-        single = UpliftLearner("s", config.actions, config.trees()).fit(
+        shown["s-learner (baseline)"] = UpliftLearner("s", config.actions, config.trees()).fit(
             campaign_train[list(FEATURES)], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
-        metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(single, holdout).values())))
+        metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(shown["s-learner (baseline)"], holdout).values())))
     metrics["uplift"]["random_qini"] = random_qini(holdout, config.actions)
     holdout_name = holdout_of(holdout, ds)
     registry.configure(settings, EXPERIMENT)
@@ -196,7 +198,7 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
         mlflow.log_figure(evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"),
                           "evaluation/calibration.png")
         for action in config.actions:
-            mlflow.log_figure(qini_figure(bundle.uplift, holdout, action, config), f"evaluation/qini_{action}.png")
+            mlflow.log_figure(qini_figure(shown, holdout, action), f"evaluation/qini_{action}.png")
         mlflow.log_dict(metrics | {"holdout": holdout_name}, "evaluation/metrics.json")
         uri = registry.log_pyfunc_model(pyfunc_model(bundle), "model", campaign_rows[["customer_id", *FEATURES]].head(5),
                                         registry.pip_requirements("lightgbm", "scikit-learn"))
@@ -212,12 +214,12 @@ def holdout_of(holdout: pd.DataFrame, ds: str) -> str:
     return f"campaigns {', '.join(ids)} ({len(holdout)} rows), features through {as_date(ds)}"
 
 
-def qini_figure(learner: UpliftLearner, holdout: pd.DataFrame, action: str, config: InterventionConfig):
+def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, action: str):
+    """The Qini curves of several learners for one action on the held-out campaigns."""
     rows = holdout[holdout["treatment"].isin([action, contract.CONTROL])]
     y, treated = rows["converted"].astype(int).to_numpy(), rows["treatment"].to_numpy() == action
-    _, uplift = learner.predict(rows[list(FEATURES)])
-    curves = {f"{config.learner}-learner": evaluate.qini_curve(y, uplift[action], treated),
-              "perfect": evaluate.qini_curve(y, y * treated - y * (1 - treated), treated)}
+    curves = {name: evaluate.qini_curve(y, learner.predict(rows[list(FEATURES)])[1][action], treated)
+              for name, learner in learners.items()}
     return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
 
 

@@ -183,9 +183,10 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
     metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
     shown = {f"{config.learner}-learner": bundle.uplift}
     if config.learner != "s":
-        shown["s-learner (baseline)"] = UpliftLearner("s", config.actions, config.trees()).fit(
+        single = UpliftLearner("s", config.actions, config.trees()).fit(
             campaign_train[list(FEATURES)], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
-        metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(shown["s-learner (baseline)"], holdout).values())))
+        metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(single, holdout).values())))
+        shown["s-learner (baseline)"] = single
     metrics["uplift"]["random_qini"] = random_qini(holdout, config.actions)
     holdout_name = holdout_of(holdout, ds)
     registry.configure(settings, EXPERIMENT)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml import registry
+from ml import contract, registry
 from ml.intervention.evaluate import compare_on_resamples, qini_coefficient, qini_curve, qini_plot
 from ml.intervention.model import LEARNERS, TreeConfig, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig
@@ -32,7 +32,7 @@ from ml.settings import get_settings
 
 log = logging.getLogger("intervention_hillstrom")
 
-ARMS = {"No E-Mail": "control", "Mens E-Mail": "mens_email", "Womens E-Mail": "womens_email"}
+ARMS = {"No E-Mail": contract.CONTROL, "Mens E-Mail": "mens_email", "Womens E-Mail": "womens_email"}
 ACTIONS = ("mens_email", "womens_email")
 TEST_SHARE = 0.3
 
@@ -61,10 +61,15 @@ def split(treatment: np.ndarray, y: np.ndarray, seed: int, test_share: float = T
     return test
 
 
+def versus_control(treatment: np.ndarray, action: str) -> np.ndarray:
+    """The rows of one e-mail and of no e-mail: each e-mail is scored against the control arm only."""
+    return np.isin(treatment, [action, contract.CONTROL])
+
+
 def qini_per_action(scores: dict[str, np.ndarray], treatment: np.ndarray, y: np.ndarray) -> dict[str, float]:
     out = {}
     for action in ACTIONS:
-        rows = np.isin(treatment, [action, "control"])
+        rows = versus_control(treatment, action)
         out[action] = qini_coefficient(y[rows], scores[action][rows], treatment[rows] == action)
     return out
 
@@ -91,7 +96,7 @@ def qini_figures(scores: dict[str, dict[str, np.ndarray]], treatment: np.ndarray
     """Per e-mail, the Qini curves of every model on one split's test rows."""
     figures = {}
     for action in ACTIONS:
-        rows = np.isin(treatment, [action, "control"])
+        rows = versus_control(treatment, action)
         curves = {name: qini_curve(y[rows], uplift[action][rows], treatment[rows] == action)
                   for name, uplift in scores.items() if name != "random"}
         figures[f"qini_{action}_seed{seed}.png"] = qini_plot(curves, f"Hillstrom, {action} vs no e-mail, split {seed} (30% held out)")

@@ -67,7 +67,7 @@ def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requireme
 
 def log_benchmark_run(settings: Settings, experiment: str, run_name: str, params: dict[str, Any],
                       metrics: dict[str, float], figures: dict[str, Any], artifacts: tuple[Path, ...] = ()) -> str:
-    """One MLflow run holding a benchmark's figures (metric names may hold spaces and dashes), plots (artifact
+    """One MLflow run holding a benchmark's figures (spaces in metric names become underscores), plots (artifact
     path -> matplotlib figure) and result files, beside the training runs a reviewer already looks at; returns
     the run id."""
     import mlflow

@@ -110,12 +110,44 @@ def report_dir(settings: Settings, ds: str | dt.date) -> Path:
     return lake.partition_dir(settings.lake_dir, "reports", "validation", ds)
 
 
+def newest_curated_day(settings: Settings, before: dt.date, tables: list[str] | None = None) -> dt.date | None:
+    """The newest day before ``before`` that the curated fact tables (or ``tables``) hold, None for an empty lake."""
+    names = tables if tables is not None else [t for t, spec in contract.TABLES.items() if spec.kind == "fact"]
+    days = [d for name in names for d in lake.list_partitions(settings.lake_dir, "curated", name) if d < before]
+    return max(days, default=None)
+
+
+def check_continuity(settings: Settings, start: dt.date, end: dt.date, tables: list[str]) -> None:
+    """The gate's first check: a drop must continue the curated history without a hole. A fact table whose newest
+    day is older than the day before the drop's window would read the days between as missing forever."""
+    behind = {}
+    for name in tables:
+        if contract.table(name).kind != "fact":
+            continue
+        newest = newest_curated_day(settings, start, [name])
+        if newest is not None and (start - newest).days > 1:
+            behind[name] = newest
+    if not behind:
+        return
+    newest = max(behind.values())
+    missing = (start - newest).days - 1
+    raise DataValidationError(
+        f"gap before the drop for ds={end}: the curated lake ends on {newest} ({', '.join(f'{t} {d}' for t, d in sorted(behind.items()))}) "
+        f"but the drop starts on {start}, so {missing} day(s) {newest + dt.timedelta(days=1)}..{start - dt.timedelta(days=1)} "
+        f"would be missing in {sorted(behind)}. Nothing was published. Land them with this day in one drop: rerun with "
+        f"backfill_days={(end - newest).days - 1} (or Param fill_gap=true / ecom ingest --fill-gap)",
+        failures=[{"table": t, "check": "continuity", "newest_curated_day": d.isoformat()} for t, d in sorted(behind.items())])
+
+
 def validate(settings: Settings, ds: str | dt.date) -> dict:
-    """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails."""
+    """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails; a drop
+    that would leave a hole in the curated history is refused before any check (and not quarantined: it is
+    valid, only incomplete)."""
     drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
     manifest = _read_manifest(drop_dir)
     files = _drop_files(drop_dir)
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
+    check_continuity(settings, start, end, list(files))
     window = validation.batch_window(settings.lake_dir, start, end, list(files))
     reference = _reference_tables(settings, start, files)
     with lake.atomic_dir(report_dir(settings, ds)) as tmp:

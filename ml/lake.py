@@ -21,7 +21,7 @@ from ml import contract
 from ml.dates import as_date
 from ml.errors import EcomError
 
-__all__ = ["as_date", "atomic_dir", "list_partitions", "partition_dir", "partition_rows", "read_latest",
+__all__ = ["MissingPartitionsError", "as_date", "atomic_dir", "day_ranges", "list_partitions", "partition_dir", "partition_rows", "read_latest",
            "read_partition", "read_range", "write_partition"]
 
 ZONES = ("raw", "curated", "features", "outputs", "quarantine", "reports", "ground_truth")
@@ -90,13 +90,46 @@ def list_partitions(lake: Path, zone: str, table: str) -> list[dt.date]:
 
 
 def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
-    """Concatenate the partitions with start <= ds <= end (an empty contract frame when there are none)."""
+    """Concatenate the partitions with start <= ds <= end (an empty contract frame when the table has none yet).
+
+    Missing is not zero: every day from the table's first partition (or ``start``, if later) through ``end`` must
+    be there, because a published day with no rows is a zero and a missing day is unknown. A gap raises
+    :class:`MissingPartitionsError` naming the missing days."""
     lo, hi = as_date(start), as_date(end)
-    days = [d for d in list_partitions(lake, zone, table) if lo <= d <= hi]
+    available = list_partitions(lake, zone, table)
+    days = [d for d in available if lo <= d <= hi]
+    if available and available[0] <= hi:
+        first = max(lo, available[0])
+        expected = pd.date_range(first, hi, freq="D").date
+        missing = sorted(set(expected) - set(days))
+        if missing:
+            raise MissingPartitionsError(zone, table, missing, lo, hi)
     frames = [read_partition(lake, zone, table, d) for d in days]
     if not frames:
         return contract.empty(table) if table in contract.TABLES else pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+def day_ranges(days: list[dt.date]) -> str:
+    """``2024-01-01..2024-01-03, 2024-01-07``: consecutive days folded into ranges, for messages."""
+    spans: list[list[dt.date]] = []
+    for d in sorted(days):
+        if spans and (d - spans[-1][1]).days == 1:
+            spans[-1][1] = d
+        else:
+            spans.append([d, d])
+    return ", ".join(a.isoformat() if a == b else f"{a}..{b}" for a, b in spans)
+
+
+class MissingPartitionsError(EcomError):
+    """A date range has holes: the named days were never published, so they cannot be read as zeros."""
+
+    def __init__(self, zone: str, table: str, missing: list[dt.date], start: dt.date, end: dt.date):
+        self.table, self.missing = table, missing
+        shown = day_ranges(missing)
+        super().__init__(
+            f"{zone}/{table}: {len(missing)} day(s) missing in {start}..{end}: {shown}. A missing day is not a day "
+            f"without rows; land them (ecom_ingest with backfill_days, or Param fill_gap=true) before reading this range")
 
 
 def read_latest(lake: Path, zone: str, table: str, as_of: str | dt.date) -> pd.DataFrame:

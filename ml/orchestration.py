@@ -1,19 +1,20 @@
-"""What DAG tasks need beyond the pipeline steps: the run's logical date, its parameters, asset names.
+"""What a DAG run needs beyond the pipeline steps: which ds it runs on, and return values XCom can carry.
 
-Kept free of Airflow imports so it is testable on its own; DAG files pass plain values in.
+Kept free of Airflow imports so it is testable on its own; the DAG factory passes plain values in.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from typing import Any, Self
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from ml import contract
 from ml.dates import as_date
 from ml.errors import ConfigError
+from ml.pipeline import Pipeline, table_ref
 from ml.settings import Settings
-from ml.sources import SOURCE_NAMES, SourceRequest
 
 DAG_DEFAULTS: dict[str, Any] = {
     "start_date": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
@@ -21,90 +22,119 @@ DAG_DEFAULTS: dict[str, Any] = {
     "max_active_runs": 1,  # runs of one pipeline replace the same ds partitions: never two at once
     "default_args": {"retries": 1, "retry_delay": dt.timedelta(minutes=2)},
 }
-"""Keyword arguments every ecom DAG shares (``@dag(..., **DAG_DEFAULTS)``)."""
+"""Keyword arguments every ecom DAG shares."""
+
+NOT_FINITE = "null_because_not_finite"
+"""Key listing where :func:`xcom_safe` replaced NaN or infinity by null (e.g. MASE on an all-zero window)."""
 
 
-class ParamsConfig:
-    """Mixin for a pipeline's frozen config dataclass: built from DAG Params or CLI options, and back to a plain
-    dict for XCom. Unknown keys and None values are ignored; lists become tuples where the field is a tuple."""
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        chosen = {k: v for k, v in params.items() if k in fields and v is not None}
-        for name, value in chosen.items():
-            if isinstance(fields[name].default, tuple):
-                chosen[name] = tuple(value)
-        return cls(**chosen)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+def xcom_safe(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars and arrays become Python values, dates ISO strings, and NaN or
+    infinity becomes null, with the dotted paths of those nulls listed under ``null_because_not_finite`` of a
+    top-level dict. The Execution API refuses NaN (``dag.test()`` does not), so every task's return passes here."""
+    replaced: list[str] = []
+    out = _plain(value, "", replaced)
+    if replaced and isinstance(out, dict):
+        out[NOT_FINITE] = sorted(set(out.get(NOT_FINITE, [])) | set(replaced))
+    elif replaced:
+        out = {"value": out, NOT_FINITE: replaced}
+    return out
 
 
-def curated_asset_uri(table: str) -> str:
-    """URI of the Airflow Asset that stands for a curated contract table."""
-    contract.table(table)
-    return f"ecom://curated/{table}"
+def _plain(value: Any, path: str, replaced: list[str]) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f"{path}.{k}" if path else str(k), replaced) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v, f"{path}[{i}]", replaced) for i, v in enumerate(value)]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if hasattr(value, "tolist") and not isinstance(value, (int, float)):  # numpy scalars and arrays
+        return _plain(value.tolist(), path, replaced)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return float(value)
+        replaced.append(path or "value")
+        return None
+    raise TypeError(f"{path or 'value'}: {type(value).__name__} is not JSON; return small plain values (write data to the lake)")
 
 
-CURATED_ASSET_URIS = {name: curated_asset_uri(name) for name in contract.TABLES}
+def ds_from_asset_events(events: Mapping[str, list[Mapping[str, Any]]], inputs: Sequence[str],
+                         holds: Callable[[str, dt.date], bool]) -> dt.date:
+    """The ds an Asset-triggered run works on: the ds its triggering events carry (``extra["ds"]``). When they
+    disagree, the newest of them that every input (``holds(input, ds)``) has published.
+
+    An event without a ds (for instance one created by hand in the UI without ``{"ds": ...}``) is an error: the
+    run must be told its day, never guess it."""
+    carried: set[dt.date] = set()
+    for uri, extras in events.items():
+        for extra in extras:
+            if not extra or not extra.get("ds"):
+                raise ConfigError(f"an Asset event on {uri} carries no ds (extra={dict(extra or {})}); producers set "
+                                  "extra={'ds': 'YYYY-MM-DD'}. Trigger this DAG with a ds Param instead")
+            carried.add(as_date(extra["ds"]))
+    if not carried:
+        raise ConfigError("the run was triggered by Asset events but none was passed to it")
+    for day in sorted(carried, reverse=True):
+        if all(holds(ref, day) for ref in inputs):
+            return day
+    lacking = {day.isoformat(): [ref for ref in inputs if not holds(ref, day)] for day in sorted(carried)}
+    raise ConfigError(f"no ds carried by the triggering events is published by every input: {lacking}; "
+                      "run the producers of the inputs for that ds, or trigger with a ds Param")
 
 
-def output_asset_uri(table: str) -> str:
-    """URI of the Airflow Asset that stands for a pipeline's output table (recommendations, forecasts, ...)."""
-    return f"ecom://outputs/{table}"
+def holds_ds(settings: Settings, ref: str, ds: dt.date) -> bool:
+    """Whether lake table ``zone/table`` has published ds: that day's partition, or for a dimension (a snapshot
+    table such as customers) any snapshot at or before it."""
+    from ml import contract, lake
+
+    zone, table = table_ref(ref)
+    days = lake.list_partitions(settings.lake_dir, zone, table)
+    if zone == "curated" and contract.table(table).kind == "dimension":
+        return bool(days) and days[0] <= ds
+    return ds in days
 
 
-def resolve_ds(param_ds: str | None, logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
-    """The run's ds: the ``ds`` Param when set (manual runs), else the logical date, else the run's date."""
+def resolve_ds(pipeline: Pipeline, settings: Settings, config: Any, *, param_ds: str | None,
+               asset_events: Mapping[str, list[Mapping[str, Any]]] | None, logical_date: dt.datetime | None,
+               run_after: dt.datetime | None) -> tuple[dt.date, str]:
+    """The run's ds and how it was chosen, resolved once at the boundary:
+
+    1. the ``ds`` Param (manual runs, backfills);
+    2. the ds carried by the triggering Asset events (downstream runs, also of a backfilled older ds);
+    3. the pipeline's ``default_ds`` for a run without either (model pipelines: the newest input partition at or
+       before the run's date; ingest: a public dataset's last day);
+    4. the run's logical date (``ecom_ingest``'s daily schedule).
+    """
     if param_ds:
-        return as_date(param_ds).isoformat()
-    moment = logical_date or run_after
-    if moment is None:
-        raise ConfigError("the run has neither a ds Param nor a logical date; trigger it with a ds")
-    return moment.date().isoformat()
+        ds, how = as_date(param_ds), "the ds Param"
+    elif asset_events:
+        holds = functools.partial(holds_ds, settings)
+        ds, how = ds_from_asset_events(asset_events, pipeline.triggers, holds), "the triggering Asset events"
+    else:
+        moment = logical_date or run_after
+        found = pipeline.default_ds(settings, config, moment.date() if moment else None) if pipeline.default_ds else None
+        if found is not None:
+            ds, how = found, "the pipeline's default for a run without a ds"
+        elif moment is not None:
+            ds, how = moment.date(), "the run's logical date"
+        else:
+            raise ConfigError(f"{pipeline.dag_id}: the run has neither a ds Param nor a logical date; trigger it with a ds")
+    require_inputs(settings, pipeline, ds)
+    return ds, how
 
 
-def ingest_ds(settings: Settings, params: dict[str, Any], logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
-    """ds of an ingest run: the ``ds`` Param, else a public dataset's last day (its data ends years ago), else
-    the logical date."""
-    from ml.sources import public
-
-    source = params.get("source") or "synthetic"
-    if not params.get("ds") and source in public.DATASETS:
-        return public.last_day(settings, source, params.get("path")).isoformat()
-    return resolve_ds(params.get("ds"), logical_date, run_after)
-
-
-def ingest_request(settings: Settings, params: dict[str, Any], ds: str) -> SourceRequest:
-    """A SourceRequest from the DAG's Params (validated by their JSON schema in the UI as well)."""
-    source = params.get("source") or "synthetic"
-    if source not in SOURCE_NAMES:
-        raise ConfigError(f"Param source={source!r} is not one of {SOURCE_NAMES}")
-    backfill = params.get("backfill_days")
-    return SourceRequest(
-        source=source,
-        ds=ds,
-        scale=params.get("scale") or settings.default_scale,
-        seed=int(params.get("seed") or settings.seed),
-        backfill_days=None if backfill is None else int(backfill),
-        path=params.get("path") or None,
-    )
-
-
-def pipeline_ds(settings: Settings, param_ds: str | None, logical_date: dt.datetime | None, run_after: dt.datetime | None,
-                table: str = "events", zone: str = "curated") -> str:
-    """ds of a model pipeline run: the ``ds`` Param when set, else the newest ``zone/table`` partition at or
-    before the run's date (asset-triggered runs have no logical date; the data may lag the calendar)."""
+def require_inputs(settings: Settings, pipeline: Pipeline, ds: dt.date) -> None:
+    """Refuse to start on a ds that an input has not published, naming the table, its newest day and the fix."""
     from ml import lake
 
-    if param_ds:
-        return as_date(param_ds).isoformat()
-    moment = logical_date or run_after
-    limit = moment.date() if moment else dt.date.max
-    days = [d for d in lake.list_partitions(settings.lake_dir, zone, table) if d <= limit]
-    if not days:
-        when = f" at or before {limit}" if moment else ""
-        producer = "ecom_ingest" if zone == "curated" else f"the pipeline that writes {table}"
-        raise ConfigError(f"no {zone} {table} partition{when} under {settings.lake_dir}; run {producer} first")
-    return days[-1].isoformat()
+    for ref in pipeline.inputs:
+        if not holds_ds(settings, ref, ds):
+            days = lake.list_partitions(settings.lake_dir, *table_ref(ref))
+            newest = f"its newest day is {days[-1]}" if days else "it has no partition at all"
+            producer = "ecom_ingest" if ref.startswith("curated/") else f"the pipeline that writes {table_ref(ref)[1]}"
+            raise ConfigError(f"{pipeline.dag_id} ds={ds}: {ref} has no partition for that day ({newest}); "
+                              f"run {producer} for {ds} first")

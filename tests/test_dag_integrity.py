@@ -116,7 +116,12 @@ def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
     for upstream, downstream in itertools.pairwise(["plan", "train", "register", "gate", "champion", "target"]):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     condition = str(dag.timetable.asset_condition)
-    assert "ecom://curated/coupon_campaigns" in condition and "ecom://outputs/recommendations" in condition
+    # the recommendations of a ds are published after its curated tables: their event alone starts the run (so a
+    # backfilled recommendations day runs the interventions of that day), and the curated tables must hold the ds
+    assert "ecom://outputs/recommendations" in condition and "ecom://curated" not in condition
+    from ml.intervention.pipeline import INTERVENTION
+
+    assert {"curated/coupon_campaigns", "curated/events", "curated/orders"} <= set(INTERVENTION.inputs)
     assert {"ds", "budget", "caps", "fatigue_days", "learner"} <= set(dag.params.keys())
     assert {a.uri for a in dag.get_task("target").outlets} == {"ecom://outputs/interventions"}
 
@@ -124,7 +129,58 @@ def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
 def test_delivery_routing_dag_routes_each_depot_then_publishes(dagbag):
     dag = dagbag.dags["ecom_delivery_routing"]
     assert "ecom://curated/orders" in str(dag.timetable.asset_condition)
-    assert dag.get_task("road_network").downstream_task_ids == {"depots", "route", "publish"}
+    assert dag.get_task("road_network").downstream_task_ids == {"route", "publish"}  # no task only to unpack XCom
     assert dag.get_task("route").downstream_task_ids == {"publish"}
     assert {"ds", "depot", "fleet_size", "time_limit_s", "road_network"} <= set(dag.params.keys())
-    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/delivery_routes"}
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/delivery_routes", "ecom://outputs/delivery_exceptions"}
+
+
+PIPELINES = ("ml.ingest_pipeline:INGEST", "ml.recsys.pipeline:RECOMMENDATIONS", "ml.forecast.pipeline:DEMAND_FORECAST",
+             "ml.inventory.pipeline:INVENTORY_PLAN", "ml.intervention.pipeline:INTERVENTION",
+             "ml.routing.pipeline:DELIVERY_ROUTING")
+
+
+def _pipeline(ref: str):
+    import importlib
+
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize("ref", PIPELINES)
+def test_dag_params_cli_options_and_config_fields_agree(dagbag, ref):
+    """One edit adds a knob: the config field. The DAG's Params and the CLI's options are generated from it."""
+    import dataclasses
+
+    import typer.main
+
+    from ml.cli import app
+
+    pipeline = _pipeline(ref)
+    fields = {f.name: f for f in dataclasses.fields(pipeline.config)}
+    defaults = pipeline.config()
+    dag = dagbag.dags[pipeline.dag_id]
+    assert set(dag.params.keys()) == {"ds", *fields}
+    for name in fields:
+        param_default = dag.params.get_param(name).value
+        value = getattr(defaults, name)
+        assert param_default == (list(value) if isinstance(value, tuple) else value), name
+        assert dag.params.get_param(name).description == fields[name].metadata["doc"]
+    command = typer.main.get_command(app).commands[pipeline.name]
+    options = {p.name for p in command.params if p.param_type_name == "option"}
+    assert options == {"ds", *fields}
+    assert [t.task_id for t in dag.tasks if t.task_id not in ("plan", pipeline.publish_name)] == \
+        [s.name for s in pipeline.steps] + ([pipeline.fan_out.name] if pipeline.fan_out else [])
+
+
+def test_every_published_asset_event_carries_its_ds(dagbag):
+    """The publish task of every pipeline has outlets, and the factory stamps {"ds": ...} on their events."""
+    import inspect
+
+    import ecom_factory
+
+    assert 'events[outlet].extra = {"ds": planned["ds"]}' in inspect.getsource(ecom_factory.build_dag)
+    for ref in PIPELINES:
+        pipeline = _pipeline(ref)
+        outlets = {a.uri for a in dagbag.dags[pipeline.dag_id].get_task(pipeline.publish_name).outlets}
+        assert outlets == {f"ecom://{r}" for r in pipeline.outputs}

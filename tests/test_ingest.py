@@ -71,3 +71,37 @@ def test_adapters_reproduce_the_provenance_counts(settings, shared_data):
     assert read["pharma"]["orders"]["order_ts"].dt.date.nunique() == 2_106
     assert len(read["hillstrom"]["coupon_campaigns"]) == 31_924
     assert set(read["hillstrom"]["coupon_campaigns"]["treatment"]) == {"mens_email", "womens_email", "control"}
+
+
+def test_a_drop_that_leaves_a_gap_is_refused_and_fill_gap_lands_the_missing_days(settings):
+    """The scheduled run of a lake whose history ended long ago: the gate names the gap and the fix, nothing is
+    published; asked to, the source lands the missing days with ds in one validated drop."""
+    import datetime as dt
+
+    from ml.errors import DataValidationError
+    from ml.ingest_pipeline import IngestConfig, request_for
+
+    ingest.run_day(settings, SourceRequest("synthetic", "2024-02-10", scale="tiny", backfill_days=5))
+    before = sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir())
+    with pytest.raises(DataValidationError, match=r"ends on 2024-02-10 .* 9 day\(s\) 2024-02-11..2024-02-19 .* backfill_days=9"):
+        ingest.run_day(settings, SourceRequest("synthetic", "2024-02-20", scale="tiny", backfill_days=0))
+    assert sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir()) == before
+    assert serving.read_ds(settings.serving_url, "validation_runs", "2024-02-20").empty
+    filled = ingest.run_day(settings, request_for(settings, dt.date(2024, 2, 20), IngestConfig(scale="tiny", fill_gap=True)))
+    assert filled["land"]["window_start"] == "2024-02-11"
+    assert lake.list_partitions(settings.lake_dir, "curated", "orders")[-11:] == \
+        [dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(11)]
+
+
+def test_a_missing_day_is_an_error_not_a_zero(settings):
+    from ml.lake import MissingPartitionsError
+
+    ingest.run_day(settings, SourceRequest("synthetic", "2024-02-10", scale="tiny", backfill_days=5))
+    assert len(lake.read_range(settings.lake_dir, "curated", "orders", "2023-01-01", "2024-02-10")) > 0  # before history: fine
+    import shutil
+
+    shutil.rmtree(lake.partition_dir(settings.lake_dir, "curated", "orders", "2024-02-07"))
+    with pytest.raises(MissingPartitionsError, match=r"curated/orders: 1 day\(s\) missing in 2024-02-01..2024-02-10: 2024-02-07"):
+        lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-01", "2024-02-10")
+    with pytest.raises(MissingPartitionsError, match="2024-02-11"):
+        lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-08", "2024-02-11")

@@ -31,8 +31,12 @@ def test_crash_during_write_keeps_the_old_partition(tmp_path):
 def test_read_range_and_latest(tmp_path):
     for day, n in [("2024-01-01", 1), ("2024-01-02", 2), ("2024-01-05", 5)]:
         lake.write_partition(tmp_path, "curated", "t", day, _frame(n))
-    assert len(lake.read_range(tmp_path, "curated", "t", "2024-01-02", "2024-01-05")) == 7
-    assert len(lake.read_latest(tmp_path, "curated", "t", "2024-01-04")) == 2
+    with pytest.raises(lake.MissingPartitionsError, match=r"2 day\(s\) missing in 2024-01-02..2024-01-05: 2024-01-03..2024-01-04"):
+        lake.read_range(tmp_path, "curated", "t", "2024-01-02", "2024-01-05")  # missing days are not zeros
+    for day in ("2024-01-03", "2024-01-04"):
+        lake.write_partition(tmp_path, "curated", "t", day, _frame(0))  # published days without rows are zeros
+    assert len(lake.read_range(tmp_path, "curated", "t", "2023-12-01", "2024-01-05")) == 8  # before the first: fine
+    assert len(lake.read_latest(tmp_path, "curated", "t", "2024-01-04")) == 0  # the empty day 2024-01-04
     assert lake.list_partitions(tmp_path, "curated", "t")[0].isoformat() == "2024-01-01"
 
 

@@ -1,37 +1,112 @@
-import datetime as dt
+"""ds resolution, Asset-event ds, input checks and strict-JSON return values (what the DAG factory relies on)."""
 
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
 import pytest
 
+from ml import lake
 from ml.errors import ConfigError
-from ml.orchestration import curated_asset_uri, ingest_ds, ingest_request, resolve_ds
+from ml.ingest_pipeline import INGEST, IngestConfig, request_for
+from ml.intervention.pipeline import INTERVENTION
+from ml.orchestration import NOT_FINITE, ds_from_asset_events, resolve_ds, xcom_safe
+from ml.recsys.pipeline import RECOMMENDATIONS, RecsysConfig
 
 NOON = dt.datetime(2024, 5, 6, 12, tzinfo=dt.UTC)
+D = dt.date
 
 
-def test_ds_param_wins_then_logical_date_then_run_after():
-    assert resolve_ds("2024-01-02", NOON, NOON) == "2024-01-02"
-    assert resolve_ds(None, NOON, None) == "2024-05-06"
-    assert resolve_ds("", None, NOON) == "2024-05-06"
-    with pytest.raises(ConfigError, match="trigger it with a ds"):
-        resolve_ds(None, None, None)
+def _publish(settings, ref: str, *days: str) -> None:
+    zone, table = ref.split("/")
+    for day in days:
+        lake.write_partition(settings.lake_dir, zone, table, day, pd.DataFrame({"x": [1]}))
+
+
+def _resolve(settings, pipeline, config=None, *, ds=None, events=None, logical=None, after=None):
+    return resolve_ds(pipeline, settings, config or pipeline.config(), param_ds=ds, asset_events=events,
+                      logical_date=logical, run_after=after)
+
+
+def test_ds_param_then_asset_events_then_newest_partition(settings):
+    _publish(settings, "curated/events", "2024-01-05", "2024-01-06", "2024-01-09")
+    _publish(settings, "curated/customers", "2024-01-05")
+    _publish(settings, "curated/products", "2024-01-05")
+    assert _resolve(settings, RECOMMENDATIONS, ds="2024-01-06", events={"ecom://curated/events": [{"ds": "2024-01-09"}]})[0] == D(2024, 1, 6)
+    assert _resolve(settings, RECOMMENDATIONS, events={"ecom://curated/events": [{"ds": "2024-01-06"}]}, logical=NOON) \
+        == (D(2024, 1, 6), "the triggering Asset events")
+    assert _resolve(settings, RECOMMENDATIONS, after=NOON)[0] == D(2024, 1, 9)
+    assert _resolve(settings, RECOMMENDATIONS, logical=dt.datetime(2024, 1, 8, tzinfo=dt.UTC))[0] == D(2024, 1, 6)
+    with pytest.raises(ConfigError, match="run ecom_ingest first"):
+        _resolve(settings, RECOMMENDATIONS, logical=dt.datetime(2023, 1, 1, tzinfo=dt.UTC))
+
+
+def test_a_ds_without_upstream_output_is_refused_with_the_table_and_the_fix(settings):
+    _publish(settings, "curated/events", "2024-01-05")
+    _publish(settings, "curated/customers", "2024-01-05")
+    _publish(settings, "curated/products", "2024-01-05")
+    with pytest.raises(ConfigError, match=r"curated/events has no partition for that day \(its newest day is 2024-01-05\); "
+                                          r"run ecom_ingest for 2024-01-07 first"):
+        _resolve(settings, RECOMMENDATIONS, ds="2024-01-07")
+    # dimension tables are snapshots: an older snapshot covers a later day
+    _publish(settings, "curated/events", "2024-01-06")
+    assert _resolve(settings, RECOMMENDATIONS, ds="2024-01-06")[0] == D(2024, 1, 6)
+
+
+def test_a_backfilled_older_ds_travels_downstream(settings):
+    """Recommendations published for an older day (a manual backfill) start ecom_intervention on that same day,
+    not on the newest partition."""
+    for ref in ("outputs/recommendations", *INTERVENTION.reads):
+        _publish(settings, ref, "2024-02-01", "2024-03-01")
+    ds, how = _resolve(settings, INTERVENTION, events={"ecom://outputs/recommendations": [{"ds": "2024-02-01"}]}, after=NOON)
+    assert (ds, how) == (D(2024, 2, 1), "the triggering Asset events")
+    assert _resolve(settings, INTERVENTION, after=NOON)[0] == D(2024, 3, 1)  # manual, no ds: the newest
+
+
+def test_disagreeing_events_take_the_newest_ds_every_input_has():
+    held = {"a": {D(2024, 1, 1), D(2024, 1, 2)}, "b": {D(2024, 1, 1)}}
+    events = {"a": [{"ds": "2024-01-02"}], "b": [{"ds": "2024-01-01"}]}
+    assert ds_from_asset_events(events, ["a", "b"], lambda ref, day: day in held[ref]) == D(2024, 1, 1)
+    with pytest.raises(ConfigError, match="published by every input"):
+        ds_from_asset_events({"a": [{"ds": "2024-01-02"}]}, ["a", "b"], lambda ref, day: day in held[ref])
+    with pytest.raises(ConfigError, match="carries no ds"):
+        ds_from_asset_events({"a": [{}]}, ["a"], lambda ref, day: True)
+
+
+def test_unknown_params_are_named_not_dropped():
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['epochz'\]"):
+        RecsysConfig.from_params({"epochz": 3})
+    with pytest.raises(ConfigError, match="must be at least 1"):
+        RecsysConfig.from_params({"epochs": 0})
+    assert RecsysConfig.from_params({"k": None}).k == 100
+
+
+def test_return_values_are_strict_json_as_the_execution_api_wants():
+    from airflow.sdk.serde import serialize
+
+    value = {"metrics": {"mase": np.float64("nan"), "rows": np.int64(3), "wrmsse": math.inf}, "days": [dt.date(2024, 1, 1)],
+             "scores": np.array([0.5, np.nan])}
+    safe = xcom_safe(value)
+    assert safe["metrics"] == {"mase": None, "rows": 3, "wrmsse": None}
+    assert safe[NOT_FINITE] == ["metrics.mase", "metrics.wrmsse", "scores[1]"]
+    json.dumps(serialize(safe), allow_nan=False)  # what the task SDK's HTTP client sends
+    with pytest.raises(ValueError, match="Out of range float"):
+        json.dumps(serialize(value["metrics"] | {"mase": float("nan")}), allow_nan=False)
+    with pytest.raises(TypeError, match="not JSON"):
+        xcom_safe({"frame": pd.DataFrame({"x": [1]})})
+
+
+def test_fill_gap_reaches_back_to_the_lake_newest_day(settings):
+    _publish(settings, "curated/orders", "2024-01-05")
+    request = request_for(settings, D(2024, 1, 9), IngestConfig(scale="tiny", fill_gap=True))
+    assert request.backfill_days == 3  # 2024-01-06..2024-01-09 in one drop
+    assert request_for(settings, D(2024, 1, 9), IngestConfig(scale="tiny")).backfill_days is None
 
 
 @pytest.mark.shared_data
 def test_public_dataset_runs_default_to_the_dataset_last_day(settings, shared_data):
-    assert ingest_ds(settings, {"source": "bakery"}, NOON, NOON) == "2017-04-09"
-    assert ingest_ds(settings, {"source": "bakery", "ds": "2017-01-31"}, NOON, NOON) == "2017-01-31"
-    assert ingest_ds(settings, {"source": "synthetic"}, NOON, NOON) == "2024-05-06"
-
-
-def test_params_become_a_source_request(settings):
-    req = ingest_request(settings, {"source": "synthetic", "scale": "tiny", "backfill_days": 3, "path": ""}, "2024-05-06")
-    assert (req.scale, req.backfill_days, req.path, req.seed) == ("tiny", 3, None, settings.seed)
-    assert ingest_request(settings, {}, "2024-05-06").scale == settings.default_scale
-    with pytest.raises(ConfigError, match="Param source='sap'"):
-        ingest_request(settings, {"source": "sap"}, "2024-05-06")
-
-
-def test_asset_uris_name_contract_tables():
-    assert curated_asset_uri("orders") == "ecom://curated/orders"
-    with pytest.raises(Exception, match="unknown table"):
-        curated_asset_uri("baskets")
+    assert _resolve(settings, INGEST, IngestConfig(source="bakery"), logical=NOON)[0] == D(2017, 4, 9)
+    assert _resolve(settings, INGEST, IngestConfig(source="bakery"), ds="2017-01-31", logical=NOON)[0] == D(2017, 1, 31)
+    assert _resolve(settings, INGEST, IngestConfig(), logical=NOON)[0] == D(2024, 5, 6)

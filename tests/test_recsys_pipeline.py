@@ -119,12 +119,17 @@ def test_config_rejects_bad_params():
         train.RecsysConfig.from_params({"model": "bert4rec"})
     with pytest.raises(ConfigError, match="holdout_days"):
         train.RecsysConfig(holdout_days=30, history_days=30)
-    assert train.RecsysConfig.from_params({"model": "ease", "k": None, "dag_run_id": "x"}).k == 100
+    assert train.RecsysConfig.from_params({"model": "ease", "k": None}).k == 100
+    with pytest.raises(ConfigError, match="dag_run_id"):
+        train.RecsysConfig.from_params({"model": "ease", "dag_run_id": "x"})
 
 
-def _publish_events(settings, events: pd.DataFrame) -> None:
-    for day, part in events.groupby(events["event_ts"].dt.date):
-        lake.write_partition(settings.lake_dir, "curated", "events", day, part.assign(session_id="s"))
+def _publish_events(settings, events: pd.DataFrame, through: str | None = None) -> None:
+    """Every day from the first event to the last is published, days without events as empty partitions (as the
+    ingest does: a missing day would be refused by the readers)."""
+    by_day = dict(tuple(events.assign(session_id="s").groupby(events["event_ts"].dt.date)))
+    for day in pd.date_range(min(by_day), through or max(by_day), freq="D").date:
+        lake.write_partition(settings.lake_dir, "curated", "events", day, by_day.get(day, events.iloc[0:0].assign(session_id="s")))
 
 
 def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(settings):
@@ -136,8 +141,8 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
         for step in range(4):
             day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 5)) + (5 * step if step < 3 else 35))
             rows.append((f"c{c}", f"P{(start + step) % 20:02d}", day, "purchase"))
-    _publish_events(settings, _events(rows))
     ds = "2024-02-12"  # holdout Feb 3..12 holds every customer's fourth purchase
+    _publish_events(settings, _events(rows), through=ds)
     results = {}
     for kind in ("popularity", "ease", "popularity"):
         config = train.RecsysConfig(model=kind, holdout_days=10, history_days=60, ease_l2=1.0)
@@ -166,16 +171,3 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
     pyfunc = mlflow.pyfunc.load_model(f"models:/{train.MODEL_NAME}@champion")
     out = pyfunc.predict(train._pyfunc_example(_events(rows[:8])), params={"k": 3})
     assert list(out.columns) == ["customer_id", "rank", "product_id", "score"] and out.groupby("customer_id").size().max() == 3
-
-
-def test_pipeline_ds_is_the_param_or_the_newest_curated_partition(settings):
-    import datetime as dt
-
-    from ml.orchestration import pipeline_ds
-
-    _publish_events(settings, _events([("c", "A1", "2024-01-05", "purchase"), ("c", "A2", "2024-01-09", "purchase")]))
-    assert pipeline_ds(settings, "2024-03-01", None, None) == "2024-03-01"
-    assert pipeline_ds(settings, None, None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == "2024-01-09"
-    assert pipeline_ds(settings, None, dt.datetime(2024, 1, 7, tzinfo=dt.UTC), None) == "2024-01-05"
-    with pytest.raises(ConfigError, match="run ecom_ingest first"):
-        pipeline_ds(settings, None, dt.datetime(2023, 1, 1, tzinfo=dt.UTC), None)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from ml import lake, registry
 from ml.dates import as_date
-from ml.errors import ConfigError, EcomError
+from ml.errors import EcomError
 from ml.forecast import data, evaluate, lgbm
-from ml.forecast.lgbm import LGBMConfig
-from ml.forecast.model import KINDS, Forecaster, method, pyfunc_model
-from ml.orchestration import ParamsConfig
+from ml.forecast.model import Forecaster, method, pyfunc_model
+from ml.forecast.pipeline import ForecastConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,32 +27,6 @@ MODEL_NAME = "ecom_demand_forecaster"
 EXPERIMENT = "ecom_demand_forecast"
 GATE_METRIC = "mase"
 FAN_CHART_SERIES = 6
-
-
-@dataclass(frozen=True)
-class ForecastConfig(ParamsConfig):
-    model: str = "lgbm"
-    horizon: int = 28
-    origins: int = 3  # rolling backtest origins
-    origin_step: int = 14  # days between origins
-    history_days: int = 730
-    margin: float = 0.02  # a challenger must cut the champion's backtest MASE by 2% (relative)
-    shards: int = 2  # scoring tasks, by series
-    lgbm_estimators: int = 400
-    lgbm_max_rows: int = 1_000_000
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.model not in KINDS:
-            raise ConfigError(f"forecast model {self.model!r} is not one of {KINDS}")
-        for name in ("horizon", "origins", "origin_step", "history_days", "shards", "lgbm_estimators", "lgbm_max_rows"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"forecast {name}={getattr(self, name)} must be at least 1")
-        if not 0 <= self.margin < 1:
-            raise ConfigError(f"forecast margin={self.margin} must be in [0, 1)")
-
-    def lgbm(self) -> LGBMConfig:
-        return LGBMConfig(n_estimators=self.lgbm_estimators, max_rows=self.lgbm_max_rows, seed=self.seed)
 
 
 def load_panel(settings: Settings, ds: str, history_days: int) -> data.Panel:

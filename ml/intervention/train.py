@@ -7,26 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ml import contract, lake, registry
 from ml.dates import as_date
-from ml.errors import ConfigError, EcomError
+from ml.errors import EcomError
 from ml.intervention import data, evaluate
 from ml.intervention.data import FEATURES, Tables
 from ml.intervention.model import (
-    LEARNERS,
     Economics,
     InterventionModel,
     Propensity,
-    TreeConfig,
     UpliftLearner,
     pyfunc_model,
 )
-from ml.orchestration import ParamsConfig
+from ml.intervention.pipeline import InterventionConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,54 +33,6 @@ EXPERIMENT = "ecom_intervention"
 BENCHMARK_EXPERIMENT = "ecom_intervention_benchmarks"  # the benchmarks' figures and Qini plots, beside the training runs
 GATE_METRIC = "qini"
 CAMPAIGN_FEATURES, PROPENSITY_FEATURES = "intervention_campaigns", "intervention_propensity"
-
-
-@dataclass(frozen=True)
-class InterventionConfig(ParamsConfig):
-    learner: str = "x"  # t | x | s (uplift learner)
-    actions: tuple[str, ...] = ("coupon_5", "coupon_15")
-    discounts: tuple[float, ...] = (0.05, 0.15)  # discount rate of each action
-    budget: float = 500.0  # expected spend (discount redeemed + contact cost) of one day's plan
-    caps: tuple[int | None, ...] = ()  # most customers per action (empty: no caps)
-    contact_cost: float = 0.05  # per message
-    margin: float | None = None  # gross margin rate on list price (None: measured from the catalogue and sales)
-    fatigue_days: int = 14  # no second action within this many days
-    window_days: int = 7  # propensity: purchase within this many days
-    lookback_days: int = 365  # features look this far back
-    campaign_history_days: int = 365
-    snapshots: int = 6  # weekly propensity snapshots: train on all but the last two, calibrate, test
-    holdout_campaigns: int = 3
-    n_estimators: int = 200
-    learning_rate: float = 0.03
-    num_leaves: int = 4
-    min_child_samples: int = 500
-    gate_margin: float = 0.02  # a challenger must raise the champion's Qini by 2% (relative)
-    time_limit_s: float = 60.0
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.learner not in LEARNERS:
-            raise ConfigError(f"intervention learner {self.learner!r} is not one of {LEARNERS}")
-        if not self.actions or len(self.actions) != len(self.discounts) or contract.CONTROL in self.actions:
-            raise ConfigError(f"intervention actions {list(self.actions)} need one discount each (got {list(self.discounts)}) "
-                              f"and must not include '{contract.CONTROL}'")
-        if self.caps and len(self.caps) != len(self.actions):
-            raise ConfigError(f"intervention caps {list(self.caps)} need one entry per action {list(self.actions)} (or none)")
-        if any(not 0 <= d < 1 for d in self.discounts) or (self.margin is not None and not 0 < self.margin < 1):
-            raise ConfigError(f"discounts {list(self.discounts)} must be in [0, 1) and margin {self.margin} in (0, 1)")
-        if self.snapshots < 3:
-            raise ConfigError(f"intervention snapshots={self.snapshots}: need at least 3 (train, calibrate, test)")
-        for name in ("fatigue_days", "window_days", "lookback_days", "campaign_history_days", "holdout_campaigns"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"intervention {name}={getattr(self, name)} must be at least 1")
-        if self.budget < 0 or self.contact_cost < 0 or self.time_limit_s <= 0:
-            raise ConfigError("intervention budget and contact_cost must be >= 0 and time_limit_s > 0")
-
-    def trees(self) -> TreeConfig:
-        return TreeConfig(self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed)
-
-    def caps_per_action(self) -> tuple[int | None, ...]:
-        return self.caps or (None,) * len(self.actions)
 
 
 def plan_moment(ds: str) -> pd.Timestamp:

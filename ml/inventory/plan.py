@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 
 import pandas as pd
 
@@ -18,8 +17,8 @@ from ml import lake, staging
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.inventory import data
-from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
-from ml.orchestration import ParamsConfig
+from ml.inventory.model import WarehouseProblem, plan_warehouse
+from ml.inventory.pipeline import InventoryConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,22 +26,6 @@ log = logging.getLogger(__name__)
 TABLE = "purchase_orders"
 FORECASTS = "demand_forecasts"
 KEY = ("warehouse_id", "product_id", "order_date")
-
-
-@dataclass(frozen=True)
-class InventoryConfig(ParamsConfig):
-    service_level: float = 0.95
-    budget: float | None = None  # purchase budget per warehouse over the horizon; None: unlimited
-    time_limit_s: float = 120.0  # per warehouse
-    gap: float = 0.01
-    solver: str = "highs"
-
-    def plan_config(self) -> PlanConfig:
-        return PlanConfig(service_level=self.service_level, budget=self.budget, time_limit_s=self.time_limit_s,
-                          gap=self.gap, solver=self.solver)
-
-    def __post_init__(self):
-        self.plan_config()  # validates the values
 
 
 def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ml import lake, registry
 from ml.dates import as_date
-from ml.errors import ConfigError, EcomError
-from ml.orchestration import ParamsConfig
+from ml.errors import EcomError
 from ml.recsys import baselines, data, evaluate
-from ml.recsys.model import KINDS, Recommender, pyfunc_model, sasrec_state
+from ml.recsys.model import Recommender, pyfunc_model, sasrec_state
+from ml.recsys.pipeline import RecsysConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,31 +27,6 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "ecom_recommender"
 EXPERIMENT = "ecom_recommendations"
 GATE_METRIC = "ndcg_at_10"
-
-
-@dataclass(frozen=True)
-class RecsysConfig(ParamsConfig):
-    model: str = "sasrec"
-    epochs: int = 30
-    patience: int = 5
-    k: int = 100  # recommendations per customer
-    holdout_days: int = 14
-    history_days: int = 365
-    popularity_days: int = 28  # "recent" popularity: baseline and cold-start fallback
-    event_types: tuple[str, ...] = ("purchase",)
-    ease_l2: float = 200.0
-    margin: float = 0.01  # a challenger must beat the champion's NDCG@10 by 1% (relative)
-    shards: int = 4
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.model not in KINDS:
-            raise ConfigError(f"recsys model {self.model!r} is not one of {KINDS}")
-        for name in ("epochs", "k", "holdout_days", "history_days", "popularity_days", "shards"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"recsys {name}={getattr(self, name)} must be at least 1")
-        if self.holdout_days >= self.history_days:
-            raise ConfigError(f"holdout_days={self.holdout_days} leaves no training data in history_days={self.history_days}")
 
 
 def cutoff(ds: str, holdout_days: int) -> pd.Timestamp:

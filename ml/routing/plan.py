@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,11 +22,11 @@ import pandas as pd
 from ml import lake, staging
 from ml.dates import as_date
 from ml.errors import ConfigError, EcomError
-from ml.orchestration import ParamsConfig
 from ml.routing import maps
 from ml.routing.graph import RoadNetwork, load_network, load_place
 from ml.routing.matrix import TravelMatrix, fastest_edges, snap, travel_matrix
 from ml.routing.model import Fleet, RoutingProblem, RoutingSolution, solve
+from ml.routing.pipeline import RoutingConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,44 +34,9 @@ log = logging.getLogger(__name__)
 ROUTES = "delivery_routes"
 EXCEPTIONS = "delivery_exceptions"
 MAPS = "delivery_maps"
-DEFAULT_ROAD_NETWORK = Path("osm") / "derived" / "monaco.drive.osm.bz2"
 ROUTE_COLUMNS = ["ds", "depot_id", "vehicle_id", "stop_seq", "order_id", "node_id", "lat", "lon", "eta", "window_start",
                  "window_end", "demand", "load", "leg_seconds", "leg_metres"]
 EXCEPTION_COLUMNS = ["ds", "depot_id", "order_id", "reason", "detail"]
-
-
-@dataclass(frozen=True)
-class RoutingConfig(ParamsConfig):
-    road_network: str | None = None  # OSM file; default: the Monaco extract under the shared data folder
-    place: str | None = None  # instead of a file: download this place's roads through osmnx (needs network access)
-    depot: str | None = None  # one warehouse id; default: every depot with orders
-    fleet_size: int | None = None  # vehicles per depot; default: the warehouses table
-    vehicle_capacity: int | None = None  # units; default: the warehouses table
-    time_limit_s: float = 10.0  # per depot
-    shift_start_h: float = 8.0  # UTC hours of the delivery day
-    shift_end_h: float = 20.0
-    max_route_h: float = 8.0
-    service_min: float = 3.0  # at every stop
-    van_cost_min: float = 30.0  # each van sent out costs as much as this much driving (fewer, fuller vans)
-    max_snap_m: float = 300.0  # an address farther than this from the nearest road node is not routed
-    lookback_days: int = 7  # order partitions read for orders promised for ds + 1
-    no_improvement: int = 20_000  # PyVRP iterations without a better plan before it stops early
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 0 <= self.shift_start_h < self.shift_end_h <= 24:
-            raise ConfigError(f"shift {self.shift_start_h}-{self.shift_end_h} h must lie within the day and not be empty")
-        for name in ("time_limit_s", "max_route_h", "max_snap_m"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.service_min < 0 or self.van_cost_min < 0 or self.lookback_days < 1:
-            raise ConfigError("service_min and van_cost_min must be >= 0 and lookback_days >= 1")
-        for name in ("fleet_size", "vehicle_capacity"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-    def road_file(self, settings: Settings) -> Path:
-        return Path(self.road_network) if self.road_network else settings.shared_data_dir / DEFAULT_ROAD_NETWORK
 
 
 def delivery_day(ds: str) -> dt.date:

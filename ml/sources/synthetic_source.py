@@ -1,8 +1,14 @@
-"""The synthetic shop as a source: the drop for ds (and ``backfill_days`` before it)."""
+"""The synthetic shop as a source: the drop for ds (and ``backfill_days`` before it).
+
+The shop follows a calendar kept in the lake (``raw/synthetic/shop.json``): the day it opened. ``ecom demo``
+opens it so that its history ends yesterday by the clock, so the daily schedule continues from that history;
+without a calendar the shop opens on its configuration's fixed start (2024-01-01), as the tests expect."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 
@@ -17,8 +23,35 @@ ROAD_NETWORK = Path("osm") / "derived" / "monaco.drive.osm.bz2"
 """Addresses and depots sit on the nodes of this network (relative to ECOM_SHARED_DATA) when it is there."""
 
 
+def calendar_file(settings: Settings) -> Path:
+    return settings.lake_dir / "raw" / "synthetic" / "shop.json"
+
+
+def shop_config(settings: Settings, scale: str, seed: int | None = None) -> shop.ShopConfig:
+    """The scale's configuration, opened on the day the lake's calendar says (if it has one)."""
+    cfg = shop.scale_config(scale, seed)
+    path = calendar_file(settings)
+    if path.exists():
+        cfg = dataclasses.replace(cfg, start=as_date(json.loads(path.read_text())["opened"]))
+    return cfg
+
+
+def open_shop(settings: Settings, scale: str, last_history_day: dt.date) -> shop.ShopConfig:
+    """Give the lake a calendar on which the scale's history (``n_days``) ends on ``last_history_day``; a lake
+    that already has one keeps it (its history must not move under it)."""
+    path = calendar_file(settings)
+    if not path.exists():
+        opened = last_history_day - dt.timedelta(days=shop.scale_config(scale).n_days - 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"opened": opened.isoformat(), "scale": scale}, indent=2))
+        tmp.replace(path)
+        log.info("the synthetic shop opens on %s: its %s history ends on %s", opened, scale, last_history_day)
+    return shop_config(settings, scale)
+
+
 def land(settings: Settings, request: SourceRequest) -> SourceBatch:
-    cfg = shop.scale_config(request.scale, request.seed)
+    cfg = shop_config(settings, request.scale, request.seed)
     end = as_date(request.ds)
     start = max(cfg.start, end - dt.timedelta(days=request.backfill_days or 0))
     road = Path(request.path) if request.path else settings.shared_data_dir / ROAD_NETWORK

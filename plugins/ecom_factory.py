@@ -1,0 +1,129 @@
+"""Builds an Airflow DAG from a pipeline declaration (``ml/pipeline.py``), so every file in dags/ is one call.
+
+What the factory adds to the declaration, once for every pipeline:
+- Params generated from the config dataclass's fields (defaults, bounds, choices, descriptions), plus ``ds``;
+- a first task, ``plan``, that refuses unknown Params and resolves ds once: the ds Param, else the ds carried by
+  the triggering Asset events, else the pipeline's default (see ``ml.orchestration.resolve_ds``);
+- one task per step (training steps on their queue), the fan-out mapped over the items the last step lists;
+- the publish task, whose Asset events carry ``{"ds": ...}`` for the DAGs downstream;
+- every return value made strict JSON (no NaN, no numpy), as the Execution API demands.
+
+It lives among the plugins because Airflow puts that folder on sys.path in every component (scheduler, DAG
+processor, workers); it defines no DAG and no plugin itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from ml.orchestration import DAG_DEFAULTS
+from ml.pipeline import ITEMS, Pipeline, Step, asset_uri, table_ref
+
+SUMMARY = "summary"
+
+
+def asset(ref: str) -> Asset:
+    """The Airflow Asset of a lake table (``curated/events`` -> ``ecom://curated/events``, name ``curated.events``)."""
+    zone, table = table_ref(ref)
+    return Asset(uri=asset_uri(ref), name=f"{zone}.{table}")
+
+
+def params_of(pipeline: Pipeline) -> dict[str, Param]:
+    ds = Param(None, type=["null", "string"], format="date",
+               description="Data date YYYY-MM-DD (empty: the triggering Asset events' ds, else the pipeline's default)")
+    return {"ds": ds, **{f.name: Param(f.default, **f.schema()) for f in pipeline.config.fields()}}
+
+
+def _run(pipeline: Pipeline, planned: dict[str, Any]):
+    from ml.dates import as_date
+    from ml.pipeline import Run
+    from ml.settings import get_settings
+
+    return Run(get_settings(), as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
+
+
+def _plan(pipeline: Pipeline) -> dict[str, Any]:
+    import logging
+
+    from ml.errors import ConfigError
+    from ml.orchestration import resolve_ds
+    from ml.settings import get_settings
+
+    ctx = get_current_context()
+    run, params = ctx["dag_run"], dict(ctx["params"])
+    unknown = sorted(set(run.conf or {}) - set(params_of(pipeline)))
+    if unknown:
+        raise ConfigError(f"{pipeline.dag_id}: unknown Param(s) {unknown}; this DAG takes {sorted(params_of(pipeline))}")
+    config = pipeline.config.from_params({k: v for k, v in params.items() if k != "ds"})
+    events = {key.uri: [dict(e.extra or {}) for e in found] for key, found in (ctx.get("triggering_asset_events") or {}).items()}
+    ds, how = resolve_ds(pipeline, get_settings(), config, param_ds=params.get("ds"), asset_events=events,
+                         logical_date=run.logical_date, run_after=run.run_after)
+    logging.getLogger(__name__).info("%s runs on ds=%s, taken from %s", pipeline.dag_id, ds, how)
+    return {"ds": ds.isoformat(), "ds_from": how, "config": config.as_dict()}
+
+
+def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
+    """A step's task. The step before a fan-out returns its item list (what ``expand`` maps over: Airflow maps
+    only over a return value) and pushes its whole result under the ``summary`` key for the tasks after it."""
+    options: dict[str, Any] = {"task_id": step.name, "queue": step.queue}
+    if step.retries is not None:
+        options["retries"] = step.retries
+
+    @task(**options)
+    def run_step(planned: dict[str, Any], previous: dict[str, Any]) -> Any:
+        from ml.orchestration import xcom_safe
+
+        out = xcom_safe(step.fn(_run(pipeline, planned), previous))
+        if not fans_out:
+            return out
+        get_current_context()["ti"].xcom_push(key=SUMMARY, value=out)
+        return out[ITEMS]
+
+    return run_step
+
+
+def build_dag(pipeline: Pipeline):
+    """The DAG of ``pipeline``: plan -> steps -> fan-out (mapped) -> publish."""
+    outlets = [asset(ref) for ref in pipeline.outputs]
+
+    @dag(dag_id=pipeline.dag_id, schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers],
+         tags=["ecom", *pipeline.tags], doc_md=pipeline.doc, params=params_of(pipeline), **DAG_DEFAULTS)
+    def pipeline_dag():
+        @task(task_id="plan")
+        def plan() -> dict[str, Any]:
+            return _plan(pipeline)
+
+        planned = previous = plan()
+        for number, step in enumerate(pipeline.steps):
+            fans_out = pipeline.fan_out is not None and number == len(pipeline.steps) - 1
+            output = _step_task(pipeline, step, fans_out)(planned, previous)
+            previous = output[SUMMARY] if fans_out else output
+
+        results: Any = []
+        if pipeline.fan_out is not None:
+            fan_out = pipeline.fan_out
+
+            @task(task_id=fan_out.name)
+            def each(item: Any, planned: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+                from ml.orchestration import xcom_safe
+
+                return xcom_safe(fan_out.fn(_run(pipeline, planned), item, previous))
+
+            results = each.partial(planned=planned, previous=previous).expand(item=output)
+
+        # none_failed: a fan-out over no items (a day without orders) is skipped, and the day is still published
+        @task(task_id=pipeline.publish_name, outlets=outlets, trigger_rule="none_failed")
+        def publish(planned: dict[str, Any], previous: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+            from ml.orchestration import xcom_safe
+
+            summary = xcom_safe(pipeline.publish(_run(pipeline, planned), previous, list(results or [])))
+            events = get_current_context()["outlet_events"]
+            for outlet in outlets:
+                events[outlet].extra = {"ds": planned["ds"]}
+            return summary
+
+        publish(planned, previous, results)
+
+    return pipeline_dag()

@@ -105,3 +105,19 @@ def test_a_missing_day_is_an_error_not_a_zero(settings):
         lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-01", "2024-02-10")
     with pytest.raises(MissingPartitionsError, match="2024-02-11"):
         lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-08", "2024-02-11")
+
+
+def test_the_shop_calendar_ends_the_demo_history_where_asked_and_the_schedule_continues(settings):
+    """``ecom demo`` opens the shop so that its history ends yesterday; the next day's scheduled drop continues
+    it without a gap (same opening day, so the same rows for the same day)."""
+    import datetime as dt
+
+    from ml.sources import synthetic_source
+
+    last = dt.date(2026, 11, 29)
+    cfg = synthetic_source.open_shop(settings, "tiny", last)
+    assert cfg.end == last and cfg.start == last - dt.timedelta(days=89)
+    assert synthetic_source.open_shop(settings, "tiny", last + dt.timedelta(days=5)).start == cfg.start  # kept
+    ingest.run_day(settings, SourceRequest("synthetic", last.isoformat(), scale="tiny", backfill_days=3))
+    today = ingest.run_day(settings, SourceRequest("synthetic", (last + dt.timedelta(days=1)).isoformat(), scale="tiny", backfill_days=0))
+    assert today["publish"]["ds"] == "2026-11-30" and len(lake.read_range(settings.lake_dir, "curated", "orders", "2026-11-26", "2026-11-30")) > 0

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-routing clean
+.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-routing clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,18 @@ test-fast: setup  ## everything but the end-to-end DAG runs
 airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http://localhost:8080
 	$(BIN)/airflow db migrate
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone  # standalone starts its components by name
+
+stack: setup  ## the live production stack on this machine's PostgreSQL + Redis (Celery workers, MLflow server): docker/stack.sh
+	bash docker/stack.sh up
+
+stack-history:  ## land the synthetic shop's history ending yesterday into the live stack (then unpause the DAGs)
+	bash docker/stack.sh history
+
+stack-down:  ## stop the live stack (its databases stay; docker/stack.sh down --drop removes them)
+	bash docker/stack.sh down
+
+stack-status:  ## health of the live stack's services
+	bash docker/stack.sh status
 
 mlflow-ui: setup  ## MLflow UI over the embedded tracking/registry store: http://localhost:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ECOM_HOME)/mlflow.db --port 5000

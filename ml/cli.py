@@ -227,6 +227,43 @@ def publish(ds: Annotated[str, typer.Option(help="logical date YYYY-MM-DD")]) ->
     _print(_run(ingest.publish, get_settings(), ds))
 
 
+def land_history(scale: str, days: int, end: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open the synthetic shop so its history ends on ``end`` (default: yesterday by the clock), then land ``days``
+    of it through the gate: everything before ``end`` as one drop, then ``end`` as a daily drop."""
+    import datetime as dt
+
+    from ml import ingest as steps
+    from ml.dates import as_date
+    from ml.ingest_pipeline import INGEST
+    from ml.settings import get_settings
+    from ml.sources import synthetic_source
+
+    settings_ = get_settings()
+    last = _run(as_date, end) if end else dt.date.today() - dt.timedelta(days=1)
+    steps.ensure_dirs(settings_)
+    opened = synthetic_source.open_shop(settings_, scale, last).start
+    first = max(opened, last - dt.timedelta(days=days - 1))
+    loaded = _run(run_pipeline, INGEST, (last - dt.timedelta(days=1)).isoformat(),
+                  {"scale": scale, "backfill_days": (last - first).days - 1})
+    today = _run(run_pipeline, INGEST, last.isoformat(), {"scale": scale, "backfill_days": 0})
+    console.print(f"[green]history loaded[/] {loaded['steps']['land']['window_start']}..{loaded['ds']} (the shop opened on "
+                  f"{opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}")
+    return loaded, today
+
+
+@app.command()
+def history(
+    scale: ScaleOpt = None,
+    days: Annotated[int, typer.Option(help="days of history to land")] = 365,
+    end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: yesterday by the clock)")] = None,
+) -> None:
+    """Land the synthetic shop's history ending yesterday through the gate, so that unpausing ecom_ingest continues
+    it day by day (the first part of `ecom demo`; `make stack` users run it with the stack's settings)."""
+    from ml.settings import get_settings
+
+    land_history(scale or get_settings().default_scale, days, end)
+
+
 @app.command()
 def demo(
     scale: ScaleOpt = None,
@@ -239,31 +276,16 @@ def demo(
     MLflow, every customer scored), the demand forecast (LightGBM, backtested and gated), the inventory plan it
     drives (one MILP per warehouse), and tomorrow's coupon plan (propensity + uplift, gated on Qini, budget-optimal
     assignment), then tomorrow's delivery routes on the Monaco road network (PyVRP per depot, maps)."""
-    import datetime as dt
-
-    from ml import ingest as steps
-    from ml.dates import as_date
     from ml.forecast.pipeline import DEMAND_FORECAST
-    from ml.ingest_pipeline import INGEST
     from ml.intervention.pipeline import INTERVENTION
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.recsys.pipeline import RECOMMENDATIONS
     from ml.routing.pipeline import DELIVERY_ROUTING, RoutingConfig
     from ml.settings import get_settings
-    from ml.sources import synthetic_source
 
     settings_ = get_settings()
-    scale = scale or settings_.default_scale
-    last = _run(as_date, end) if end else dt.date.today() - dt.timedelta(days=1)
-    steps.ensure_dirs(settings_)
-    opened = synthetic_source.open_shop(settings_, scale, last).start
-    first = max(opened, last - dt.timedelta(days=history_days - 1))
-    day = last.isoformat()
-    loaded = _run(run_pipeline, INGEST, (last - dt.timedelta(days=1)).isoformat(),
-                  {"scale": scale, "backfill_days": (last - first).days - 1})
-    today = _run(run_pipeline, INGEST, day, {"scale": scale, "backfill_days": 0})
-    console.print(f"[green]history loaded[/] {loaded['steps']['land']['window_start']}..{loaded['ds']} (the shop opened on "
-                  f"{opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}")
+    _, today = land_history(scale or settings_.default_scale, history_days, end)
+    day = today["ds"]
     console.print(f"lake: {settings_.lake_dir}")
     console.print(f"validation report: {today['steps']['validate']['report']}")
     recs = _run(run_pipeline, RECOMMENDATIONS, day, {"model": "sasrec", "epochs": epochs})

@@ -2,7 +2,8 @@
 
 What the factory adds to the declaration, once for every pipeline:
 - Params generated from the config dataclass's fields (defaults, bounds, choices, descriptions), plus ``ds``;
-- a first task, ``plan``, that refuses unknown Params and resolves ds once: the ds Param, else the ds carried by
+- a first task, ``plan``, that refuses unknown Params, applies the deployment's defaults (Airflow Variable
+  ``<dag_id>_params``) under the run's own Params, and resolves ds once: the ds Param, else the ds carried by
   the triggering Asset events, else the pipeline's default (see ``ml.orchestration.resolve_ds``);
 - one task per step (training steps on their queue), the fan-out mapped over the items the last step lists;
 - the publish task, whose Asset events carry ``{"ds": ...}`` for the DAGs downstream;
@@ -36,12 +37,52 @@ def params_of(pipeline: Pipeline) -> dict[str, Param]:
     return {"ds": ds, **{f.name: Param(f.default, **f.schema()) for f in pipeline.config.fields()}}
 
 
+def _call(fn: Any, *args: Any) -> Any:
+    """Run a step; the platform's own errors (bad data, bad Params, an infeasible plan) fail the task at once with
+    their message, because a retry would redo the same work to the same end."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.errors import EcomError
+    from ml.orchestration import xcom_safe
+
+    try:
+        return xcom_safe(fn(*args))
+    except EcomError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
 def _run(pipeline: Pipeline, planned: dict[str, Any]):
     from ml.dates import as_date
     from ml.pipeline import Run
     from ml.settings import get_settings
 
     return Run(get_settings(), as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
+
+
+def deployment_params(pipeline: Pipeline) -> dict[str, Any]:
+    """This deployment's defaults for runs that do not set a Param themselves (scheduled and Asset-triggered runs
+    above all): the JSON object in the Airflow Variable ``<dag_id>_params`` (or the environment variable
+    ``AIRFLOW_VAR_<DAG_ID>_PARAMS``), e.g. ``{"model": "ease"}``. A key that is not a Param is an error."""
+    import json
+
+    from airflow.sdk import Variable
+
+    from ml.errors import ConfigError
+
+    key = f"{pipeline.dag_id}_params"
+    text = Variable.get(key, default=None)
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Airflow Variable {key} is not JSON ({exc}): {text[:200]!r}") from None
+    if not isinstance(values, dict) or "ds" in values:
+        raise ConfigError(f"Airflow Variable {key} must be a JSON object of Params other than ds, got {text[:200]!r}")
+    unknown = sorted(set(values) - set(params_of(pipeline)))
+    if unknown:
+        raise ConfigError(f"Airflow Variable {key}: unknown Param(s) {unknown}; this DAG takes {sorted(params_of(pipeline))}")
+    return values
 
 
 def _plan(pipeline: Pipeline) -> dict[str, Any]:
@@ -53,10 +94,14 @@ def _plan(pipeline: Pipeline) -> dict[str, Any]:
 
     ctx = get_current_context()
     run, params = ctx["dag_run"], dict(ctx["params"])
-    unknown = sorted(set(run.conf or {}) - set(params_of(pipeline)))
+    explicit = set(run.conf or {})
+    unknown = sorted(explicit - set(params_of(pipeline)))
     if unknown:
         raise ConfigError(f"{pipeline.dag_id}: unknown Param(s) {unknown}; this DAG takes {sorted(params_of(pipeline))}")
-    config = pipeline.config.from_params({k: v for k, v in params.items() if k != "ds"})
+    chosen = {k: v for k, v in params.items() if k != "ds"}
+    deployment = deployment_params(pipeline)
+    chosen.update({k: v for k, v in deployment.items() if k not in explicit})
+    config = pipeline.config.from_params(chosen)
     events = {key.uri: [dict(e.extra or {}) for e in found] for key, found in (ctx.get("triggering_asset_events") or {}).items()}
     ds, how = resolve_ds(pipeline, get_settings(), config, param_ds=params.get("ds"), asset_events=events,
                          logical_date=run.logical_date, run_after=run.run_after)
@@ -73,9 +118,7 @@ def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
 
     @task(**options)
     def run_step(planned: dict[str, Any], previous: dict[str, Any]) -> Any:
-        from ml.orchestration import xcom_safe
-
-        out = xcom_safe(step.fn(_run(pipeline, planned), previous))
+        out = _call(step.fn, _run(pipeline, planned), previous)
         if not fans_out:
             return out
         get_current_context()["ti"].xcom_push(key=SUMMARY, value=out)
@@ -93,7 +136,7 @@ def build_dag(pipeline: Pipeline):
     def pipeline_dag():
         @task(task_id="plan")
         def plan() -> dict[str, Any]:
-            return _plan(pipeline)
+            return _call(_plan, pipeline)
 
         planned = previous = plan()
         for number, step in enumerate(pipeline.steps):
@@ -107,18 +150,14 @@ def build_dag(pipeline: Pipeline):
 
             @task(task_id=fan_out.name)
             def each(item: Any, planned: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-                from ml.orchestration import xcom_safe
-
-                return xcom_safe(fan_out.fn(_run(pipeline, planned), item, previous))
+                return _call(fan_out.fn, _run(pipeline, planned), item, previous)
 
             results = each.partial(planned=planned, previous=previous).expand(item=output)
 
         # none_failed: a fan-out over no items (a day without orders) is skipped, and the day is still published
         @task(task_id=pipeline.publish_name, outlets=outlets, trigger_rule="none_failed")
         def publish(planned: dict[str, Any], previous: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-            from ml.orchestration import xcom_safe
-
-            summary = xcom_safe(pipeline.publish(_run(pipeline, planned), previous, list(results or [])))
+            summary = _call(pipeline.publish, _run(pipeline, planned), previous, list(results or []))
             events = get_current_context()["outlet_events"]
             for outlet in outlets:
                 events[outlet].extra = {"ds": planned["ds"]}

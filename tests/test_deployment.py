@@ -1,7 +1,11 @@
-"""The production-like stack is consistent: services, queues, and settings that the platform can read."""
+"""The production stack's two descriptions agree and hold what running it needs: docker/compose.yaml (containers)
+and docker/Procfile + docker/stack.sh (processes, started for real by tests/test_live_stack.py).
+
+No Docker engine runs here, so the compose file is parsed and each requirement checked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -9,22 +13,72 @@ import yaml
 from conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
-COMPOSE = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+COMPOSE_TEXT = (REPO / "docker" / "compose.yaml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+SERVICES = COMPOSE["services"]
+LONG_RUNNING = ["postgres", "redis", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                "airflow-triggerer", "airflow-worker", "airflow-worker-gpu"]
 
 
-def test_stack_has_every_component():
-    expected = {"postgres", "redis", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-gpu"}
-    assert expected <= set(COMPOSE["services"])
+def test_stack_has_every_component_and_the_procfile_runs_the_same():
+    assert set(LONG_RUNNING) | {"airflow-init"} <= set(SERVICES)
+    procfile = dict(line.split(":", 1) for line in (REPO / "docker" / "Procfile").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert set(procfile) == {"apiserver", "scheduler", "dag-processor", "triggerer", "worker", "worker-gpu", "mlflow"}
+    assert "--queues default" in procfile["worker"] and "gpu-worker.sh" in procfile["worker-gpu"]
+    assert "--queues gpu" in (REPO / "docker" / "gpu-worker.sh").read_text()
 
 
-def test_gpu_worker_takes_only_the_gpu_queue_and_reserves_a_gpu():
-    gpu = COMPOSE["services"]["airflow-worker-gpu"]
-    assert gpu["command"][gpu["command"].index("--queues") + 1] == "gpu"
-    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"]
-    default = COMPOSE["services"]["airflow-worker"]
-    assert default["command"][default["command"].index("--queues") + 1] == "default"
+def test_no_secret_in_tracked_files_and_every_one_documented():
+    env_example = (REPO / ".env.example").read_text()
+    for secret in ("POSTGRES_PASSWORD", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD"):
+        assert re.search(rf"^{secret}=\s*(#|$)", env_example, re.M), f"{secret} undocumented or given a value in .env.example"
+        assert f"${{{secret}" in COMPOSE_TEXT, f"compose does not take {secret} from .env"
+    environments = [COMPOSE["x-ecom-env"]] + [svc["environment"] for svc in SERVICES.values() if isinstance(svc.get("environment"), dict)]
+    for env in environments:
+        for key, value in env.items():
+            if re.search("PASSWORD|SECRET|FERNET", key) and not key.endswith("_FILE"):
+                assert str(value).startswith("${"), f"compose.yaml gives {key} a literal value"
+    for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", COMPOSE_TEXT):
+        assert password.startswith("${"), f"a literal password in a URL of compose.yaml: {password}"
+    assert ".env" in (REPO / ".gitignore").read_text().split()
+
+
+def test_airflow_and_mlflow_settings_that_running_needs():
+    env = COMPOSE["x-ecom-env"]
+    for key in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+        assert env.get(key), key
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")  # psycopg (3) is not installed
+    assert "mlflow:5000" in SERVICES["mlflow"]["environment"]["MLFLOW_ALLOWED_HOSTS"].split(",")
+    assert "--allowed-hosts" in (REPO / "mlflow" / "start-server.sh").read_text()
+    stack = (REPO / "docker" / "stack.sh").read_text()
+    for key in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CELERY__RESULT_BACKEND"):
+        assert f"{key}=" in stack, f"the process stack does not set {key}"
+
+
+def test_healthchecks_depends_on_conditions_restart_and_logs_volume():
+    for name in LONG_RUNNING:
+        service = SERVICES[name]
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+    for name in LONG_RUNNING[2:]:
+        conditions = {dep: spec["condition"] for dep, spec in SERVICES[name]["depends_on"].items()}
+        assert conditions["postgres"] == "service_healthy", name
+    for name in ("airflow-worker", "airflow-worker-gpu"):
+        conditions = {dep: spec["condition"] for dep, spec in SERVICES[name]["depends_on"].items()}
+        assert conditions["airflow-init"] == "service_completed_successfully" and conditions["mlflow"] == "service_healthy"
+    for name in ("airflow-apiserver", "airflow-worker", "airflow-worker-gpu"):
+        assert any(v.startswith("airflow-logs:") for v in SERVICES[name]["volumes"]), name
+    assert "airflow-logs" in COMPOSE["volumes"]
+
+
+def test_gpu_profile_has_the_cuda_build_and_reserves_a_gpu():
+    gpu = SERVICES["airflow-worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["build"]["args"]["TORCH_VARIANT"].startswith("cu")
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "profiles" not in SERVICES["airflow-worker"] and SERVICES["airflow-worker"]["build"]["args"]["TORCH_VARIANT"] == "cpu"
+    assert "${TORCH_VARIANT}" in (REPO / "docker" / "Dockerfile").read_text()
 
 
 def test_production_environment_gives_postgres_and_the_mlflow_server(tmp_path):
@@ -40,5 +94,6 @@ def test_images_build_from_the_pinned_requirements():
     assert "requirements.txt -c constraints.txt" in dockerfile and "torch==2.13.0" in dockerfile
     init_sql = (REPO / "docker" / "postgres-init.sql").read_text()
     assert "CREATE DATABASE mlflow" in init_sql and "CREATE DATABASE serving" in init_sql
-    assert (REPO / "mlflow" / "start-server.sh").stat().st_mode & 0o111
+    for script in ("mlflow/start-server.sh", "docker/stack.sh", "docker/gpu-worker.sh"):
+        assert (REPO / script).stat().st_mode & 0o111, script
     assert not (REPO / "mlflow" / "__init__.py").exists() and not (REPO / "docker" / "__init__.py").exists()

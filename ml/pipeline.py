@@ -225,16 +225,19 @@ class Pipeline:
         return (*(t for t in self.triggers if t not in self.optional), *self.reads)
 
     def run(self, settings: Settings, ds: dt.date, config: PipelineConfig) -> dict[str, Any]:
-        """Every step in one process, in the DAG's order (fan-out items one after another): the CLI's path."""
+        """Every step in one process, in the DAG's order (fan-out items one after another): the CLI's path. Each
+        return value goes through the same strict-JSON conversion as XCom, so a step sees what it would in Airflow."""
+        from ml.orchestration import xcom_safe
+
         run = Run(settings, ds, config)
         previous: dict[str, Any] = {"ds": ds.isoformat(), "config": config.as_dict()}
         trail: dict[str, Any] = {}
         for step in self.steps:
-            previous = step.fn(run, previous)
+            previous = xcom_safe(step.fn(run, previous))
             trail[step.name] = previous
-        results = [self.fan_out.fn(run, item, previous) for item in previous[ITEMS]] if self.fan_out else []
+        results = [xcom_safe(self.fan_out.fn(run, item, previous)) for item in previous[ITEMS]] if self.fan_out else []
         return {"ds": ds.isoformat(), "steps": trail, self.fan_out.name if self.fan_out else "fan_out": results,
-                self.publish_name: self.publish(run, previous, results)}
+                self.publish_name: xcom_safe(self.publish(run, previous, results))}
 
 
 def model_steps(train_module: str, champion_module: str, *, evaluate: str | None = "evaluate", train_queue: str = "default",

@@ -110,3 +110,31 @@ def test_public_dataset_runs_default_to_the_dataset_last_day(settings, shared_da
     assert _resolve(settings, INGEST, IngestConfig(source="bakery"), logical=NOON)[0] == D(2017, 4, 9)
     assert _resolve(settings, INGEST, IngestConfig(source="bakery"), ds="2017-01-31", logical=NOON)[0] == D(2017, 1, 31)
     assert _resolve(settings, INGEST, IngestConfig(), logical=NOON)[0] == D(2024, 5, 6)
+
+
+def test_a_forecast_on_an_all_zero_window_returns_strict_json_with_its_nulls_named(settings):
+    """The failure seen under the real scheduler: one product sold once, then nothing; every backtest window is all
+    zeros, so the ratio to seasonal naive is 0/0. Every step's return value must still be what the Execution API
+    accepts, with the undefined figure as null and named."""
+    from airflow.sdk.serde import serialize
+
+    from ml.forecast.pipeline import DEMAND_FORECAST, ForecastConfig
+
+    start = dt.date(2024, 1, 1)
+    for i in range(60):
+        day = start + dt.timedelta(days=i)
+        ts = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=10)
+        sold = i == 0
+        orders = pd.DataFrame({"order_id": ["O1"] if sold else [], "customer_id": ["C1"] if sold else [],
+                               "order_ts": [ts] if sold else [], "warehouse_id": ["W1"] if sold else []})
+        items = pd.DataFrame({"order_id": ["O1"] if sold else [], "product_id": ["P1"] if sold else [],
+                              "qty": [2.0] if sold else [], "unit_price": [1.0] if sold else [], "discount": [0.0] if sold else []})
+        lake.write_partition(settings.lake_dir, "curated", "orders", day, orders.astype({"order_ts": "datetime64[us, UTC]"}))
+        lake.write_partition(settings.lake_dir, "curated", "order_items", day, items)
+    config = ForecastConfig(model="seasonal_naive", horizon=7, origins=2, origin_step=7, shards=1)
+    out = DEMAND_FORECAST.run(settings, start + dt.timedelta(days=59), config)
+    backtest = out["steps"]["backtest"]
+    assert backtest["metrics"]["model"]["mase"] == 0.0 and backtest["metrics"]["model"]["mase_vs_seasonal_naive"] is None
+    assert "metrics.model.mase_vs_seasonal_naive" in backtest["null_because_not_finite"]
+    for value in (*out["steps"].values(), *out["forecast"], out["publish"]):
+        json.dumps(serialize(value), allow_nan=False)

@@ -100,7 +100,9 @@ def evaluate_run(settings: Settings, trained: dict) -> dict:
     results = {"model": backtest(panel, forecaster.kind, forecaster.method(), config),
                "seasonal_naive": backtest(panel, "seasonal_naive", method("seasonal_naive"), config)}
     metrics = {who: r.metrics for who, r in results.items()}
-    metrics["model"]["mase_vs_seasonal_naive"] = metrics["model"]["mase"] / metrics["seasonal_naive"]["mase"]
+    naive = metrics["seasonal_naive"]["mase"]
+    # undefined (NaN, null in XCom) when seasonal naive is perfect or unscored, e.g. on windows without sales
+    metrics["model"]["mase_vs_seasonal_naive"] = metrics["model"]["mase"] / naive if naive > 0 else float("nan")
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_id=trained["run_id"]):
         for who, values in metrics.items():

@@ -112,7 +112,8 @@ def _plan(pipeline: Pipeline) -> dict[str, Any]:
 def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
     """A step's task. The step before a fan-out returns its item list (what ``expand`` maps over: Airflow maps
     only over a return value) and pushes its whole result under the ``summary`` key for the tasks after it."""
-    options: dict[str, Any] = {"task_id": step.name, "queue": step.queue}
+    # multiple_outputs=False everywhere: TaskFlow would otherwise push every key of a dict return as its own XCom
+    options: dict[str, Any] = {"task_id": step.name, "queue": step.queue, "multiple_outputs": False}
     if step.retries is not None:
         options["retries"] = step.retries
 
@@ -134,7 +135,7 @@ def build_dag(pipeline: Pipeline):
     @dag(dag_id=pipeline.dag_id, schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers],
          tags=["ecom", *pipeline.tags], doc_md=pipeline.doc, params=params_of(pipeline), **DAG_DEFAULTS)
     def pipeline_dag():
-        @task(task_id="plan")
+        @task(task_id="plan", multiple_outputs=False)
         def plan() -> dict[str, Any]:
             return _call(_plan, pipeline)
 
@@ -148,14 +149,14 @@ def build_dag(pipeline: Pipeline):
         if pipeline.fan_out is not None:
             fan_out = pipeline.fan_out
 
-            @task(task_id=fan_out.name)
+            @task(task_id=fan_out.name, multiple_outputs=False)
             def each(item: Any, planned: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
                 return _call(fan_out.fn, _run(pipeline, planned), item, previous)
 
             results = each.partial(planned=planned, previous=previous).expand(item=output)
 
         # none_failed: a fan-out over no items (a day without orders) is skipped, and the day is still published
-        @task(task_id=pipeline.publish_name, outlets=outlets, trigger_rule="none_failed")
+        @task(task_id=pipeline.publish_name, outlets=outlets, trigger_rule="none_failed", multiple_outputs=False)
         def publish(planned: dict[str, Any], previous: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
             summary = _call(pipeline.publish, _run(pipeline, planned), previous, list(results or []))
             events = get_current_context()["outlet_events"]

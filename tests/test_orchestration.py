@@ -138,3 +138,26 @@ def test_a_forecast_on_an_all_zero_window_returns_strict_json_with_its_nulls_nam
     assert "metrics.model.mase_vs_seasonal_naive" in backtest["null_because_not_finite"]
     for value in (*out["steps"].values(), *out["forecast"], out["publish"]):
         json.dumps(serialize(value), allow_nan=False)
+
+
+def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(settings):
+    """Each pipeline in one process on the tiny shop (Pipeline.run hands every return value on as XCom would);
+    every value, serialised by Airflow's serde, must be strict JSON. A day whose orders all go unrouted for lack of
+    a fleet, and an intervention budget of zero, are the degenerate ends."""
+    from airflow.sdk.serde import serialize
+
+    from ml.cli import run_pipeline
+    from ml.forecast.pipeline import DEMAND_FORECAST
+    from ml.inventory.pipeline import INVENTORY_PLAN
+    from ml.routing.pipeline import DELIVERY_ROUTING
+
+    ds = "2024-03-30"
+    runs = [run_pipeline(INGEST, ds, {"scale": "tiny", "backfill_days": 89}),
+            run_pipeline(RECOMMENDATIONS, ds, {"model": "popularity", "k": 5, "shards": 2}),
+            run_pipeline(DEMAND_FORECAST, ds, {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 1}),
+            run_pipeline(INVENTORY_PLAN, ds, {"time_limit_s": 30}),
+            run_pipeline(INTERVENTION, ds, {"holdout_campaigns": 1, "budget": 0}),
+            run_pipeline(DELIVERY_ROUTING, ds, {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1})]
+    for out in runs:
+        json.dumps(serialize(out), allow_nan=False)
+    assert runs[4]["target"]["rows"] == 0 and runs[5]["publish"]["exceptions"] > 0

@@ -161,3 +161,22 @@ def test_the_time_limit_covers_the_per_sku_pass_and_an_unfinished_one_reports_it
     # SKUs past the deadline keep their feasible lot-for-lot start with the trivial bound 0: a wide, honest gap
     assert plan.status == "time_limit" and plan.mip_gap > 0.05
     assert len(plan.orders) > 0 and (plan.orders["qty"] > 0).all()
+
+
+def _plan_in(queue, problem, config) -> None:
+    plan = plan_warehouse(problem, config)
+    queue.put((plan.status, len(plan.orders)))
+
+
+def test_a_warehouse_plans_inside_a_daemonic_process_as_a_celery_worker_runs_it():
+    """Seen on the live stack: the per-SKU pass's process pool raised "daemonic processes are not allowed to have
+    children" inside a Celery prefork child; there it now stays in one process."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_plan_in, args=(queue, _problem(n=120), PlanConfig(threads=2, time_limit_s=60)), daemon=True)
+    worker.start()
+    worker.join(120)
+    status, _ = queue.get(timeout=5)
+    assert worker.exitcode == 0 and status in ("optimal", "within_gap")

@@ -39,6 +39,7 @@ from scipy import stats
 from ml import milp
 from ml.errors import ConfigError, PlanError
 from ml.inventory import policy
+from ml.parallel import process_workers
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | N
     """Every SKU's own optimum (to the configured gap, within its share of the time limit) without the budget
     and capacity rows, SKUs spread over worker processes (HiGHS); None if one has no plan alone."""
     n = len(problem.skus)
-    workers = min(config.threads or os.cpu_count() or 1, max(n // 50, 1))
+    workers = process_workers(min(config.threads or os.cpu_count() or 1, max(n // 50, 1)), "per-SKU pass")
     # every SKU within the gap keeps the sum within it (sum of upper - lower <= gap x sum of upper); a SKU stopped
     # by its share of the clock (a hundredth of the limit, 2 s at most; most need a fraction of a second) can
     # widen the sum's gap, which the status then reports

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.parallel import process_workers
 from ml.routing.graph import RoadNetwork, great_circle_m
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,8 @@ def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel
     at = np.full(full.shape[0], -1)
     at[core] = np.arange(len(core))
     targets = at[origins]
-    workers = min(workers or multiprocessing.cpu_count(), max(1, len(origins) // MIN_ORIGINS_PER_WORKER))
-    if workers > 1 and multiprocessing.current_process().daemon:
-        log.info("running inside a daemonic worker process (e.g. a Celery prefork child): travel matrix in one process")
-        workers = 1
+    workers = process_workers(min(workers or multiprocessing.cpu_count(), max(1, len(origins) // MIN_ORIGINS_PER_WORKER)),
+                              "travel matrix")
     if workers > 1:
         chunks = np.array_split(targets, workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

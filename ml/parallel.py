@@ -1,0 +1,20 @@
+"""How many worker processes a step may start where it runs.
+
+A Celery prefork worker runs each task in a daemonic process, and a daemonic process may not have children
+(``AssertionError: daemonic processes are not allowed to have children``), so there the work stays in one process.
+``dag.test()`` and the CLI never show this; the live stack does."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+
+log = logging.getLogger(__name__)
+
+
+def process_workers(wanted: int, what: str) -> int:
+    """``wanted``, or 1 inside a daemonic process (logged, naming ``what``)."""
+    if wanted > 1 and multiprocessing.current_process().daemon:
+        log.info("running inside a daemonic worker process (e.g. a Celery prefork child): %s in one process", what)
+        return 1
+    return wanted

@@ -141,6 +141,14 @@ _register_pipelines()
 
 
 @app.command()
+def contract() -> None:
+    """The bring-your-own-data format: every contract table with its key and columns (Markdown, as in the README)."""
+    from ml import contract as tables
+
+    typer.echo(tables.markdown_table())
+
+
+@app.command()
 def settings() -> None:
     """Show the settings in force (environment variables with their defaults)."""
     from ml.settings import get_settings

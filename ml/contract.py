@@ -325,3 +325,22 @@ def empty(name: str) -> pd.DataFrame:
 
     spec = table(name)
     return pd.DataFrame({c.name: pd.Series(dtype=dtype_of(c)) for c in spec.columns})
+
+
+def _describe(col: Column) -> str:
+    text = f"{col.name}{'?' if col.nullable else ''} {col.kind}"
+    bounds = [f"{'>' if col.strict_min else '>='} {col.min:g}" if col.min is not None else "",
+              f"<= {col.max:g}" if col.max is not None else ""]
+    extra = [b for b in bounds if b] + ([" / ".join(col.allowed)] if col.allowed else [])
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def markdown_table() -> str:
+    """The bring-your-own-data format as a Markdown table, written from the contract (the README shows this, and a
+    test keeps the two equal): key columns, then every column with its kind, bounds and allowed values."""
+    lines = ["| table | key | columns (`?`: nullable: the column must be in the file, its values may be empty) |", "|---|---|---|"]
+    for table in TABLES.values():
+        columns = "; ".join(_describe(c) for c in table.columns)
+        columns += "".join(f"; {later} >= {earlier}" for later, earlier in table.ordered)
+        lines.append(f"| {table.name} | {', '.join(table.key)} | {columns} |")
+    return "\n".join(lines)

@@ -49,3 +49,20 @@ def test_uncastable_value_names_the_column():
     raw.loc[0] = ["W0", "north", 7.0, 100, 2, 50]
     with pytest.raises(ContractError, match="'warehouses' column 'lat'"):
         contract.conform("warehouses", raw)
+
+
+def test_the_readme_shows_the_format_the_gate_checks():
+    """The README's bring-your-own-data table is the contract's own (it once left out orders.window_start/end,
+    which the gate requires)."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from ml import contract
+    from ml.cli import app
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("<!-- contract-table"):readme.index("<!-- /contract-table -->")]
+    assert block.split("\n", 1)[1].strip() == contract.markdown_table()
+    assert "window_start? timestamp" in contract.markdown_table()
+    assert CliRunner().invoke(app, ["contract"]).output.strip() == contract.markdown_table()

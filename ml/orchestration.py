@@ -13,7 +13,7 @@ from typing import Any
 
 from ml.dates import as_date
 from ml.errors import ConfigError
-from ml.pipeline import Pipeline, table_ref
+from ml.pipeline import Pipeline, producer_of, table_ref
 from ml.settings import Settings
 
 DAG_DEFAULTS: dict[str, Any] = {
@@ -135,6 +135,5 @@ def require_inputs(settings: Settings, pipeline: Pipeline, ds: dt.date) -> None:
         if not holds_ds(settings, ref, ds):
             days = lake.list_partitions(settings.lake_dir, *table_ref(ref))
             newest = f"its newest day is {days[-1]}" if days else "it has no partition at all"
-            producer = "ecom_ingest" if ref.startswith("curated/") else f"the pipeline that writes {table_ref(ref)[1]}"
             raise ConfigError(f"{pipeline.dag_id} ds={ds}: {ref} has no partition for that day ({newest}); "
-                              f"run {producer} for {ds} first")
+                              f"run {producer_of(ref)} for {ds} first")

@@ -142,11 +142,11 @@ class PipelineConfig:
         return out
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], ignore: Sequence[str] = ()) -> Self:
+    def from_params(cls, params: dict[str, Any]) -> Self:
         """The config from DAG Params, CLI options or an XCom dict. None means "the default"; an unknown key is an
         error that names it (a typo in a trigger's conf must not be silently ignored)."""
         names = {f.name: f for f in cls.fields()}
-        unknown = sorted(set(params) - set(names) - set(ignore))
+        unknown = sorted(set(params) - set(names))
         if unknown:
             raise ConfigError(f"unknown parameter(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
         chosen = {k: v for k, v in params.items() if k in names and v is not None}
@@ -299,6 +299,12 @@ def asset_uri(ref: str) -> str:
     return f"ecom://{zone}/{table}"
 
 
+def producer_of(ref: str) -> str:
+    """Who writes lake table ``zone/table``, for messages that tell what to run."""
+    zone, table = table_ref(ref)
+    return "ecom_ingest" if zone == "curated" else f"the pipeline that writes {table}"
+
+
 def newest_partition(table: str) -> Callable[[Settings, Any, dt.date | None], dt.date]:
     """A ``default_ds`` for manual runs: the newest partition of ``zone/table`` at or before the run's date."""
 
@@ -309,8 +315,7 @@ def newest_partition(table: str) -> Callable[[Settings, Any, dt.date | None], dt
         days = [d for d in lake.list_partitions(settings.lake_dir, zone, name) if limit is None or d <= limit]
         if not days:
             when = f" at or before {limit}" if limit else ""
-            producer = "ecom_ingest" if zone == "curated" else f"the pipeline that writes {name}"
-            raise ConfigError(f"no {zone} {name} partition{when} under {settings.lake_dir}; run {producer} first")
+            raise ConfigError(f"no {zone} {name} partition{when} under {settings.lake_dir}; run {producer_of(table)} first")
         return days[-1]
 
     return newest

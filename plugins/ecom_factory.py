@@ -59,6 +59,16 @@ def _run(pipeline: Pipeline, planned: dict[str, Any]):
     return Run(get_settings(), as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
 
 
+def refuse_unknown(pipeline: Pipeline, keys: Any, where: str) -> None:
+    """A Param name the DAG does not take is an error that names it (a typo must not be silently ignored)."""
+    from ml.errors import ConfigError
+
+    known = {"ds", *(f.name for f in pipeline.config.fields())}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown Param(s) {unknown}; this DAG takes {sorted(known)}")
+
+
 def deployment_params(pipeline: Pipeline) -> dict[str, Any]:
     """This deployment's defaults for runs that do not set a Param themselves (scheduled and Asset-triggered runs
     above all): the JSON object in the Airflow Variable ``<dag_id>_params`` (or the environment variable
@@ -79,25 +89,20 @@ def deployment_params(pipeline: Pipeline) -> dict[str, Any]:
         raise ConfigError(f"Airflow Variable {key} is not JSON ({exc}): {text[:200]!r}") from None
     if not isinstance(values, dict) or "ds" in values:
         raise ConfigError(f"Airflow Variable {key} must be a JSON object of Params other than ds, got {text[:200]!r}")
-    unknown = sorted(set(values) - set(params_of(pipeline)))
-    if unknown:
-        raise ConfigError(f"Airflow Variable {key}: unknown Param(s) {unknown}; this DAG takes {sorted(params_of(pipeline))}")
+    refuse_unknown(pipeline, values, f"Airflow Variable {key}")
     return values
 
 
 def _plan(pipeline: Pipeline) -> dict[str, Any]:
     import logging
 
-    from ml.errors import ConfigError
     from ml.orchestration import resolve_ds
     from ml.settings import get_settings
 
     ctx = get_current_context()
     run, params = ctx["dag_run"], dict(ctx["params"])
     explicit = set(run.conf or {})
-    unknown = sorted(explicit - set(params_of(pipeline)))
-    if unknown:
-        raise ConfigError(f"{pipeline.dag_id}: unknown Param(s) {unknown}; this DAG takes {sorted(params_of(pipeline))}")
+    refuse_unknown(pipeline, explicit, pipeline.dag_id)
     chosen = {k: v for k, v in params.items() if k != "ds"}
     deployment = deployment_params(pipeline)
     chosen.update({k: v for k, v in deployment.items() if k not in explicit})

@@ -21,12 +21,14 @@ import inspect
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from ml import delivery
 from ml.errors import EcomError
 from ml.pipeline import FieldSpec, Pipeline
 
@@ -201,6 +203,8 @@ def generate(
     for name, frame in batch.tables.items():
         steps.write_csv(name, frame, folder / f"{name}.csv")
         console.print(f"{name:>17}: {len(frame):>9,} rows -> {folder / (name + '.csv')}")
+    delivery.write_manifest(folder)
+    console.print(f"manifest: {folder / delivery.MANIFEST}")
     console.print(f"ingest it with: ecom ingest --source files --path {folder} --ds {end} --backfill-days {(end - start).days}")
 
 
@@ -208,13 +212,25 @@ def generate(
 def land(source: Annotated[str, typer.Option(help="where the drop comes from")] = "synthetic", ds: DsOpt = None,
          scale: ScaleOpt = None, backfill_days: Annotated[int | None, typer.Option(help="days before ds the drop covers too")] = None,
          fill_gap: Annotated[bool, typer.Option(help="also land the days since the curated lake's newest")] = False,
-         path: Annotated[str | None, typer.Option(help="input folder (files source) or dataset folder")] = None) -> None:
+         path: Annotated[str | None, typer.Option(help="input folder (files source) or dataset folder")] = None,
+         allow_extra_columns: Annotated[bool, typer.Option(help="ignore (and report) columns the contract does not have")] = False) -> None:
     """Write the raw drop for ds (first ingest step)."""
     from ml import ingest
 
-    settings_, request = _ingest_request(ds, source=source, scale=scale, backfill_days=backfill_days, fill_gap=fill_gap, path=path)
+    settings_, request = _ingest_request(ds, source=source, scale=scale, backfill_days=backfill_days, fill_gap=fill_gap, path=path,
+                                         allow_extra_columns=allow_extra_columns)
     ingest.ensure_dirs(settings_)
     _print(_run(ingest.land, settings_, request).__dict__)
+
+
+@app.command()
+def manifest(folder: Annotated[Path, typer.Argument(help="the folder of <table>.csv files to deliver")]) -> None:
+    """Write FOLDER/manifest.json: each file's bytes, rows and SHA-256, which the gate checks the delivery against
+    (run it where the files are produced, after they are complete)."""
+    written = _run(delivery.write_manifest, folder)
+    for name, entry in written["files"].items():
+        console.print(f"{name:>22}: {entry['rows']:>9,} rows {entry['bytes']:>12,} bytes sha256 {entry['sha256'][:12]}...")
+    console.print(f"wrote {folder / delivery.MANIFEST}")
 
 
 @app.command()

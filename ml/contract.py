@@ -75,6 +75,9 @@ class Table:
     kind: Literal["dimension", "fact"]
     time_column: str | None = None
     """For fact tables, the column whose UTC date places a row in a daily lake partition."""
+    placed_by: ForeignKey | None = None
+    """For a fact table without a time column: rows go to the partition of their parent row, so the parent table
+    must arrive in the same drop (order lines with their orders)."""
     foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
     ordered: tuple[tuple[str, str], ...] = ()
     """Pairs (a, b) with a >= b on every row where both are present."""
@@ -195,7 +198,8 @@ TABLES: dict[str, Table] = {
             ),
             key=("order_id", "product_id"),
             kind="fact",
-            time_column=None,  # placed in the partition of its order
+            time_column=None,
+            placed_by=ForeignKey("order_id", "orders", "order_id"),
             foreign_keys=(
                 ForeignKey("order_id", "orders", "order_id"),
                 ForeignKey("product_id", "products", "product_id"),
@@ -297,6 +301,13 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
 
 
+def fill_nullable(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Add the nullable columns a file left out, as nulls; returns the frame and the names filled (the gate
+    reports them). Required columns are never filled."""
+    absent = [c.name for c in table(name).columns if c.nullable and c.name not in frame.columns]
+    return (frame.assign(**{c: None for c in absent}) if absent else frame), absent
+
+
 def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
     import pandas as pd
 
@@ -338,9 +349,12 @@ def _describe(col: Column) -> str:
 def markdown_table() -> str:
     """The bring-your-own-data format as a Markdown table, written from the contract (the README shows this, and a
     test keeps the two equal): key columns, then every column with its kind, bounds and allowed values."""
-    lines = ["| table | key | columns (`?`: nullable: the column must be in the file, its values may be empty) |", "|---|---|---|"]
+    lines = ["| table | key | columns (`?`: nullable: its values may be empty, or the column may be left out of the file) |",
+             "|---|---|---|"]
     for table in TABLES.values():
         columns = "; ".join(_describe(c) for c in table.columns)
         columns += "".join(f"; {later} >= {earlier}" for later, earlier in table.ordered)
+        if table.placed_by:
+            columns += f"; arrives with {table.placed_by.table} in the same drop"
         lines.append(f"| {table.name} | {', '.join(table.key)} | {columns} |")
     return "\n".join(lines)

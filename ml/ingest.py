@@ -1,11 +1,13 @@
 """Ingest: land a raw drop, validate it, publish it to the curated lake. One function per Airflow task.
 
 - ``land``: a source (the synthetic shop, a public-dataset adapter, or a folder of CSV files) writes the drop for
-  ``ds`` into ``raw/drop/ds=YYYY-MM-DD/`` as one CSV per contract table plus ``manifest.json``.
-- ``validate``: the gate (:mod:`ml.validation`); a failing drop moves whole to ``quarantine/drop/ds=.../`` with
-  its report and the step raises; curated data is never touched.
+  ``ds`` into ``raw/drop/ds=YYYY-MM-DD/`` as one CSV per contract table plus ``manifest.json`` (each file's
+  bytes, rows and SHA-256, as the source states them).
+- ``validate``: the gate (:mod:`ml.validation`), starting with the delivery against its manifest; a failing drop
+  moves whole to ``quarantine/drop/ds=.../`` with its report and the step raises; curated data is never touched.
 - ``publish``: only a drop whose fingerprint matches a passing report is split into curated daily partitions
-  (facts by event day, dimensions as a snapshot at ds) and its validation summary goes to the serving store.
+  (facts by event day, dimensions as a snapshot at ds), with its validation summary for the serving store, in
+  one lake commit.
 
 Every write replaces its partition or its ds rows whole, so rerunning a day gives identical results.
 """
@@ -24,15 +26,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import contract, lake, serving, validation
-from ml.errors import DataValidationError, EcomError, SourceError
+from ml import contract, delivery, lake, validation
+from ml.errors import DataValidationError, EcomError
 from ml.settings import Settings
 from ml.sources import SourceRequest, get_source
 
 log = logging.getLogger(__name__)
 
 DROP = "drop"
-MANIFEST = "manifest.json"
+VALIDATION_RUNS = "validation_runs"
+MANIFEST = delivery.MANIFEST
 
 
 @dataclass
@@ -45,28 +48,35 @@ class LandResult:
 
 
 def land(settings: Settings, request: SourceRequest) -> LandResult:
-    """Produce the drop for ``request.ds`` from its source and write it atomically into the raw zone."""
+    """Produce the drop for ``request.ds`` from its source and commit it to the raw zone with its manifest: each
+    file's bytes, rows and SHA-256 as the source states them (the files source: as its sender listed them)."""
     t0 = time.perf_counter()
+    lake.recover(settings.lake_dir, settings.serving_url)
     batch = get_source(request.source)(settings, request)
-    target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
-    with lake.atomic_dir(target) as tmp:
+    with lake.commit(settings.lake_dir, label=f"land ds={request.ds}") as change:
+        folder = change.folder("raw", DROP, request.ds)
+        listed = dict(batch.listed)
         for name, frame in batch.tables.items():
-            write_csv(name, frame, tmp / f"{name}.csv")
+            write_csv(name, frame, folder / f"{name}.csv")
+            listed[f"{name}.csv"] = delivery.describe(folder / f"{name}.csv", rows=len(frame))
         for name, path in batch.files.items():
-            shutil.copyfile(path, tmp / f"{name}.csv")
+            shutil.copyfile(path, folder / name)
+        rows = {name.removesuffix(".csv"): entry["rows"] for name, entry in listed.items() if name.endswith(".csv")}
         manifest = {
             "ds": lake.as_date(request.ds).isoformat(),
             "source": request.source,
             "window_start": batch.window_start.isoformat(),
             "request": request.describe(),
-            "rows": {name: len(frame) for name, frame in batch.tables.items()},
+            "rows": rows,
+            "files": listed,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    for name, frame in batch.ground_truth.items():
-        lake.write_partition(settings.lake_dir, "ground_truth", name, request.ds, frame)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for name, frame in batch.ground_truth.items():
+            change.write("ground_truth", name, request.ds, frame)
+    target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
     log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds,
-             batch.window_start, time.perf_counter() - t0, manifest["rows"])
-    return LandResult(manifest["ds"], request.source, str(target), manifest["window_start"], manifest["rows"])
+             batch.window_start, time.perf_counter() - t0, rows)
+    return LandResult(manifest["ds"], request.source, str(target), manifest["window_start"], rows)
 
 
 def write_csv(table: str, frame: pd.DataFrame, path: Path) -> None:
@@ -79,14 +89,6 @@ def write_csv(table: str, frame: pd.DataFrame, path: Path) -> None:
         elif col.kind == "timestamp":
             out[col.name] = out[col.name].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     out.to_csv(path, index=False)
-
-
-def _drop_files(drop_dir: Path) -> dict[str, Path]:
-    files = {p.stem: p for p in sorted(drop_dir.glob("*.csv"))}
-    unknown = sorted(set(files) - set(contract.TABLES))
-    if unknown:
-        raise SourceError(f"drop {drop_dir} has files for unknown tables {unknown}; contract tables: {sorted(contract.TABLES)}")
-    return files
 
 
 def fingerprint(drop_dir: Path) -> str:
@@ -143,26 +145,31 @@ def validate(settings: Settings, ds: str | dt.date) -> dict:
     """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails; a drop
     that would leave a hole in the curated history is refused before any check (and not quarantined: it is
     valid, only incomplete)."""
+    lake.recover(settings.lake_dir, settings.serving_url)
     drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
     manifest = _read_manifest(drop_dir)
-    files = _drop_files(drop_dir)
+    drop = validation.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
+    tables = list(drop.tables())
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
-    check_continuity(settings, start, end, list(files))
-    window = validation.batch_window(settings.lake_dir, start, end, list(files))
-    reference = _reference_tables(settings, start, files)
-    with lake.atomic_dir(report_dir(settings, ds)) as tmp:
-        report, _ = validation.validate_drop(files, window, reference, tmp)
-        payload = json.loads((tmp / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
-        (tmp / "report.json").write_text(json.dumps(payload, indent=2, default=str))
+    check_continuity(settings, start, end, tables)
+    window = validation.batch_window(settings.lake_dir, start, end, tables)
+    reference = _reference_tables(settings, start, tables)
+    with lake.commit(settings.lake_dir, label=f"validation report ds={end}") as change:
+        folder = change.folder("reports", "validation", ds)
+        report, _ = validation.validate_drop(drop, window, reference, folder)
+        payload = json.loads((folder / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
+        (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
     final_report = report_dir(settings, ds)
     if report.success:
-        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "report": str(final_report / "index.html")}
+        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "notes": report.notes,
+                "report": str(final_report / "index.html")}
     quarantine = lake.partition_dir(settings.lake_dir, "quarantine", DROP, ds)
-    with lake.atomic_dir(quarantine) as tmp:
+    with lake.commit(settings.lake_dir, label=f"quarantine ds={end}") as change:
+        folder = change.folder("quarantine", DROP, ds)
         for path in drop_dir.iterdir():
-            shutil.copy2(path, tmp / path.name)
-        shutil.copytree(final_report, tmp / "report")
-    shutil.rmtree(drop_dir)
+            shutil.copy2(path, folder / path.name)
+        shutil.copytree(final_report, folder / "report")
+        change.remove("raw", DROP, ds)
     raise DataValidationError(
         f"{report.summary()}\nThe drop was quarantined at {quarantine}; open {quarantine / 'report' / 'index.html'}. "
         "Curated data was not changed. Fix the source and rerun the day.",
@@ -171,9 +178,9 @@ def validate(settings: Settings, ds: str | dt.date) -> dict:
     )
 
 
-def _reference_tables(settings: Settings, start: dt.date, files: dict[str, Path]) -> dict[str, pd.DataFrame]:
+def _reference_tables(settings: Settings, start: dt.date, tables: list[str]) -> dict[str, pd.DataFrame]:
     """Curated parents for foreign keys whose table is not in the drop (dimension snapshots before the window)."""
-    needed = {fk.table for name in files for fk in contract.table(name).foreign_keys} - set(files)
+    needed = {fk.table for name in tables for fk in contract.table(name).foreign_keys} - set(tables)
     ref = {}
     for name in needed:
         if contract.table(name).kind == "dimension" and any(d < start for d in lake.list_partitions(settings.lake_dir, "curated", name)):
@@ -182,7 +189,9 @@ def _reference_tables(settings: Settings, start: dt.date, files: dict[str, Path]
 
 
 def publish(settings: Settings, ds: str | dt.date) -> dict:
-    """Split the validated drop into curated partitions and record the validation in the serving store."""
+    """Split the validated drop into curated partitions and record the validation in the serving store, all in one
+    lake commit: readers see the whole day or none of it."""
+    lake.recover(settings.lake_dir, settings.serving_url)
     drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
     manifest = _read_manifest(drop_dir)
     report_path = report_dir(settings, ds) / "report.json"
@@ -190,33 +199,36 @@ def publish(settings: Settings, ds: str | dt.date) -> dict:
     if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
         raise EcomError(f"the drop for ds={lake.as_date(ds)} has no passing validation report for its current bytes; run validate first")
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
-    typed = {name: contract.conform(name, pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
-             for name, path in _drop_files(drop_dir).items()}
+    drop = validation.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
+    typed = {name: contract.conform(name, contract.fill_nullable(name, validation.read_csv_text(path))[0])
+             for name, path in drop.tables().items()}
     written = {}
-    for name, frame in typed.items():
-        spec = contract.table(name)
-        if spec.kind == "dimension":
-            lake.write_partition(settings.lake_dir, "curated", name, end, frame)
-            written[name] = 1
-            continue
-        day = _partition_day(name, frame, typed)
-        days = pd.date_range(start, end, freq="D").date
-        groups = dict(tuple(frame.groupby(day.to_numpy(), sort=True))) if len(frame) else {}
-        for d in days:
-            lake.write_partition(settings.lake_dir, "curated", name, d, groups.get(d, frame.iloc[0:0]))
-        written[name] = len(days)
-    summary = pd.DataFrame(
-        {
-            "ds": end.isoformat(),
-            "table_name": sorted(typed),
-            "rows": [len(typed[t]) for t in sorted(typed)],
-            "window_start": start.isoformat(),
-            "source": manifest["source"],
-            "checks_run": report["checks_run"],
-            "report_path": str(report_path.parent / "index.html"),
-        }
-    )
-    serving.replace_ds(settings.serving_url, "validation_runs", end, summary)
+    with lake.commit(settings.lake_dir, settings.serving_url, label=f"ingest ds={end}") as change:
+        for name, frame in typed.items():
+            spec = contract.table(name)
+            if spec.kind == "dimension":
+                change.write("curated", name, end, frame)
+                written[name] = 1
+                continue
+            day = _partition_day(name, frame, typed)
+            days = pd.date_range(start, end, freq="D").date
+            groups = dict(tuple(frame.groupby(day.to_numpy(), sort=True))) if len(frame) else {}
+            for d in days:
+                change.write("curated", name, d, groups.get(d, frame.iloc[0:0]))
+            written[name] = len(days)
+        summary = pd.DataFrame(
+            {
+                "ds": end.isoformat(),
+                "table_name": sorted(typed),
+                "rows": [len(typed[t]) for t in sorted(typed)],
+                "window_start": start.isoformat(),
+                "source": manifest["source"],
+                "checks_run": report["checks_run"],
+                "report_path": str(report_path.parent / "index.html"),
+            }
+        )
+        change.write("reports", VALIDATION_RUNS, end, summary)
+        change.serve(VALIDATION_RUNS, end, "reports", summary)
     log.info("published ds=%s: %s partitions", end, written)
     return {"ds": end.isoformat(), "partitions": written, "tables": sorted(typed)}
 
@@ -225,11 +237,10 @@ def _partition_day(name: str, frame: pd.DataFrame, typed: dict[str, pd.DataFrame
     spec = contract.table(name)
     if spec.time_column:
         return frame[spec.time_column].dt.date
-    if name == "order_items":  # lines live with their order
-        if "orders" not in typed:
-            raise EcomError("order_items arrived without orders in the same drop; they cannot be placed by day")
-        order_day = typed["orders"].set_index("order_id")["order_ts"].dt.date
-        return frame["order_id"].map(order_day)
+    if spec.placed_by:  # the gate refused a drop without the parent table
+        parent = spec.placed_by
+        parent_day = typed[parent.table].set_index(parent.ref_column)[contract.table(parent.table).time_column].dt.date
+        return frame[parent.column].map(parent_day)
     raise EcomError(f"fact table {name!r} has no time column to partition by")
 
 

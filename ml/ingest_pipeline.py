@@ -20,6 +20,7 @@ class IngestConfig(PipelineConfig):
     backfill_days: int | None = option(None, "Days before ds that the drop covers too", minimum=0, maximum=3650)
     fill_gap: bool = option(False, "Also land every day between the curated lake's newest day and ds (one drop)")
     path: str | None = option(None, "Input folder (files source) or dataset folder")
+    allow_extra_columns: bool = option(False, "Accept columns the contract does not have (ignored and reported) instead of refusing the drop")
 
 
 def request_for(settings: Settings, ds: dt.date, config: IngestConfig) -> SourceRequest:
@@ -32,7 +33,8 @@ def request_for(settings: Settings, ds: dt.date, config: IngestConfig) -> Source
         if newest is not None:
             backfill = max(backfill or 0, (ds - newest).days - 1)
     return SourceRequest(source=config.source, ds=ds.isoformat(), scale=config.scale or settings.default_scale,
-                         seed=settings.seed, backfill_days=backfill, path=config.path)
+                         seed=settings.seed, backfill_days=backfill, path=config.path,
+                         allow_extra_columns=config.allow_extra_columns)
 
 
 def _default_ds(settings: Settings, config: IngestConfig, limit: dt.date | None) -> dt.date | None:

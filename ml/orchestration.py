@@ -108,7 +108,12 @@ def resolve_ds(pipeline: Pipeline, settings: Settings, config: Any, *, param_ds:
     3. the pipeline's ``default_ds`` for a run without either (model pipelines: the newest input partition at or
        before the run's date; ingest: a public dataset's last day);
     4. the run's logical date (``ecom_ingest``'s daily schedule).
+
+    An interrupted commit is finished first, so the run sees whole days only.
     """
+    from ml import lake
+
+    lake.recover(settings.lake_dir, settings.serving_url)
     if param_ds:
         ds, how = as_date(param_ds), "the ds Param"
     elif asset_events:

@@ -227,8 +227,10 @@ class Pipeline:
     def run(self, settings: Settings, ds: dt.date, config: PipelineConfig) -> dict[str, Any]:
         """Every step in one process, in the DAG's order (fan-out items one after another): the CLI's path. Each
         return value goes through the same strict-JSON conversion as XCom, so a step sees what it would in Airflow."""
+        from ml import lake
         from ml.orchestration import xcom_safe
 
+        lake.recover(settings.lake_dir, settings.serving_url)
         run = Run(settings, ds, config)
         previous: dict[str, Any] = {"ds": ds.isoformat(), "config": config.as_dict()}
         trail: dict[str, Any] = {}

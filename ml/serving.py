@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ml.errors import EcomError
-from ml.lake import as_date
+from ml.dates import as_date
 
 
 def engine(url: str) -> sa.Engine:

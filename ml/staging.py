@@ -1,19 +1,19 @@
 """Sharded outputs: mapped tasks each stage their rows; one publish step gathers every shard, checks them, and
-replaces the ds in the lake's outputs zone and in the serving store at once.
+replaces the ds in the lake's outputs zone and in the serving store in one lake commit.
 
 A rerun therefore leaves exactly one set of rows for the ds, and a failed shard leaves the previous set
 untouched (publish refuses to run with a shard missing)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import shutil
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ml import lake, serving
+from ml import lake
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.settings import Settings
@@ -29,16 +29,26 @@ def _staging_table(table: str, shard: int) -> str:
     return f"{table}_shards/shard={shard:04d}"
 
 
+
 def stage(settings: Settings, table: str, ds: str | dt.date, shard: int, frame: pd.DataFrame) -> int:
     """Write one shard's rows for ds (replacing an earlier attempt of the same shard); returns rows staged."""
     lake.write_partition(settings.lake_dir, "outputs", _staging_table(table, shard), ds, frame)
     return len(frame)
 
 
-def write(settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame) -> int:
-    """Replace the ds in the lake's outputs zone and in the serving store; returns rows written."""
-    lake.write_partition(settings.lake_dir, "outputs", table, ds, frame)
-    return serving.replace_ds(settings.serving_url, table, ds, frame)
+def day_commit(settings: Settings, label: str, change: lake.Commit | None = None) -> contextlib.AbstractContextManager[lake.Commit]:
+    """``change`` when a caller already holds the day's commit (several tables published at once), else a new one."""
+    return contextlib.nullcontext(change) if change is not None else lake.commit(settings.lake_dir, settings.serving_url, label)
+
+
+def write(settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None,
+          change: lake.Commit | None = None) -> int:
+    """Replace the ds in the lake's outputs zone (with ``files`` beside the rows) and in the serving store, in one
+    commit (``change``, or one of its own); returns rows written."""
+    with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
+        day.write("outputs", table, ds, frame, files)
+        day.serve(table, ds, "outputs", frame)
+    return len(frame)
 
 
 def gather(settings: Settings, table: str, ds: str | dt.date, shards: int) -> pd.DataFrame:
@@ -52,16 +62,25 @@ def gather(settings: Settings, table: str, ds: str | dt.date, shards: int) -> pd
     return pd.concat(frames, ignore_index=True)
 
 
-def discard(settings: Settings, table: str, ds: str | dt.date, shards: int) -> None:
-    """Drop the staged shards of ds (after they were published)."""
-    for shard in range(shards):
-        shutil.rmtree(lake.partition_dir(settings.lake_dir, "outputs", _staging_table(table, shard), ds), ignore_errors=True)
+def discard_older(change: lake.Commit, table: str, ds: str | dt.date) -> None:
+    """Drop, in the commit that publishes ds, the staged shards of the days before it. Those of ds stay until the
+    next day's publish, so that a publish task retried after its commit (a crash, a lost heartbeat) gathers the
+    same shards and commits the same day again instead of failing on missing shards."""
+    root = change.lake / "outputs" / f"{table}_shards"
+    if not root.exists():
+        return
+    for folder in sorted(p for p in root.iterdir() if p.name.startswith("shard=")):
+        shard_table = f"{table}_shards/{folder.name}"
+        for day in lake.list_partitions(change.lake, "outputs", shard_table):
+            if day < as_date(ds):
+                change.remove("outputs", shard_table, day)
 
 
 def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key: Sequence[str],
-            version: str | None = None) -> int:
+            version: str | None = None, change: lake.Commit | None = None) -> int:
     """Gather the ``shards`` staged shards of ds, check that the ``key`` columns are unique across them (and,
-    with ``version``, that every row's ``model_version`` is it), write the ds, then drop the staging."""
+    with ``version``, that every row's ``model_version`` is it), then write the ds and drop older days' staging in
+    one commit (``change``, or one of its own)."""
     frame = gather(settings, table, ds, shards)
     if version is not None:
         versions = set(frame["model_version"].astype(str))
@@ -71,6 +90,7 @@ def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key:
     if duplicated.any():
         raise EcomError(f"{table} ds={as_date(ds)}: {int(duplicated.sum())} duplicated {tuple(key)} rows across shards, "
                         f"e.g. {frame.loc[duplicated, list(key)].head(3).to_dict('records')}")
-    rows = write(settings, table, ds, frame)
-    discard(settings, table, ds, shards)
+    with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
+        rows = write(settings, table, ds, frame, change=day)
+        discard_older(day, table, ds)
     return rows

@@ -1,9 +1,15 @@
-"""The validation gate: file checks, Great Expectations suites derived from the contract, and batch checks.
+"""The validation gate: delivery checks, file checks, Great Expectations suites derived from the contract, and
+batch checks.
 
-A drop passes three layers, each reported with the table, the check and a sample of bad rows:
-1. file checks on every CSV (empty, not UTF-8, wrong delimiter, truncated, unparsable);
-2. GX phase "schema" on the raw text: columns exist, required values present, values look like their type,
-   values in their allowed set;
+A drop passes four layers, each reported with the table, the check and a sample of bad rows:
+0. the delivery against its manifest: no file missing, extra or misnamed (with a "did you mean"), none truncated
+   or altered (size and SHA-256), row counts as listed, and a table's parent in the same drop when its rows are
+   placed by it (order lines with their orders);
+1. file checks on every CSV (empty, not UTF-8, wrong delimiter, truncated, unparsable), columns the contract does
+   not have (refused, or ignored and reported when the source allows it), timestamps that mix naive values with
+   offsets (refused; a consistent offset is converted to UTC and reported);
+2. GX phase "schema" on the raw text: required columns exist (a nullable column left out is filled with nulls
+   and reported), required values present, values look like their type, values in their allowed set;
 3. GX phase "content" on typed values: ranges, unique keys, ordered column pairs, the batch window (no future or
    stale rows), freshness of daily tables and volume against previous days; plus referential integrity,
    computed with pandas because a GX value set of every product id would bloat the suite and its Data Docs.
@@ -13,12 +19,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import difflib
 import io
 import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml import contract, lake
+from ml import contract, delivery, lake
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,9 @@ class Report:
     failures: list[Failure]
     checks_run: int
     skipped: list[str]
+    notes: list[str] = field(default_factory=list)
+    """What the gate accepted but changed or ignored (nullable columns filled, extra columns ignored, offsets
+    converted): shown in the report so that nothing is dropped in silence."""
 
     @property
     def success(self) -> bool:
@@ -70,13 +79,88 @@ class Report:
 
     def summary(self) -> str:
         if self.success:
-            return f"drop ds={self.ds} passed {self.checks_run} checks on {len(self.rows)} tables"
+            notes = "".join(f"\n  note: {n}" for n in self.notes)
+            return f"drop ds={self.ds} passed {self.checks_run} checks on {len(self.rows)} tables{notes}"
         lines = "\n".join(f"  - {f.describe()}" for f in self.failures[:20])
         return f"drop ds={self.ds} FAILED {len(self.failures)} of {self.checks_run} checks:\n{lines}"
 
     def to_dict(self) -> dict:
         return {"ds": self.ds, "success": self.success, "rows": self.rows, "checks_run": self.checks_run,
-                "skipped": self.skipped, "failures": [asdict(f) for f in self.failures]}
+                "skipped": self.skipped, "notes": self.notes, "failures": [asdict(f) for f in self.failures]}
+
+
+# ---------------------------------------------------------------- the delivery against its manifest
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A drop folder and what its manifest lists (file name -> bytes, rows, sha256)."""
+
+    folder: Path
+    listed: dict[str, dict]
+    allow_extra_columns: bool = False
+
+    def present(self) -> list[str]:
+        return [p.name for p in delivery.delivered_files(self.folder)]
+
+    def tables(self) -> dict[str, Path]:
+        """Contract table -> file, for the files that are named after a table and listed."""
+        return {name.removesuffix(".csv"): self.folder / name for name in self.present()
+                if name in self.listed and name.removesuffix(".csv") in contract.TABLES and name.endswith(".csv")}
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    folded = {c.casefold(): c for c in choices}
+    match = folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, choices, n=1, cutoff=0.75)), None)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def delivery_failures(drop: Drop) -> tuple[list[Failure], int]:
+    """The drop's files against its manifest and the contract's file names; returns failures and checks run."""
+    expected = [f"{t}.csv" for t in contract.TABLES]
+    present = drop.present()
+    failures, checks = [], 0
+    for name in sorted(set(drop.listed) | set(present)):
+        checks += 1
+        table = name.removesuffix(".csv")
+        if name not in expected:
+            failures.append(Failure(table, "file_named_after_table", None,
+                                    f"{name} is not a contract table's file{_did_you_mean(name, expected)}; files are <table>.csv for "
+                                    f"{sorted(contract.TABLES)} (names are case-sensitive)"))
+        elif name not in present:
+            failures.append(Failure(table, "file_in_manifest_delivered", None,
+                                    f"{name} is listed in the manifest but was not delivered{_did_you_mean(name, present)}"))
+        elif name not in drop.listed:
+            failures.append(Failure(table, "file_listed_in_manifest", None,
+                                    f"{name} was delivered but the manifest does not list it{_did_you_mean(name, list(drop.listed))}; "
+                                    "rewrite the manifest where the files are produced (ecom manifest FOLDER)"))
+        else:
+            failures += _content_matches(drop, name)
+    tables = drop.tables()
+    for name in tables:
+        parent = contract.table(name).placed_by
+        if parent is not None:
+            checks += 1
+            if parent.table not in tables:
+                failures.append(Failure(name, "parent_table_in_drop", parent.column,
+                                        f"{name} rows are placed on the day of their {parent.table} row, but the drop has no "
+                                        f"{parent.table}.csv; deliver {parent.table} with {name}"))
+    return failures, checks
+
+
+def _content_matches(drop: Drop, name: str) -> list[Failure]:
+    listed, path = drop.listed[name], drop.folder / name
+    size = path.stat().st_size
+    table = name.removesuffix(".csv")
+    if size != listed["bytes"]:
+        state = "truncated" if size < listed["bytes"] else "longer than listed"
+        return [Failure(table, "file_matches_manifest", None,
+                        f"{name} has {size} bytes, the manifest lists {listed['bytes']}: the file is {state}; re-send it")]
+    if delivery.sha256(path) != listed["sha256"]:
+        return [Failure(table, "file_matches_manifest", None,
+                        f"{name}: SHA-256 differs from the manifest's with the same size: the file was altered after the "
+                        "manifest was written; re-send it (or rewrite the manifest where the file is produced)")]
+    return []
 
 
 # ---------------------------------------------------------------- file checks
@@ -113,10 +197,63 @@ def read_drop_file(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Fa
                                   f"{path.name}: last line {line_no} has {len(fields)} of {n_header} fields and no newline: "
                                   "the file looks truncated; re-send it", sample=[{"line": line_no, "text": last[:120]}])]
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        frame = read_csv_text(io.StringIO(text))
     except (pd.errors.ParserError, csv.Error) as exc:
         return None, [Failure(table, "file_parses_as_csv", None, f"{path.name}: {exc}")]
     return frame, []
+
+
+def read_csv_text(source) -> pd.DataFrame:
+    """A drop CSV as text columns, empty fields as nulls (the gate and publish read files the same way)."""
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def column_failures(table: str, frame: pd.DataFrame, allow_extra: bool) -> tuple[list[Failure], list[str]]:
+    """Columns the contract does not have: refused, or ignored with a note when the source allows it."""
+    spec = contract.table(table)
+    extra = [c for c in frame.columns if c not in spec.column_names]
+    if not extra:
+        return [], []
+    if allow_extra:
+        return [], [f"{table}: ignored column(s) {extra} that the contract does not have (allow_extra_columns)"]
+    return [Failure(table, "no_extra_columns", c,
+                    f"column {c!r} is not in the contract{_did_you_mean(c, spec.column_names)}; remove it at the source, or "
+                    "set allow_extra_columns=true to ignore such columns (they are reported)") for c in extra], []
+
+
+def nullable_notes(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Fill the nullable columns a file left out, with a note naming them."""
+    filled, absent = contract.fill_nullable(table, frame)
+    return filled, ([f"{table}: column(s) {absent} not in the file; filled with nulls (nullable in the contract)"] if absent else [])
+
+
+OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def timezone_failures(table: str, frame: pd.DataFrame) -> tuple[list[Failure], list[str]]:
+    """Timestamps must state their zone one way within a column: all naive (read as UTC, as the contract says) or
+    all with an offset (converted to UTC; a non-UTC offset is reported). Naive values mixed with offsets are
+    refused: which zone the naive ones are in cannot be known."""
+    failures, notes = [], []
+    for col in contract.table(table).columns:
+        if col.kind != "timestamp" or col.name not in frame.columns:
+            continue
+        values = frame[col.name].dropna()
+        if not len(values) or values.str.endswith("Z").all():
+            continue
+        aware = values.str.contains(OFFSET, regex=True)
+        if aware.any() and not aware.all():
+            naive_rows, aware_rows = values.index[~aware], values.index[aware]
+            sample = [{"line": csv_line(int(i)), col.name: values[i]} for i in [*naive_rows[:2], *aware_rows[:2]]]
+            failures.append(Failure(table, "timestamp_timezone_consistent", col.name,
+                                    f"{int((~aware).sum())} values have no timezone and {int(aware.sum())} have one; state the "
+                                    "offset on every value (or on none, meaning UTC)", int((~aware).sum()), sample))
+        elif aware.all():
+            offsets = values.str.extract(r"([+-]\d{2}:?\d{2})$")[0].dropna().unique()
+            non_utc = sorted(o for o in offsets if o.replace(":", "") not in ("+0000", "-0000"))
+            if non_utc:
+                notes.append(f"{table}.{col.name}: converted from offset(s) {non_utc[:5]} to UTC")
+    return failures, notes
 
 
 # ---------------------------------------------------------------- suites from the contract
@@ -125,7 +262,7 @@ def read_drop_file(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Fa
 def _schema_expectations(spec: contract.Table, present: list[str]) -> list:
     import great_expectations.expectations as gxe
 
-    exps: list = [gxe.ExpectColumnToExist(column=c) for c in spec.column_names]
+    exps: list = [gxe.ExpectColumnToExist(column=c.name) for c in spec.columns if not c.nullable]
     for col in spec.columns:
         if col.name not in present:
             continue
@@ -274,39 +411,55 @@ def referential_failures(typed: dict[str, pd.DataFrame], reference: dict[str, pd
 # ---------------------------------------------------------------- the gate
 
 
-def validate_drop(files: dict[str, Path], window: BatchWindow, reference: dict[str, pd.DataFrame], docs_dir: Path) -> tuple[Report, dict[str, pd.DataFrame]]:
-    """Run every layer on a drop (table -> CSV path); returns the report and the typed frames that passed."""
+def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataFrame], docs_dir: Path) -> tuple[Report, dict[str, pd.DataFrame]]:
+    """Run every layer on a drop; returns the report and the typed frames that passed."""
     ds = window.end.isoformat()
     t0 = time.perf_counter()
-    failures: list[Failure] = []
+    failures, checks = delivery_failures(drop)
+    notes: list[str] = []
     text_frames: dict[str, pd.DataFrame] = {}
-    checks = 0
-    for table, path in files.items():
+    broken_files = {f.table for f in failures}
+    for table, path in drop.tables().items():
+        if table in broken_files and not any(f.check == "parent_table_in_drop" and f.table == table for f in failures):
+            continue  # a truncated or altered file is not read: its rows would be noise
         frame, file_failures = read_drop_file(path, table)
         checks += 1
         failures += file_failures
-        if frame is not None:
-            text_frames[table] = frame
+        if frame is None:
+            continue
+        checks += 2 + sum(c.kind == "timestamp" for c in contract.table(table).columns)  # rows, columns, zones
+        listed_rows = drop.listed[path.name]["rows"]
+        if len(frame) != listed_rows:
+            failures.append(Failure(table, "file_rows_match_manifest", None,
+                                    f"{path.name} has {len(frame)} data rows, the manifest lists {listed_rows}"))
+        extra_failures, extra_notes = column_failures(table, frame, drop.allow_extra_columns)
+        tz_failures, tz_notes = timezone_failures(table, frame)
+        frame, null_notes = nullable_notes(table, frame)
+        failures += extra_failures + tz_failures
+        notes += extra_notes + null_notes + tz_notes
+        text_frames[table] = frame
     rows = {t: len(f) for t, f in text_frames.items()}
-    with tempfile.TemporaryDirectory(prefix="gx-") as tmp:
-        ctx = _gx_context(Path(tmp))
-        schema_exps = {t: _schema_expectations(contract.table(t), list(f.columns)) for t, f in text_frames.items()}
-        schema_failures, n = _run_suites(ctx, "schema", text_frames, schema_exps)
-        checks += n
-        failures += schema_failures
-        broken = {f.table for f in schema_failures}
-        typed = {t: contract.conform(t, f) for t, f in text_frames.items() if t not in broken}
-        content_exps = {t: _content_expectations(contract.table(t), window) for t in typed}
-        content_failures, n = _run_suites(ctx, "content", typed, content_exps)
-        checks += n
-        failures += content_failures
-        fk_failures, skipped, n = referential_failures(typed, reference)
-        checks += n
-        failures += fk_failures
-        if text_frames:
-            ctx.build_data_docs()
-            shutil.copytree(Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site", docs_dir / "data_docs")
-    report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped)
+    project = docs_dir / ".gx-project"  # inside the report's staging folder: a killed run leaves nothing elsewhere
+    project.mkdir(parents=True, exist_ok=True)
+    ctx = _gx_context(project)
+    schema_exps = {t: _schema_expectations(contract.table(t), list(f.columns)) for t, f in text_frames.items()}
+    schema_failures, n = _run_suites(ctx, "schema", text_frames, schema_exps)
+    checks += n
+    failures += schema_failures
+    broken = {f.table for f in schema_failures} | {f.table for f in failures if f.check == "timestamp_timezone_consistent"}
+    typed = {t: contract.conform(t, f) for t, f in text_frames.items() if t not in broken}
+    content_exps = {t: _content_expectations(contract.table(t), window) for t in typed}
+    content_failures, n = _run_suites(ctx, "content", typed, content_exps)
+    checks += n
+    failures += content_failures
+    fk_failures, skipped, n = referential_failures(typed, reference)
+    checks += n
+    failures += fk_failures
+    if text_frames:
+        ctx.build_data_docs()
+        shutil.copytree(project / "gx" / "uncommitted" / "data_docs" / "local_site", docs_dir / "data_docs")
+    shutil.rmtree(project)
+    report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped, notes=notes)
     write_report(report, docs_dir)
     elapsed = time.perf_counter() - t0
     log.info("%s (%d rows in %.1fs, %.0f rows/s)", report.summary(), sum(rows.values()), elapsed, sum(rows.values()) / max(elapsed, 1e-9))
@@ -325,13 +478,15 @@ def write_report(report: Report, folder: Path) -> None:
         for f in report.failures
     )
     skipped = "".join(f"<li>{_esc(s)}</li>" for s in report.skipped)
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in report.notes)
     docs = '<p><a href="data_docs/index.html">Great Expectations Data Docs</a></p>' if (folder / "data_docs").exists() else ""
     (folder / "index.html").write_text(
         f"<html><head><meta charset='utf-8'><title>Validation {report.ds}</title></head><body>"
         f"<h1>Validation of the drop for ds={report.ds}: {status}</h1><p>{report.checks_run} checks.</p>{docs}"
         f"<h2>Rows</h2><table border=1><tr><th>table</th><th>rows</th><th>GX results</th></tr>{rows}</table>"
         f"<h2>Failures</h2><table border=1><tr><th>table</th><th>column</th><th>check</th><th>detail</th><th>bad rows</th>"
-        f"<th>sample</th></tr>{fails}</table><h2>Not checked</h2><ul>{skipped}</ul></body></html>"
+        f"<th>sample</th></tr>{fails}</table><h2>Accepted with changes</h2><ul>{notes}</ul>"
+        f"<h2>Not checked</h2><ul>{skipped}</ul></body></html>"
     )
 
 

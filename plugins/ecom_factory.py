@@ -52,11 +52,15 @@ def _call(fn: Any, *args: Any) -> Any:
 
 
 def _run(pipeline: Pipeline, planned: dict[str, Any]):
+    """The step's Run, after finishing any commit a crashed task left half applied (lake and serving store)."""
+    from ml import lake
     from ml.dates import as_date
     from ml.pipeline import Run
     from ml.settings import get_settings
 
-    return Run(get_settings(), as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
+    settings = get_settings()
+    lake.recover(settings.lake_dir, settings.serving_url)
+    return Run(settings, as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
 
 
 def refuse_unknown(pipeline: Pipeline, keys: Any, where: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ml import contract, ingest, lake, serving
+from ml import contract, delivery, ingest, lake, serving
 from ml.sources import SourceRequest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ def test_bad_drop_fails_validate_and_never_publishes(ingest_dag, settings, tmp_p
     lines = (export / "order_items.csv").read_text().splitlines()
     lines[1] = lines[1].replace(lines[1].split(",")[1], "P99999", 1)
     (export / "order_items.csv").write_text("\n".join(lines) + "\n")
+    delivery.write_manifest(export)  # the sender's manifest describes the bad export: the gate must read it
     run = ingest_dag.test(logical_date=DS, run_conf={"source": "files", "path": str(export)})
     states = _states(run)
     assert str(run.state) == "failed"

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from ml import contract, ingest, lake, serving
+from ml import contract, delivery, ingest, lake, serving
+from ml.errors import SourceError
 from ml.sources import SourceRequest, public
 
 DS = "2024-02-10"
@@ -45,6 +46,9 @@ def test_files_source_copies_a_folder_as_delivered(settings, tmp_path):
     folder.mkdir()
     for name in ("products", "orders", "order_items", "warehouses", "customers"):
         (folder / f"{name}.csv").write_bytes((delivered / f"{name}.csv").read_bytes())
+    with pytest.raises(SourceError, match="has no manifest.json.*ecom manifest"):
+        ingest.land(settings, SourceRequest("files", DS, path=str(folder)))
+    delivery.write_manifest(folder)
     result = ingest.run_day(settings, SourceRequest("files", DS, path=str(folder)))
     assert sorted(result["publish"]["tables"]) == ["customers", "order_items", "orders", "products", "warehouses"]
 

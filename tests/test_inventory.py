@@ -178,5 +178,6 @@ def test_a_warehouse_plans_inside_a_daemonic_process_as_a_celery_worker_runs_it(
     worker = ctx.Process(target=_plan_in, args=(queue, _problem(n=120), PlanConfig(threads=2, time_limit_s=60)), daemon=True)
     worker.start()
     worker.join(120)
-    status, _ = queue.get(timeout=5)
-    assert worker.exitcode == 0 and status in ("optimal", "within_gap")
+    status, orders = queue.get(timeout=5)
+    # the point is that it plans at all in there; how close it gets in the time limit depends on the machine's load
+    assert worker.exitcode == 0 and status in ("optimal", "within_gap", "time_limit") and orders > 0

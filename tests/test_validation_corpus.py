@@ -1,8 +1,12 @@
-"""The gate stops every kind of bad drop with a message naming the table and the check; curated data stays."""
+"""The gate stops every kind of bad drop with a message naming the table and the check; curated data stays.
+
+Most cases are bad exports: the sender's manifest describes the bad file (the test restates it). The "in transit"
+cases change a file after its manifest was written, as a cut or tampered transfer would."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_settings
-from ml import ingest, lake
+from ml import delivery, ingest, lake
 from ml.errors import DataValidationError
 from ml.sources import SourceRequest
 
@@ -69,6 +73,54 @@ def _raw(table: str, change: Callable[[bytes], bytes]) -> Callable[[Path], None]
     return apply
 
 
+def _rename(name: str, to: str) -> Callable[[Path], None]:
+    def apply(drop: Path) -> None:
+        (drop / name).rename(drop / to)
+
+    return apply
+
+
+def _unlist(name: str) -> Callable[[Path], None]:
+    def apply(drop: Path) -> None:
+        manifest = json.loads((drop / delivery.MANIFEST).read_text())
+        del manifest["files"][name]
+        (drop / delivery.MANIFEST).write_text(json.dumps(manifest))
+
+    return apply
+
+
+def _offsets(column: str, every: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Write every ``every``-th timestamp as the same instant at +05:00 (every=1: all of them)."""
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame.index[::every]
+        local = pd.to_datetime(frame.loc[rows, column], utc=True).dt.tz_convert("Etc/GMT-5")
+        frame.loc[rows, column] = local.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+05:00")
+        if every > 1:  # the others lose their zone
+            others = frame.index.difference(rows)
+            frame.loc[others, column] = frame.loc[others, column].str.removesuffix("Z")
+        return frame
+
+    return change
+
+
+def _restate(drop: Path, name: str) -> None:
+    """The sender's manifest, written after its (bad) export."""
+    manifest = json.loads((drop / delivery.MANIFEST).read_text())
+    manifest["files"][name] = delivery.describe(drop / name)
+    (drop / delivery.MANIFEST).write_text(json.dumps(manifest))
+
+
+IN_TRANSIT = {
+    # a value cut inside the last field: the field count stays complete, only the manifest's size tells
+    "value_cut_in_last_field": (_raw("customers", lambda b: b.rstrip(b"\n")[:-4]), "customers", "file_matches_manifest"),
+    "altered_same_size": (_raw("orders", lambda b: b.replace(b"W1", b"W2", 1)), "orders", "file_matches_manifest"),
+    "cut_in_half": (_raw("events", lambda b: b[: len(b) // 2]), "events", "file_matches_manifest"),
+    "misnamed_file": (_rename("orders.csv", "Orders.csv"), "orders", "file_in_manifest_delivered"),
+    "file_not_listed": (_unlist("promotions.csv"), "promotions", "file_listed_in_manifest"),
+    "missing_file": (lambda drop: (drop / "promotions.csv").unlink(), "promotions", "file_in_manifest_delivered"),
+    "unknown_file": (lambda drop: (drop / "notes.csv").write_text("a\n1\n"), "notes", "file_named_after_table"),
+}
+
 BAD_DROPS = {
     "missing_column": (_edit("order_items", lambda f: f.drop(columns="qty")), "order_items", "expect_column_to_exist"),
     "wrong_type": (_edit("orders", _set("order_ts", "yesterday")), "orders", "expect_column_values_to_match_regex"),
@@ -85,26 +137,36 @@ BAD_DROPS = {
     "volume_collapse": (_edit("events", lambda f: f.tail(1)), "events", "expect_table_row_count_to_be_between"),
     "stale_drop": (_edit("orders", lambda f: f.head(0)), "orders", "expect_table_row_count_to_be_between"),
     "promise_before_order": (_edit("orders", _set("promised_date", "2024-01-01")), "orders", "expect_column_pair_values_a_to_be_greater_than_b"),
+    "extra_column": (_edit("orders", lambda f: f.assign(coupon_code="X")), "orders", "no_extra_columns"),
+    "mixed_timezones": (_edit("events", _offsets("event_ts", every=2)), "events", "timestamp_timezone_consistent"),
+    "missing_parent_table": (lambda drop: (drop / "orders.csv").unlink(), "order_items", "parent_table_in_drop"),
 }
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_DROPS))
+@pytest.mark.parametrize("kind", sorted(BAD_DROPS) + sorted(IN_TRANSIT))
 def test_bad_drop_is_stopped_and_quarantined(case, kind):
     settings, drop = case
-    corrupt, table, check = BAD_DROPS[kind]
+    corrupt, table, check = BAD_DROPS.get(kind) or IN_TRANSIT[kind]
     curated_before = _digest(settings.lake_dir / "curated")
     corrupt(drop)
+    if kind == "missing_parent_table":
+        _unlist("orders.csv")(drop)
+    elif kind in BAD_DROPS:
+        _restate(drop, f"{table}.csv")
+    delivered = sorted(p.name for p in drop.iterdir())
     with pytest.raises(DataValidationError) as err:
         ingest.validate(settings, DS)
     message = str(err.value)
     assert f"{table}" in message and check in message, message
     assert any(f.table == table and f.check == check for f in err.value.failures)
     failure = next(f for f in err.value.failures if f.table == table and f.check == check)
-    if check not in ("file_not_empty", "file_is_utf8", "file_delimiter_is_comma", "expect_column_to_exist",
-                     "expect_table_row_count_to_be_between"):
+    if check in ("expect_column_values_to_match_regex", "expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
+                 "expect_column_values_to_be_between", "referential_integrity", "file_is_complete", "expect_column_values_to_be_in_set",
+                 "expect_column_pair_values_a_to_be_greater_than_b", "timestamp_timezone_consistent"):
         assert failure.sample, f"{kind}: no sample of bad rows"
     quarantine = lake.partition_dir(settings.lake_dir, "quarantine", ingest.DROP, DS)
-    assert (quarantine / "report" / "index.html").exists() and (quarantine / f"{table}.csv").exists()
+    assert (quarantine / "report" / "index.html").exists()
+    assert sorted(p.name for p in quarantine.iterdir() if p.name != "report") == delivered
     assert not drop.exists(), "a failed drop must leave the raw zone"
     assert _digest(settings.lake_dir / "curated") == curated_before
     with pytest.raises(Exception, match="run the land step"):
@@ -129,3 +191,48 @@ def test_drop_changed_after_validation_is_not_published(case):
     _edit("orders", _set("warehouse_id", "W0"))(drop)
     with pytest.raises(Exception, match="no passing validation report for its current bytes"):
         ingest.publish(settings, DS)
+
+
+def test_a_misnamed_file_gets_a_did_you_mean(case):
+    settings, drop = case
+    IN_TRANSIT["misnamed_file"][0](drop)
+    with pytest.raises(DataValidationError) as err:
+        ingest.validate(settings, DS)
+    assert "Orders.csv is not a contract table's file (did you mean 'orders.csv'?)" in str(err.value)
+    assert any(f.check == "parent_table_in_drop" and f.table == "order_items" for f in err.value.failures)
+
+
+def _accepted(settings, drop, table: str, change, **request) -> dict:
+    _edit(table, change)(drop)
+    _restate(drop, f"{table}.csv")
+    if request:
+        manifest = json.loads((drop / delivery.MANIFEST).read_text())
+        manifest["request"].update(request)
+        (drop / delivery.MANIFEST).write_text(json.dumps(manifest))
+    checked = ingest.validate(settings, DS)
+    ingest.publish(settings, DS)
+    assert "Accepted with changes" in Path(checked["report"]).read_text()
+    return checked
+
+
+def test_a_nullable_column_left_out_is_filled_with_nulls_and_reported(case):
+    settings, drop = case
+    checked = _accepted(settings, drop, "orders", lambda f: f.drop(columns=["window_start", "window_end"]))
+    assert any("['window_start', 'window_end'] not in the file; filled with nulls" in n for n in checked["notes"]), checked["notes"]
+    assert lake.read_partition(settings.lake_dir, "curated", "orders", DS)["window_start"].isna().all()
+
+
+def test_a_consistent_offset_is_converted_to_utc_and_reported(case):
+    settings, drop = case
+    original = pd.read_csv(drop / "events.csv", dtype=str)["event_ts"]
+    checked = _accepted(settings, drop, "events", _offsets("event_ts", every=1))
+    assert any("events.event_ts: converted from offset(s) ['+05:00'] to UTC" in n for n in checked["notes"]), checked["notes"]
+    published = lake.read_partition(settings.lake_dir, "curated", "events", DS)["event_ts"]
+    assert sorted(published) == sorted(pd.to_datetime(original, utc=True))
+
+
+def test_an_extra_column_is_ignored_and_reported_when_the_source_allows_it(case):
+    settings, drop = case
+    checked = _accepted(settings, drop, "orders", lambda f: f.assign(coupon_code="X"), allow_extra_columns=True)
+    assert any("ignored column(s) ['coupon_code']" in n for n in checked["notes"]), checked["notes"]
+    assert "coupon_code" not in lake.read_partition(settings.lake_dir, "curated", "orders", DS).columns

@@ -24,6 +24,7 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 TABLE = "interventions"
+SUMMARY_FILE = "plan_summary.json"
 COLUMNS = ("ds", "customer_id", "action", "expected_uplift", "expected_profit", "expected_spend", "propensity", "reason",
            "model_version")
 
@@ -81,15 +82,14 @@ def plan_day(settings: Settings, ds: str, config: InterventionConfig, version: s
     limits = optimize.Limits(config.budget, caps)
     rows, chosen = plan_frame(scores, bundle, economics, limits, eligible, config)
     frame = rows.assign(ds=as_date(ds).isoformat(), model_version=str(version))[list(COLUMNS)]
-    written = staging.write(settings, TABLE, ds, frame)
+    written = len(frame)
     summary = {"ds": as_date(ds).isoformat(), "model_version": str(version), "customers_scored": len(scores),
                "eligible": int(eligible.sum()), "fatigued": int((~eligible).sum()), "rows": written,
                "per_action": {a: int((frame["action"] == a).sum()) for a in bundle.actions},
                "expected_profit": float(frame["expected_profit"].sum()), "expected_spend": float(frame["expected_spend"].sum()),
                "budget": config.budget, "caps": list(caps), "solver_status": chosen.status, "mip_gap": chosen.gap,
                "seconds": round(time.perf_counter() - t0, 1)}
-    summary_path = lake.partition_dir(settings.lake_dir, "outputs", TABLE, ds) / "plan_summary.json"
-    summary_path.write_text(json.dumps(summary, indent=2))
+    staging.write(settings, TABLE, ds, frame, files={SUMMARY_FILE: json.dumps(summary, indent=2)})
     log.info("interventions ds=%s: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
              summary["ds"], written, summary["eligible"], summary["per_action"], summary["expected_profit"],
              summary["expected_spend"], config.budget, chosen.status)

@@ -56,11 +56,14 @@ def load_tables(settings: Settings, ds: str, config: InterventionConfig, first_a
     if events.empty:
         raise EcomError(f"events: no curated partitions in {start}..{end} under {settings.lake_dir}; run ecom_ingest first")
 
+    recommended = set(lake.list_partitions(settings.lake_dir, "outputs", "recommendations"))
+
     def top_recommendations(as_of: pd.Timestamp) -> pd.DataFrame | None:
-        path = lake.partition_dir(settings.lake_dir, "outputs", "recommendations", as_of.date() - dt.timedelta(days=1))
-        if not (path / lake.PARQUET_FILE).exists():
+        day = as_of.date() - dt.timedelta(days=1)
+        if day not in recommended:
             return None
-        return pd.read_parquet(path / lake.PARQUET_FILE, columns=["customer_id", "score"], filters=[("rank", "==", 1)])
+        return lake.read_partition(settings.lake_dir, "outputs", "recommendations", day, columns=["customer_id", "score"],
+                                   filters=[("rank", "==", 1)])
 
     return Tables(customers=lake.read_latest(settings.lake_dir, "curated", "customers", end),
                   events=events, orders=lake.read_range(settings.lake_dir, "curated", "orders", start, end),

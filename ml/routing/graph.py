@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import ConfigError
-from ml.lake import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +298,14 @@ def cached(folder: Path, build: Callable[[], RoadNetwork]) -> RoadNetwork:
         log.info("road network from cache %s", folder)
         return RoadNetwork.load(folder)
     network = build()
-    with atomic_dir(folder) as tmp:
-        network.save(tmp)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    network.save(tmp)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process cached it first; theirs is as good
+        shutil.rmtree(tmp, ignore_errors=True)
     return network
 
 

@@ -269,20 +269,21 @@ def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | No
             config: RoutingConfig | None = None) -> dict:
     """Gather every depot's staged rows and write the day: routes, exceptions, GeoJSON, HTML map, PNG, summary.
     A day without orders gets empty tables (and maps), so yesterday's rows never stand in for it."""
-    if depots:
-        routes = staging.publish(settings, ROUTES, ds, depots, key=("depot_id", "vehicle_id", "stop_seq"))
-        exceptions = staging.publish(settings, EXCEPTIONS, ds, depots, key=("order_id",))
-    else:
-        routes = staging.write(settings, ROUTES, ds, pd.DataFrame(columns=ROUTE_COLUMNS))
-        exceptions = staging.write(settings, EXCEPTIONS, ds, pd.DataFrame(columns=EXCEPTION_COLUMNS))
     features = [json.loads(f) for f in staging.gather(settings, MAPS, ds, depots)["feature"]] if depots else []
-    target = lake.partition_dir(settings.lake_dir, "outputs", MAPS, ds)
-    with lake.atomic_dir(target) as tmp:
+    with staging.day_commit(settings, f"publish delivery routes ds={as_date(ds)}") as day:
+        if depots:
+            routes = staging.publish(settings, ROUTES, ds, depots, key=("depot_id", "vehicle_id", "stop_seq"), change=day)
+            exceptions = staging.publish(settings, EXCEPTIONS, ds, depots, key=("order_id",), change=day)
+            staging.discard_older(day, MAPS, ds)
+        else:
+            routes = staging.write(settings, ROUTES, ds, pd.DataFrame(columns=ROUTE_COLUMNS), change=day)
+            exceptions = staging.write(settings, EXCEPTIONS, ds, pd.DataFrame(columns=EXCEPTION_COLUMNS), change=day)
+        folder = day.folder("outputs", MAPS, ds)
         collection = maps.coloured(features)
-        (tmp / "routes.geojson").write_text(json.dumps(collection))
-        maps.html_map(collection, tmp / "routes.html")
-        maps.png_map(collection, tmp / "routes.png", network(settings, config) if config and features else None)
-        (tmp / "summary.json").write_text(json.dumps({"ds": as_date(ds).isoformat(), "delivery_day": delivery_day(ds).isoformat(),
-                                                       "routes": routes, "exceptions": exceptions, "depots": summaries or []}, indent=2))
-    staging.discard(settings, MAPS, ds, depots)
+        (folder / "routes.geojson").write_text(json.dumps(collection))
+        maps.html_map(collection, folder / "routes.html")
+        maps.png_map(collection, folder / "routes.png", network(settings, config) if config and features else None)
+        (folder / "summary.json").write_text(json.dumps({"ds": as_date(ds).isoformat(), "delivery_day": delivery_day(ds).isoformat(),
+                                                         "routes": routes, "exceptions": exceptions, "depots": summaries or []}, indent=2))
+    target = lake.partition_dir(settings.lake_dir, "outputs", MAPS, ds)
     return {"ds": as_date(ds).isoformat(), "route_rows": routes, "exceptions": exceptions, "maps": str(target)}

@@ -4,7 +4,7 @@ simply absent from its drops (and does not feed the pipelines that need it).
 | source | tables it fills |
 |---|---|
 | synthetic | all nine contract tables (+ coupon ground truth, stored apart) |
-| files | whatever ``<table>.csv`` files the folder holds (bring your own data; copied byte for byte) |
+| files | whatever ``<table>.csv`` files the folder and its ``manifest.json`` hold (bring your own data; copied byte for byte) |
 | amazon_beauty | customers, events (order only: the S3-Rec sequences carry no timestamps) |
 | amazon_instruments | customers, products, events (reviews as purchases, with real timestamps) |
 | movielens_100k | customers, products, events (ratings as purchases, with real timestamps) |
@@ -42,6 +42,8 @@ class SourceRequest:
     """Days before ds that the drop covers too; None: a source's natural range (synthetic: ds only)."""
     path: str | None = None
     """Input folder or file; defaults to the dataset's folder under ECOM_SHARED_DATA."""
+    allow_extra_columns: bool = False
+    """Accept columns the contract does not have (ignored, and reported) instead of refusing the drop."""
 
     def describe(self) -> dict:
         return asdict(self)
@@ -49,11 +51,15 @@ class SourceRequest:
 
 @dataclass
 class SourceBatch:
-    """A drop before it is written: contract frames (or files copied as they are) and the window they cover."""
+    """A drop before it is written: contract frames (or delivered files, copied as they are, with the manifest
+    entries their sender listed) and the window they cover."""
 
     window_start: dt.date
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    """file name -> delivered file"""
+    listed: dict[str, dict] = field(default_factory=dict)
+    """file name -> the sender's manifest entry (bytes, rows, sha256)"""
     ground_truth: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 

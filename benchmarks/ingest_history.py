@@ -4,8 +4,9 @@
 
 One drop of ``--days`` days (the history `make demo` lands), into a fresh lake and serving store under a temporary
 ECOM_HOME, repeated ``--repeat`` times; the table reports each step's median seconds. The anchor is the same
-command on an earlier commit (``--label`` names the row), run on the same machine: issue 18 allows the atomic day
-commit and the manifest checks to slow the ingest by at most 10%.
+command on an earlier commit (``--label`` names the row), run on the same machine just before; the last column is
+each row's total over the first row's. Issue 18 allows the atomic day commit and the manifest checks to slow the
+ingest by at most 10%.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def main() -> None:
     row = {"label": label, "scale": args.scale, "days": args.days, "repeat": args.repeat,
            **{step: round(statistics.median(r[step] for r in runs), 2) for step in (*STEPS, "total")},
            "runs": runs, "machine": f"{platform.machine()} {os.cpu_count()} cpus"}
-    print(f"{'label':<24}{'land s':>9}{'validate s':>12}{'publish s':>11}{'total s':>9}")
+    print(f"{'label':<36}{'land s':>9}{'validate s':>12}{'publish s':>11}{'total s':>9}{'vs first':>10}")
     rows = [row]
     if args.out and args.out.exists():
         rows = [r for r in json.loads(args.out.read_text())["rows"] if r["label"] != label] + [row]
     for r in rows:
-        print(f"{r['label']:<24}{r['land']:>9.2f}{r['validate']:>12.2f}{r['publish']:>11.2f}{r['total']:>9.2f}")
+        ratio = r["total"] / rows[0]["total"]
+        print(f"{r['label']:<36}{r['land']:>9.2f}{r['validate']:>12.2f}{r['publish']:>11.2f}{r['total']:>9.2f}{ratio:>9.3f}x")
     if args.out:
         args.out.write_text(json.dumps({"benchmark": "ingest_history", "rows": rows}, indent=2))
 

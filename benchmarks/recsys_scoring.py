@@ -114,7 +114,8 @@ def main() -> None:
         "ratio_to_bound": wall / bound, "matmul_gflops": 2 / per_madd / 1e9, "customers_per_second": len(customers) / wall,
         "peak_rss_mb": peak_rss_mb(), "peak_rss_before_scoring_mb": rss_before, "machine": platform.platform(),
     }
-    print(f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'matmul s':>9}{'bound s':>9}{'ratio':>7}{'rank s':>8}{'torch.topk s':>13}{'GFLOP/s':>9}{'peak MB':>9}")
+    print(f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'matmul s':>9}{'bound s':>9}{'ratio':>7}"
+          f"{'rank s':>8}{'torch.topk s':>13}{'GFLOP/s':>9}{'peak MB':>9}")
     print(f"{result['customers']:>10}{result['products']:>10}{args.dim:>5}{args.k:>5}{wall:>9.1f}{matmul_wall:>9.1f}{bound:>9.1f}"
           f"{result['ratio_to_bound']:>7.2f}{wall - matmul_wall:>8.2f}{torch_topk_wall:>13.2f}{result['matmul_gflops']:>9.1f}{result['peak_rss_mb']:>9.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

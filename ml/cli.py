@@ -143,11 +143,12 @@ _register_pipelines()
 
 
 @app.command()
-def contract() -> None:
-    """The bring-your-own-data format: every contract table with its key and columns (Markdown, as in the README)."""
+def contract(outputs: Annotated[bool, typer.Option(help="the tables the pipelines publish instead")] = False) -> None:
+    """The bring-your-own-data format: every contract table with its key and columns (Markdown, as in the README);
+    with --outputs, the tables the pipelines publish (checked against it at publish)."""
     from ml import contract as tables
 
-    typer.echo(tables.markdown_table())
+    typer.echo(tables.markdown_table(outputs))
 
 
 @app.command()

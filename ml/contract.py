@@ -1,6 +1,8 @@
 """The data contract: canonical tables, their columns, types, units, allowed values and keys.
 
-Written once here (and light to import: DAG files read it at parse time); the validation suites, the CSV parser, the lake and the serving store are derived from it.
+Written once here (and light to import: DAG files read it at parse time); the validation suites, the CSV parser, the
+lake and the serving store are derived from it. The tables the pipelines publish (``OUTPUTS``) are checked against it
+at publish.
 Ids are strings everywhere; timestamps are timezone-aware UTC; dates are midnight UTC timestamps
 (``date`` kind) so that Parquet, pandas and SQL agree on one representation.
 """
@@ -72,7 +74,7 @@ class Table:
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
-    kind: Literal["dimension", "fact"]
+    kind: Literal["dimension", "fact", "output"]
     time_column: str | None = None
     """For fact tables, the column whose UTC date places a row in a daily lake partition."""
     placed_by: ForeignKey | None = None
@@ -275,12 +277,133 @@ TABLES: dict[str, Table] = {
 CONTROL = "control"
 
 
+def _ds() -> Column:
+    return Column("ds", "date", doc="the run's logical date (YYYY-MM-DD)")
+
+
+def _version() -> Column:
+    return Column("model_version", "string", doc="MLflow registered-model version that produced the row")
+
+
+OUTPUTS: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "recommendations",
+            (_ds(), Column("customer_id", "string"), Column("rank", "int", min=1), Column("product_id", "string"),
+             Column("score", "float", nullable=True), Column("model_name", "string"), _version()),
+            key=("customer_id", "rank"),
+            kind="output",
+            doc="Top-K products per customer for ds, from the champion (cold start: recent regional popularity).",
+        ),
+        Table(
+            "demand_forecasts",
+            (_ds(), Column("product_id", "string"), Column("warehouse_id", "string"), Column("target_date", "date"),
+             Column("p10", "float", min=0), Column("p50", "float", min=0), Column("p90", "float", min=0), _version()),
+            key=("product_id", "warehouse_id", "target_date"),
+            kind="output",
+            ordered=(("p50", "p10"), ("p90", "p50")),
+            doc="Daily demand quantiles per (product, warehouse) for the days after ds.",
+        ),
+        Table(
+            "purchase_orders",
+            (_ds(), Column("warehouse_id", "string"), Column("product_id", "string"), Column("order_date", "date"),
+             Column("arrival_date", "date"), Column("qty", "int", min=0, strict_min=True, unit="units"),
+             Column("reorder_point", "float", nullable=True), Column("safety_stock", "float", nullable=True),
+             Column("expected_fill_rate", "float", nullable=True, min=0, max=1), _money("expected_cost", nullable=True),
+             Column("solver_status", "string"), Column("mip_gap", "float", nullable=True, min=0)),
+            key=("warehouse_id", "product_id", "order_date"),
+            kind="output",
+            ordered=(("arrival_date", "order_date"),),
+            doc="The order lines of each warehouse's plan, with the SKU's policy and the solve's honest status.",
+        ),
+        Table(
+            "interventions",
+            (_ds(), Column("customer_id", "string"), Column("action", "string"),
+             Column("expected_uplift", "float"), Column("expected_profit", "float"), Column("expected_spend", "float", min=0),
+             Column("propensity", "float", min=0, max=1), Column("reason", "string"), _version()),
+            key=("customer_id",),
+            kind="output",
+            doc="Who gets which coupon the day after ds, with the expected uplift, profit and spend, and why.",
+        ),
+        Table(
+            "delivery_routes",
+            (_ds(), Column("depot_id", "string"), Column("vehicle_id", "string"), Column("stop_seq", "int", min=0),
+             Column("order_id", "string", nullable=True, doc="null at the depot (start and end of a route)"),
+             Column("node_id", "int"), _lat(), _lon(), Column("eta", "timestamp"),
+             Column("window_start", "timestamp", nullable=True), Column("window_end", "timestamp", nullable=True),
+             Column("demand", "int", min=0), Column("load", "int", min=0), Column("leg_seconds", "float", min=0),
+             Column("leg_metres", "float", min=0)),
+            key=("depot_id", "vehicle_id", "stop_seq"),
+            kind="output",
+            doc="Each vehicle's stops for the delivery day after ds, in order, with arrival times and loads.",
+        ),
+        Table(
+            "delivery_exceptions",
+            (_ds(), Column("depot_id", "string"), Column("order_id", "string"), Column("reason", "string"),
+             Column("detail", "string")),
+            key=("order_id",),
+            kind="output",
+            doc="Orders promised for the delivery day that no route serves, with the reason.",
+        ),
+    )
+}
+
+
 def table(name: str) -> Table:
-    """The contract table called ``name``; a clear error for an unknown name."""
+    """The contract table called ``name`` (an input or an output table); a clear error for an unknown name."""
     try:
-        return TABLES[name]
+        return TABLES[name] if name in TABLES else OUTPUTS[name]
     except KeyError:
-        raise ContractError(f"unknown table {name!r}; the contract has {sorted(TABLES)}") from None
+        raise ContractError(f"unknown table {name!r}; the contract has {sorted(TABLES)} and outputs {sorted(OUTPUTS)}") from None
+
+
+def check_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """An output table's rows as the contract says, before they are published: exactly its columns, required
+    values present, numbers numeric and within bounds, dates parseable, ordered pairs, a unique key. Returns the
+    columns in contract order; a violation raises ContractError naming the table, the column and sample rows."""
+    import pandas as pd
+
+    spec = table(name)
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in spec.column_names]
+    if missing or extra:
+        raise ContractError(f"output {name!r}: columns differ from the contract: missing {missing}, not in the contract {extra}")
+    out = frame[spec.column_names]
+    for col in spec.columns:
+        values = out[col.name]
+        null = values.isna()
+        if not col.nullable and null.any():
+            raise ContractError(f"output {name!r} column {col.name!r}: {int(null.sum())} null values, e.g. rows "
+                                f"{out[null].head(3).to_dict('records')}")
+        present = values[~null]
+        if col.kind in ("int", "float"):
+            if not pd.api.types.is_numeric_dtype(present.dtype) and len(present):
+                numbers = pd.to_numeric(present, errors="coerce")
+                if numbers.isna().any():
+                    raise ContractError(f"output {name!r} column {col.name!r}: not numeric, e.g. {present[numbers.isna()].head(3).tolist()}")
+                present = numbers
+            low = (present < col.min) | ((present == col.min) & col.strict_min) if col.min is not None else present < -float("inf")
+            high = present > col.max if col.max is not None else present > float("inf")
+            if low.any() or high.any():
+                bad = present[low | high]
+                raise ContractError(f"output {name!r} column {col.name!r}: {len(bad)} values outside "
+                                    f"[{col.min}, {col.max}], e.g. {bad.head(3).tolist()}")
+        elif col.kind in ("date", "timestamp") and len(present):
+            parsed = pd.to_datetime(present.astype(str), errors="coerce", format="mixed", utc=True)
+            if parsed.isna().any():
+                raise ContractError(f"output {name!r} column {col.name!r}: not a {col.kind}, e.g. {present[parsed.isna()].head(3).tolist()}")
+    for later, earlier in spec.ordered:
+        both = out[later].notna() & out[earlier].notna()
+        wrong = both & (out[later] < out[earlier])
+        if wrong.any():
+            raise ContractError(f"output {name!r}: {later} < {earlier} on {int(wrong.sum())} rows, e.g. "
+                                f"{out.loc[wrong, [*spec.key, later, earlier]].head(3).to_dict('records')}")
+    duplicated = out.duplicated(list(spec.key))
+    if duplicated.any():
+        raise ContractError(f"output {name!r}: {int(duplicated.sum())} rows repeat the key {spec.key}, e.g. "
+                            f"{out.loc[duplicated, list(spec.key)].head(3).to_dict('records')}")
+    return out
 
 
 def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -346,12 +469,14 @@ def _describe(col: Column) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-def markdown_table() -> str:
-    """The bring-your-own-data format as a Markdown table, written from the contract (the README shows this, and a
-    test keeps the two equal): key columns, then every column with its kind, bounds and allowed values."""
-    lines = ["| table | key | columns (`?`: nullable: its values may be empty, or the column may be left out of the file) |",
-             "|---|---|---|"]
-    for table in TABLES.values():
+def markdown_table(outputs: bool = False) -> str:
+    """The bring-your-own-data format (or, with ``outputs``, the tables the pipelines publish) as a Markdown table,
+    written from the contract (the README shows both, and a test keeps them equal): key columns, then every column
+    with its kind, bounds and allowed values."""
+    header = ("| output table | key | columns (`?`: nullable) |" if outputs else
+              "| table | key | columns (`?`: nullable: its values may be empty, or the column may be left out of the file) |")
+    lines = [header, "|---|---|---|"]
+    for table in (OUTPUTS if outputs else TABLES).values():
         columns = "; ".join(_describe(c) for c in table.columns)
         columns += "".join(f"; {later} >= {earlier}" for later, earlier in table.ordered)
         if table.placed_by:

@@ -7,23 +7,37 @@ drop against it, so that a missing, extra, renamed, truncated or altered file is
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from ml import contract
 from ml.errors import SourceError
+from ml.validation_report import Failure
 
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's SHA-256, computed once per version of the file in this process (land, the gate and publish
+    each need it, and a commit renames the file in between; a rewritten file has a new size or modification time,
+    a copy a new inode, and is hashed again)."""
+    stat = Path(path).stat()
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
 
 
 def count_rows(path: Path) -> int:
@@ -75,3 +89,77 @@ def read_manifest(folder: Path) -> dict:
         if not isinstance(entry, dict) or not {"bytes", "rows", "sha256"} <= set(entry):
             raise SourceError(f"{path}: entry {name!r} needs bytes, rows and sha256, got {entry!r}")
     return manifest
+
+
+# ---------------------------------------------------------------- the gate's first layer
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A drop folder and what its manifest lists (file name -> bytes, rows, sha256)."""
+
+    folder: Path
+    listed: dict[str, dict]
+    allow_extra_columns: bool = False
+
+    def present(self) -> list[str]:
+        return [p.name for p in delivered_files(self.folder)]
+
+    def tables(self) -> dict[str, Path]:
+        """Contract table -> file, for the files that are named after a table and listed."""
+        return {name.removesuffix(".csv"): self.folder / name for name in self.present()
+                if name in self.listed and name.removesuffix(".csv") in contract.TABLES and name.endswith(".csv")}
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    folded = {c.casefold(): c for c in choices}
+    match = folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, choices, n=1, cutoff=0.75)), None)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def delivery_failures(drop: Drop) -> tuple[list[Failure], int]:
+    """The drop's files against its manifest and the contract's file names; returns failures and checks run."""
+    expected = [f"{t}.csv" for t in contract.TABLES]
+    present = drop.present()
+    failures, checks = [], 0
+    for name in sorted(set(drop.listed) | set(present)):
+        checks += 1
+        table = name.removesuffix(".csv")
+        if name not in expected:
+            failures.append(Failure(table, "file_named_after_table", None,
+                                    f"{name} is not a contract table's file{did_you_mean(name, expected)}; files are <table>.csv for "
+                                    f"{sorted(contract.TABLES)} (names are case-sensitive)"))
+        elif name not in present:
+            failures.append(Failure(table, "file_in_manifest_delivered", None,
+                                    f"{name} is listed in the manifest but was not delivered{did_you_mean(name, present)}"))
+        elif name not in drop.listed:
+            failures.append(Failure(table, "file_listed_in_manifest", None,
+                                    f"{name} was delivered but the manifest does not list it{did_you_mean(name, list(drop.listed))}; "
+                                    "rewrite the manifest where the files are produced (ecom manifest FOLDER)"))
+        else:
+            failures += _content_matches(drop, name)
+    tables = drop.tables()
+    for name in tables:
+        parent = contract.table(name).placed_by
+        if parent is not None:
+            checks += 1
+            if parent.table not in tables:
+                failures.append(Failure(name, "parent_table_in_drop", parent.column,
+                                        f"{name} rows are placed on the day of their {parent.table} row, but the drop has no "
+                                        f"{parent.table}.csv; deliver {parent.table} with {name}"))
+    return failures, checks
+
+
+def _content_matches(drop: Drop, name: str) -> list[Failure]:
+    listed, path = drop.listed[name], drop.folder / name
+    size = path.stat().st_size
+    table = name.removesuffix(".csv")
+    if size != listed["bytes"]:
+        state = "truncated" if size < listed["bytes"] else "longer than listed"
+        return [Failure(table, "file_matches_manifest", None,
+                        f"{name} has {size} bytes, the manifest lists {listed['bytes']}: the file is {state}; re-send it")]
+    if sha256(path) != listed["sha256"]:
+        return [Failure(table, "file_matches_manifest", None,
+                        f"{name}: SHA-256 differs from the manifest's with the same size: the file was altered after the "
+                        "manifest was written; re-send it (or rewrite the manifest where the file is produced)")]
+    return []

@@ -97,7 +97,7 @@ def fingerprint(drop_dir: Path) -> str:
     for path in sorted(drop_dir.iterdir()):
         if path.is_file():
             digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            digest.update(delivery.sha256(path).encode())
     return digest.hexdigest()
 
 
@@ -106,6 +106,11 @@ def _read_manifest(drop_dir: Path) -> dict:
     if not path.exists():
         raise EcomError(f"no drop at {drop_dir} (or it has no {MANIFEST}); run the land step for this ds first")
     return json.loads(path.read_text())
+
+
+def _drop(drop_dir: Path, manifest: dict) -> delivery.Drop:
+    """The drop as its manifest describes it, with the source's choice on extra columns."""
+    return delivery.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
 
 
 def report_dir(settings: Settings, ds: str | dt.date) -> Path:
@@ -148,7 +153,7 @@ def validate(settings: Settings, ds: str | dt.date) -> dict:
     lake.recover(settings.lake_dir, settings.serving_url)
     drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
     manifest = _read_manifest(drop_dir)
-    drop = validation.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
+    drop = _drop(drop_dir, manifest)
     tables = list(drop.tables())
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
     check_continuity(settings, start, end, tables)
@@ -199,7 +204,7 @@ def publish(settings: Settings, ds: str | dt.date) -> dict:
     if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
         raise EcomError(f"the drop for ds={lake.as_date(ds)} has no passing validation report for its current bytes; run validate first")
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
-    drop = validation.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
+    drop = _drop(drop_dir, manifest)
     typed = {name: contract.conform(name, contract.fill_nullable(name, validation.read_csv_text(path))[0])
              for name, path in drop.tables().items()}
     written = {}

@@ -91,6 +91,18 @@ def register(client, model_uri: str, name: str, tags: dict[str, str] | None = No
     return str(version.version)
 
 
+def register_run(settings: Settings, experiment: str, name: str, result: dict, tags: dict[str, str]) -> dict:
+    """The register step every trained pipeline shares: ``result["model_uri"]`` becomes a new version of ``name``,
+    tagged with the run's ds and ``tags``; returns ``result`` with the version."""
+    client = configure(settings, experiment)
+    return result | {"version": register(client, result["model_uri"], name, tags={"ds": result["ds"], **tags})}
+
+
+def metric_tags(prefix: str, metrics: dict[str, Any]) -> dict[str, str]:
+    """``{"<prefix>.<metric>": repr(value)}``: metrics as version tags a reviewer reads in the registry."""
+    return {f"{prefix}.{k}": repr(v) for k, v in metrics.items()}
+
+
 class NotComparable(RegistryError):
     """Raised by ``evaluate_champion`` when the champion cannot be measured fairly on this holdout (e.g. it
     trained on part of it): the challenger is then kept as challenger, with this reason on the version."""

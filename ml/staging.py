@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ml import lake
+from ml import contract, lake
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.settings import Settings
@@ -43,8 +43,10 @@ def day_commit(settings: Settings, label: str, change: lake.Commit | None = None
 
 def write(settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None,
           change: lake.Commit | None = None) -> int:
-    """Replace the ds in the lake's outputs zone (with ``files`` beside the rows) and in the serving store, in one
-    commit (``change``, or one of its own); returns rows written."""
+    """Check the rows against the output table's contract, then replace the ds in the lake's outputs zone (with
+    ``files`` beside the rows) and in the serving store, in one commit (``change``, or one of its own); returns
+    rows written."""
+    frame = contract.check_output(table, frame)
     with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
         day.write("outputs", table, ds, frame, files)
         day.serve(table, ds, "outputs", frame)

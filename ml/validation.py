@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
-import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ml import contract, delivery, lake
+from ml import contract, lake
+from ml.delivery import Drop, delivery_failures, did_you_mean
+from ml.validation_report import Failure, Report, write_report
 
 log = logging.getLogger(__name__)
 
@@ -40,127 +40,6 @@ SAMPLE_ROWS = 5
 VOLUME_HISTORY_DAYS = 28
 VOLUME_BOUNDS = (0.2, 5.0)
 """A fact table's rows per day must stay within these multiples of its median over the previous days."""
-
-
-@dataclass
-class Failure:
-    """One failed check: which table, which check (a GX expectation type or a named file/batch check)."""
-
-    table: str
-    check: str
-    column: str | None
-    detail: str
-    unexpected_count: int | None = None
-    sample: list[dict] = field(default_factory=list)
-
-    def describe(self) -> str:
-        where = f"{self.table}.{self.column}" if self.column else self.table
-        count = f"; {self.unexpected_count} bad rows" if self.unexpected_count else ""
-        sample = f"; sample: {self.sample[:3]}" if self.sample else ""
-        return f"{where}: {self.check} failed: {self.detail}{count}{sample}"
-
-
-@dataclass
-class Report:
-    """Outcome of validating one drop."""
-
-    ds: str
-    rows: dict[str, int]
-    failures: list[Failure]
-    checks_run: int
-    skipped: list[str]
-    notes: list[str] = field(default_factory=list)
-    """What the gate accepted but changed or ignored (nullable columns filled, extra columns ignored, offsets
-    converted): shown in the report so that nothing is dropped in silence."""
-
-    @property
-    def success(self) -> bool:
-        return not self.failures
-
-    def summary(self) -> str:
-        if self.success:
-            notes = "".join(f"\n  note: {n}" for n in self.notes)
-            return f"drop ds={self.ds} passed {self.checks_run} checks on {len(self.rows)} tables{notes}"
-        lines = "\n".join(f"  - {f.describe()}" for f in self.failures[:20])
-        return f"drop ds={self.ds} FAILED {len(self.failures)} of {self.checks_run} checks:\n{lines}"
-
-    def to_dict(self) -> dict:
-        return {"ds": self.ds, "success": self.success, "rows": self.rows, "checks_run": self.checks_run,
-                "skipped": self.skipped, "notes": self.notes, "failures": [asdict(f) for f in self.failures]}
-
-
-# ---------------------------------------------------------------- the delivery against its manifest
-
-
-@dataclass(frozen=True)
-class Drop:
-    """A drop folder and what its manifest lists (file name -> bytes, rows, sha256)."""
-
-    folder: Path
-    listed: dict[str, dict]
-    allow_extra_columns: bool = False
-
-    def present(self) -> list[str]:
-        return [p.name for p in delivery.delivered_files(self.folder)]
-
-    def tables(self) -> dict[str, Path]:
-        """Contract table -> file, for the files that are named after a table and listed."""
-        return {name.removesuffix(".csv"): self.folder / name for name in self.present()
-                if name in self.listed and name.removesuffix(".csv") in contract.TABLES and name.endswith(".csv")}
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    folded = {c.casefold(): c for c in choices}
-    match = folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, choices, n=1, cutoff=0.75)), None)
-    return f" (did you mean {match!r}?)" if match else ""
-
-
-def delivery_failures(drop: Drop) -> tuple[list[Failure], int]:
-    """The drop's files against its manifest and the contract's file names; returns failures and checks run."""
-    expected = [f"{t}.csv" for t in contract.TABLES]
-    present = drop.present()
-    failures, checks = [], 0
-    for name in sorted(set(drop.listed) | set(present)):
-        checks += 1
-        table = name.removesuffix(".csv")
-        if name not in expected:
-            failures.append(Failure(table, "file_named_after_table", None,
-                                    f"{name} is not a contract table's file{_did_you_mean(name, expected)}; files are <table>.csv for "
-                                    f"{sorted(contract.TABLES)} (names are case-sensitive)"))
-        elif name not in present:
-            failures.append(Failure(table, "file_in_manifest_delivered", None,
-                                    f"{name} is listed in the manifest but was not delivered{_did_you_mean(name, present)}"))
-        elif name not in drop.listed:
-            failures.append(Failure(table, "file_listed_in_manifest", None,
-                                    f"{name} was delivered but the manifest does not list it{_did_you_mean(name, list(drop.listed))}; "
-                                    "rewrite the manifest where the files are produced (ecom manifest FOLDER)"))
-        else:
-            failures += _content_matches(drop, name)
-    tables = drop.tables()
-    for name in tables:
-        parent = contract.table(name).placed_by
-        if parent is not None:
-            checks += 1
-            if parent.table not in tables:
-                failures.append(Failure(name, "parent_table_in_drop", parent.column,
-                                        f"{name} rows are placed on the day of their {parent.table} row, but the drop has no "
-                                        f"{parent.table}.csv; deliver {parent.table} with {name}"))
-    return failures, checks
-
-
-def _content_matches(drop: Drop, name: str) -> list[Failure]:
-    listed, path = drop.listed[name], drop.folder / name
-    size = path.stat().st_size
-    table = name.removesuffix(".csv")
-    if size != listed["bytes"]:
-        state = "truncated" if size < listed["bytes"] else "longer than listed"
-        return [Failure(table, "file_matches_manifest", None,
-                        f"{name} has {size} bytes, the manifest lists {listed['bytes']}: the file is {state}; re-send it")]
-    if delivery.sha256(path) != listed["sha256"]:
-        return [Failure(table, "file_matches_manifest", None,
-                        f"{name}: SHA-256 differs from the manifest's with the same size: the file was altered after the "
-                        "manifest was written; re-send it (or rewrite the manifest where the file is produced)")]
-    return []
 
 
 # ---------------------------------------------------------------- file checks
@@ -217,7 +96,7 @@ def column_failures(table: str, frame: pd.DataFrame, allow_extra: bool) -> tuple
     if allow_extra:
         return [], [f"{table}: ignored column(s) {extra} that the contract does not have (allow_extra_columns)"]
     return [Failure(table, "no_extra_columns", c,
-                    f"column {c!r} is not in the contract{_did_you_mean(c, spec.column_names)}; remove it at the source, or "
+                    f"column {c!r} is not in the contract{did_you_mean(c, spec.column_names)}; remove it at the source, or "
                     "set allow_extra_columns=true to ignore such columns (they are reported)") for c in extra], []
 
 
@@ -464,45 +343,6 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
     elapsed = time.perf_counter() - t0
     log.info("%s (%d rows in %.1fs, %.0f rows/s)", report.summary(), sum(rows.values()), elapsed, sum(rows.values()) / max(elapsed, 1e-9))
     return report, ({} if failures else typed)
-
-
-def write_report(report: Report, folder: Path) -> None:
-    """report.json for machines and index.html for people (links to the GX Data Docs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    status = "PASSED" if report.success else "FAILED"
-    rows = "".join(f"<tr><td>{t}</td><td>{n}</td><td>{_docs_links(folder, t)}</td></tr>" for t, n in sorted(report.rows.items()))
-    fails = "".join(
-        f"<tr><td>{f.table}</td><td>{f.column or ''}</td><td>{f.check}</td><td>{_esc(f.detail)}</td>"
-        f"<td>{f.unexpected_count or ''}</td><td><code>{_esc(json.dumps(f.sample[:3], default=str))}</code></td></tr>"
-        for f in report.failures
-    )
-    skipped = "".join(f"<li>{_esc(s)}</li>" for s in report.skipped)
-    notes = "".join(f"<li>{_esc(n)}</li>" for n in report.notes)
-    docs = '<p><a href="data_docs/index.html">Great Expectations Data Docs</a></p>' if (folder / "data_docs").exists() else ""
-    (folder / "index.html").write_text(
-        f"<html><head><meta charset='utf-8'><title>Validation {report.ds}</title></head><body>"
-        f"<h1>Validation of the drop for ds={report.ds}: {status}</h1><p>{report.checks_run} checks.</p>{docs}"
-        f"<h2>Rows</h2><table border=1><tr><th>table</th><th>rows</th><th>GX results</th></tr>{rows}</table>"
-        f"<h2>Failures</h2><table border=1><tr><th>table</th><th>column</th><th>check</th><th>detail</th><th>bad rows</th>"
-        f"<th>sample</th></tr>{fails}</table><h2>Accepted with changes</h2><ul>{notes}</ul>"
-        f"<h2>Not checked</h2><ul>{skipped}</ul></body></html>"
-    )
-
-
-def _docs_links(folder: Path, table: str) -> str:
-    """Links to a table's GX validation-result pages (rendered server-side, so readable offline; the Data Docs
-    index builds its tables with JavaScript from a CDN)."""
-    links = []
-    for phase in ("schema", "content"):
-        pages = sorted((folder / "data_docs" / "validations" / table / phase).rglob("*.html"))
-        if pages:
-            links.append(f'<a href="{pages[-1].relative_to(folder).as_posix()}">{phase}</a>')
-    return " ".join(links)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def batch_window(lake_dir: Path, start: dt.date, end: dt.date, tables: list[str]) -> BatchWindow:

@@ -24,7 +24,7 @@ os.environ.update(
     }
 )
 
-from ml.settings import Settings, get_settings
+from ml.settings import Settings, get_settings  # noqa: E402 (Airflow reads its environment at import)
 
 POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES_URL")
 """Set (as .ci/run does) to run the production-configuration tests against a PostgreSQL server."""

@@ -28,6 +28,13 @@ def test_generate_writes_the_bring_your_own_data_format_and_it_ingests(settings,
     assert made.exit_code == 0, made.output
     assert sorted(p.stem for p in out.glob("*.csv")) == sorted(
         ["customers", "products", "events", "orders", "order_items", "inventory", "warehouses", "promotions", "coupon_campaigns"])
+    assert (out / "manifest.json").exists()  # the sender's side writes it
+    (out / "notes.txt").write_text("an export log the sender left in the folder\n")
+    refused = runner.invoke(app, ["ingest", "--source", "files", "--path", str(out), "--ds", "2024-02-01", "--backfill-days", "2"])
+    assert refused.exit_code == 1 and "notes.txt is not a contract table's file" in " ".join(refused.output.split()), refused.output
+    (out / "notes.txt").unlink()
+    rewritten = runner.invoke(app, ["manifest", str(out)])
+    assert rewritten.exit_code == 0 and "events.csv" in rewritten.output, rewritten.output
     ingested = runner.invoke(app, ["ingest", "--source", "files", "--path", str(out), "--ds", "2024-02-01", "--backfill-days", "2"])
     assert ingested.exit_code == 0, ingested.output
     assert len(list((settings.lake_dir / "curated" / "events").glob("ds=*"))) == 3

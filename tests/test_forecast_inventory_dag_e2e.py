@@ -24,9 +24,8 @@ def _run(dag, when: dt.datetime, conf: dict):
 
 
 def test_forecast_then_plan_publish_one_set_of_rows_per_ds(airflow_db, settings):
-    from airflow.dag_processing.dagbag import DagBag
-
     import mlflow
+    from airflow.dag_processing.dagbag import DagBag
 
     end = scale_config("tiny").end
     ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=89))

@@ -24,9 +24,8 @@ def _run(dag, when: dt.datetime, conf: dict):
 
 
 def test_intervention_plans_within_budget_caps_and_fatigue_and_reruns_replace(airflow_db, settings):
-    from airflow.dag_processing.dagbag import DagBag
-
     import mlflow
+    from airflow.dag_processing.dagbag import DagBag
 
     end = scale_config("tiny").end
     day_before = end - dt.timedelta(days=1)

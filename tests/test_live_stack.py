@@ -118,7 +118,8 @@ class Stack:
         failed = {}
         for ti in tis:
             if ti["state"] == "failed":
-                log = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}?full_content=true")
+                task = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{ti['task_id']}"
+                log = self.call("GET", f"{task}/logs/{ti['try_number']}?full_content=true")
                 failed[ti["task_id"]] = json.dumps(log["content"])[-1500:]
         return failed
 

@@ -92,7 +92,7 @@ def test_publish_replaces_the_ds_and_refuses_incomplete_or_mixed_shards(settings
     staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
     with pytest.raises(EcomError, match="shard 1 of 2 is missing"):
         score.publish(settings, "2024-01-31", 2, "3")
-    for attempt in range(2):  # a rerun leaves exactly one set of rows
+    for _ in range(2):  # a rerun leaves exactly one set of rows
         for s, frame in enumerate(frames):
             staging.stage(settings, "recommendations", "2024-01-31", s, frame)
         assert score.publish(settings, "2024-01-31", 2, "3") == 2

@@ -44,7 +44,8 @@ def test_routes_cover_tomorrows_orders_and_reruns_replace(airflow_db, settings, 
     stops = routes[routes["order_id"].notna()]
     eta, start, finish = (pd.to_datetime(stops[c], utc=True, format="ISO8601") for c in ("eta", "window_start", "window_end"))
     assert ((eta >= start) & (eta <= finish)).all()
-    assert (routes.groupby("vehicle_id")["load"].max() <= int(lake.read_latest(settings.lake_dir, "curated", "warehouses", end)["vehicle_capacity"].max())).all()
+    capacity = int(lake.read_latest(settings.lake_dir, "curated", "warehouses", end)["vehicle_capacity"].max())
+    assert (routes.groupby("vehicle_id")["load"].max() <= capacity).all()
     assert set(exceptions["reason"]) <= {"fleet_full", "time_window", "over_capacity", "address_off_network", "unreachable", "no_address"}
     assert len(lake.read_partition(settings.lake_dir, "outputs", "delivery_routes", end)) == len(routes)
 

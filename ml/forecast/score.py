@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ml import registry, staging
+from ml import contract, registry, staging
 from ml.dates import as_date
 from ml.forecast import train
 from ml.forecast.data import Panel
@@ -19,8 +19,8 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 TABLE = "demand_forecasts"
-KEY = ("product_id", "warehouse_id", "target_date")
-COLUMNS = ("ds", "product_id", "warehouse_id", "target_date", "p10", "p50", "p90", "model_version")
+KEY = contract.table(TABLE).key
+COLUMNS = tuple(contract.table(TABLE).column_names)
 
 
 def champion_version(settings: Settings) -> str:

@@ -147,11 +147,10 @@ def fan_chart(panel: data.Panel, results: dict[str, evaluate.Backtest], config: 
 
 def register(settings: Settings, evaluated: dict) -> dict:
     """Register the run's model as a new version (tags: ds, model kind, backtest metrics)."""
-    client = registry.configure(settings, EXPERIMENT)
-    tags = {"ds": evaluated["ds"], "forecast.model": evaluated["config"]["model"],
-            **{f"backtest.{k}": repr(v) for k, v in evaluated["metrics"]["model"].items()},
-            "backtest.seasonal_naive.mase": repr(evaluated["metrics"]["seasonal_naive"]["mase"])}
-    return evaluated | {"version": registry.register(client, evaluated["model_uri"], MODEL_NAME, tags=tags)}
+    metrics = evaluated["metrics"]
+    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, evaluated, {
+        "forecast.model": evaluated["config"]["model"], **registry.metric_tags("backtest", metrics["model"]),
+        "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"])})
 
 
 def gate(settings: Settings, registered: dict) -> dict:

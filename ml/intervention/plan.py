@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "interventions"
 SUMMARY_FILE = "plan_summary.json"
-COLUMNS = ("ds", "customer_id", "action", "expected_uplift", "expected_profit", "expected_spend", "propensity", "reason",
-           "model_version")
+COLUMNS = tuple(contract.table(TABLE).column_names)
 
 
 def champion_version(settings: Settings) -> str:

@@ -178,11 +178,10 @@ def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, actio
 
 def register(settings: Settings, trained: dict) -> dict:
     """Register the run's bundle as a new version (tags: ds, learner, holdout metrics)."""
-    client = registry.configure(settings, EXPERIMENT)
-    tags = {"ds": trained["ds"], "intervention.learner": trained["config"]["learner"],
-            **{f"uplift.{k}": repr(v) for k, v in trained["metrics"]["uplift"].items()},
-            "propensity.roc_auc": repr(trained["metrics"]["propensity"]["roc_auc"])}
-    return trained | {"version": registry.register(client, trained["model_uri"], MODEL_NAME, tags=tags)}
+    metrics = trained["metrics"]
+    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, trained, {
+        "intervention.learner": trained["config"]["learner"], **registry.metric_tags("uplift", metrics["uplift"]),
+        "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"])})
 
 
 def load_bundle(settings: Settings, uri: str) -> InterventionModel:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml import contract
 from ml.errors import ContractError
 from ml.inventory.model import Plan, WarehouseProblem
 
 PLANNING_FIELDS = ("unit_cost", "price", "case_pack", "moq", "lead_time_days")
-PURCHASE_ORDER_COLUMNS = ("ds", "warehouse_id", "product_id", "order_date", "arrival_date", "qty", "reorder_point",
-                          "safety_stock", "expected_fill_rate", "expected_cost", "solver_status", "mip_gap")
+PURCHASE_ORDER_COLUMNS = tuple(contract.table("purchase_orders").column_names)
 
 
 def _sample(values) -> list:

@@ -13,7 +13,7 @@ import logging
 
 import pandas as pd
 
-from ml import lake, staging
+from ml import contract, lake, staging
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.inventory import data
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "purchase_orders"
 FORECASTS = "demand_forecasts"
-KEY = ("warehouse_id", "product_id", "order_date")
+KEY = contract.table(TABLE).key
 
 
 def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:

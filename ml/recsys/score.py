@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml import lake, staging
+from ml import contract, lake, staging
 from ml.dates import as_date
 from ml.recsys import coldstart, data, evaluate
 from ml.recsys.model import Recommender
@@ -108,13 +108,13 @@ def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.
         frames.append(fallback.assign(ds=as_date(ds).isoformat(), model_name=COLD_START_MODEL, model_version=str(model_version)))
         log.info("%d customers without a known history get recent regional popularity (%d days before %s)",
                  len(cold), popularity_days, end.date())
-    columns_out = ["ds", "customer_id", "rank", "product_id", "score", "model_name", "model_version"]
+    columns_out = contract.table(TABLE).column_names
     return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
 
 
 def publish(settings: Settings, ds: str, shards: int, model_version: str) -> int:
     """Gather the staged shards of ds (all made by ``model_version``) and replace the ds; returns rows written."""
-    return staging.publish(settings, TABLE, ds, shards, key=("customer_id", "rank"), version=model_version)
+    return staging.publish(settings, TABLE, ds, shards, key=contract.table(TABLE).key, version=model_version)
 
 
 def champion_version(settings: Settings) -> str:

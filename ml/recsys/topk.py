@@ -1,15 +1,14 @@
 """Row-wise top-k of a score block: each row's k best columns and scores, best first.
 
-Hand-written (numba) because the libraries measured on the scoring benchmark's 20,000-column rows (2 cores) leave
-ranking the slowest step of batch scoring: ``torch.topk`` (a partial sort of every row) took 3.9-4.2 s for 100,000
-rows, longer than the scoring matmul itself (2.2-2.6 s); ``numpy.argpartition`` is slower still, and faiss' fused
-exact search (``IndexFlatIP``, 4.7 s for the whole job) is no faster than matmul + this kernel. Here a row costs
-one mostly branch-free pass: a threshold is guessed from every 16th score (a small heap), the columns above it are
-collected 16 at a time, and only those are sorted (a radix sort of their 32-bit keys: numba's np.sort of
-64-bit keys took a quarter of the ranking). The guess is checked, not trusted: a row with fewer than k
-columns above it is collected again with a lower guess from the same sample, then ranked over all its columns, so
-the result is exact. A tight first guess with a second, lower one to fall back on ranks about a fifth faster than
-one cautious guess from a sample twice as dense (the previous version of this kernel).
+Hand-written (numba) because, on the wide rows of batch scoring, ``torch.topk`` (a partial sort of every row) takes
+longer than the scoring matmul itself, ``numpy.argpartition`` longer still, and faiss' fused exact search is no
+faster than matmul + this kernel; ``benchmarks/recsys_scoring.py`` measures it against ``torch.topk`` in every run
+(README, Recommendations). Here a row costs one mostly branch-free pass: a threshold is guessed from every 16th
+score (a small heap), the columns above it are collected 16 at a time, and only those are sorted (a radix sort of
+their 32-bit keys, cheaper than numba's np.sort of 64-bit keys). The guess is checked, not trusted: a row with
+fewer than k columns above it is collected again with a lower guess from the same sample, then ranked over all its
+columns, so the result is exact. A tight first guess with a lower one to fall back on beats one cautious guess
+from a denser sample.
 
 Ties go to the lower column (0.0 and -0.0 tie); NaN scores rank as -inf."""
 

@@ -177,12 +177,10 @@ def _recall_curve_figure(results: dict, config: RecsysConfig):
 
 def register(settings: Settings, evaluated: dict) -> dict:
     """Register the run's model as a new version (tags: ds, model kind, holdout metrics)."""
-    client = registry.configure(settings, EXPERIMENT)
-    tags = {"ds": evaluated["ds"], "recsys.model": evaluated["config"]["model"],
-            **{f"holdout.{k}": repr(v) for k, v in evaluated["metrics"]["model"].items()},
-            f"holdout.recent_popularity.{GATE_METRIC}": repr(evaluated["metrics"]["recent_popularity"][GATE_METRIC])}
-    version = registry.register(client, evaluated["model_uri"], MODEL_NAME, tags=tags)
-    return evaluated | {"version": version}
+    metrics = evaluated["metrics"]
+    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, evaluated, {
+        "recsys.model": evaluated["config"]["model"], **registry.metric_tags("holdout", metrics["model"]),
+        f"holdout.recent_popularity.{GATE_METRIC}": repr(metrics["recent_popularity"][GATE_METRIC])})
 
 
 def gate(settings: Settings, registered: dict) -> dict:

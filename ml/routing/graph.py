@@ -4,8 +4,8 @@ online, a place name through osmnx.
 Files are read with pyosmium (osmnx cannot read PBF) and simplified here with numpy: ways are split at
 intersections and way ends, and only the largest strongly connected component is kept (scipy), so every node
 can reach every other one; oneway tags follow osmnx's rules. osmnx's own XML reader + ``simplify_graph`` +
-``largest_component`` took 62 s and 1.3 GB on Porto on a 2-core machine, this path a fraction of that (see
-``benchmarks/routing_osm.py``). The result converts to an osmnx ``MultiDiGraph`` (``to_networkx``) for osmnx's
+``largest_component`` is several times slower and heavier on a city's file; ``benchmarks/routing_osm.py``
+measures both (README, Delivery routes). The result converts to an osmnx ``MultiDiGraph`` (``to_networkx``) for osmnx's
 tools and GraphML export, and is cached as Parquet keyed by the file's SHA-256 and the build settings.
 """
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml import lake, staging
+from ml import contract, lake, staging
 from ml.dates import as_date
 from ml.errors import ConfigError, EcomError
 from ml.routing import maps
@@ -34,9 +34,8 @@ log = logging.getLogger(__name__)
 ROUTES = "delivery_routes"
 EXCEPTIONS = "delivery_exceptions"
 MAPS = "delivery_maps"
-ROUTE_COLUMNS = ["ds", "depot_id", "vehicle_id", "stop_seq", "order_id", "node_id", "lat", "lon", "eta", "window_start",
-                 "window_end", "demand", "load", "leg_seconds", "leg_metres"]
-EXCEPTION_COLUMNS = ["ds", "depot_id", "order_id", "reason", "detail"]
+ROUTE_COLUMNS = contract.table(ROUTES).column_names
+EXCEPTION_COLUMNS = contract.table(EXCEPTIONS).column_names
 
 
 def delivery_day(ds: str) -> dt.date:
@@ -233,7 +232,9 @@ def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfi
     day = depot_day(orders[orders["warehouse_id"] == depot_id], warehouses.loc[depot_id], config, delivery_day(ds))
     road = network(settings, config)
     routable, exceptions, matrix = screen(day, road)
-    solution = solve(routing_problem(day, routable, matrix), config.time_limit_s, config.seed, config.no_improvement) if matrix is not None and len(routable) else None
+    solution = None
+    if matrix is not None and len(routable):
+        solution = solve(routing_problem(day, routable, matrix), config.time_limit_s, config.seed, config.no_improvement)
     fastest = fastest_edges(road)
     routes = route_rows(ds, day, routable, matrix, solution, road, fastest) if solution else pd.DataFrame(columns=ROUTE_COLUMNS)
     if solution and solution.unserved:

@@ -383,10 +383,13 @@ def check_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
                 if numbers.isna().any():
                     raise ContractError(f"output {name!r} column {col.name!r}: not numeric, e.g. {present[numbers.isna()].head(3).tolist()}")
                 present = numbers
-            low = (present < col.min) | ((present == col.min) & col.strict_min) if col.min is not None else present < -float("inf")
-            high = present > col.max if col.max is not None else present > float("inf")
-            if low.any() or high.any():
-                bad = present[low | high]
+            outside = pd.Series(False, index=present.index)
+            if col.min is not None:
+                outside |= (present <= col.min) if col.strict_min else (present < col.min)
+            if col.max is not None:
+                outside |= present > col.max
+            if outside.any():
+                bad = present[outside]
                 raise ContractError(f"output {name!r} column {col.name!r}: {len(bad)} values outside "
                                     f"[{col.min}, {col.max}], e.g. {bad.head(3).tolist()}")
         elif col.kind in ("date", "timestamp") and len(present):

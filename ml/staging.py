@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,20 +77,16 @@ def discard_older(change: lake.Commit, table: str, ds: str | dt.date) -> None:
                 change.remove("outputs", shard_table, day)
 
 
-def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, key: Sequence[str],
-            version: str | None = None, change: lake.Commit | None = None) -> int:
-    """Gather the ``shards`` staged shards of ds, check that the ``key`` columns are unique across them (and,
-    with ``version``, that every row's ``model_version`` is it), then write the ds and drop older days' staging in
-    one commit (``change``, or one of its own)."""
+def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, version: str | None = None,
+            change: lake.Commit | None = None) -> int:
+    """Gather the ``shards`` staged shards of ds (with ``version``: check that every row's ``model_version`` is it),
+    then write the ds, checked against its contract (a key repeated across shards included), and drop older days'
+    staging in one commit (``change``, or one of its own)."""
     frame = gather(settings, table, ds, shards)
     if version is not None:
         versions = set(frame["model_version"].astype(str))
         if versions - {str(version)}:
             raise EcomError(f"{table} ds={as_date(ds)}: staged shards come from model versions {sorted(versions)}, expected {version}")
-    duplicated = frame.duplicated(list(key))
-    if duplicated.any():
-        raise EcomError(f"{table} ds={as_date(ds)}: {int(duplicated.sum())} duplicated {tuple(key)} rows across shards, "
-                        f"e.g. {frame.loc[duplicated, list(key)].head(3).to_dict('records')}")
     with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
         rows = write(settings, table, ds, frame, change=day)
         discard_older(day, table, ds)

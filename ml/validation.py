@@ -297,9 +297,9 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
     failures, checks = delivery_failures(drop)
     notes: list[str] = []
     text_frames: dict[str, pd.DataFrame] = {}
-    broken_files = {f.table for f in failures}
+    differs_from_manifest = {f.table for f in failures if f.check == "file_matches_manifest"}
     for table, path in drop.tables().items():
-        if table in broken_files and not any(f.check == "parent_table_in_drop" and f.table == table for f in failures):
+        if table in differs_from_manifest:
             continue  # a truncated or altered file is not read: its rows would be noise
         frame, file_failures = read_drop_file(path, table)
         checks += 1

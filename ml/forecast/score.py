@@ -19,7 +19,6 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 TABLE = "demand_forecasts"
-KEY = contract.table(TABLE).key
 COLUMNS = tuple(contract.table(TABLE).column_names)
 
 
@@ -47,4 +46,4 @@ def forecast_shard(settings: Settings, ds: str, number: int, shards: int, versio
 
 def publish(settings: Settings, ds: str, shards: int, version: str) -> int:
     """Gather the staged shards of ds (all from ``version``) and replace the ds; returns rows written."""
-    return staging.publish(settings, TABLE, ds, shards, key=KEY, version=version)
+    return staging.publish(settings, TABLE, ds, shards, version=version)

@@ -13,7 +13,7 @@ import logging
 
 import pandas as pd
 
-from ml import contract, lake, staging
+from ml import lake, staging
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.inventory import data
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 TABLE = "purchase_orders"
 FORECASTS = "demand_forecasts"
-KEY = contract.table(TABLE).key
 
 
 def load_forecasts(settings: Settings, ds: str) -> pd.DataFrame:
@@ -73,4 +72,4 @@ def plan_one(settings: Settings, ds: str, warehouse_id: str, config: InventoryCo
 
 def publish(settings: Settings, ds: str, warehouses: int) -> int:
     """Gather every warehouse's staged orders and replace the ds's purchase orders; returns rows written."""
-    return staging.publish(settings, TABLE, ds, warehouses, key=KEY)
+    return staging.publish(settings, TABLE, ds, warehouses)

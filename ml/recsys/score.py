@@ -114,7 +114,7 @@ def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.
 
 def publish(settings: Settings, ds: str, shards: int, model_version: str) -> int:
     """Gather the staged shards of ds (all made by ``model_version``) and replace the ds; returns rows written."""
-    return staging.publish(settings, TABLE, ds, shards, key=contract.table(TABLE).key, version=model_version)
+    return staging.publish(settings, TABLE, ds, shards, version=model_version)
 
 
 def champion_version(settings: Settings) -> str:

@@ -273,8 +273,8 @@ def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | No
     features = [json.loads(f) for f in staging.gather(settings, MAPS, ds, depots)["feature"]] if depots else []
     with staging.day_commit(settings, f"publish delivery routes ds={as_date(ds)}") as day:
         if depots:
-            routes = staging.publish(settings, ROUTES, ds, depots, key=("depot_id", "vehicle_id", "stop_seq"), change=day)
-            exceptions = staging.publish(settings, EXCEPTIONS, ds, depots, key=("order_id",), change=day)
+            routes = staging.publish(settings, ROUTES, ds, depots, change=day)
+            exceptions = staging.publish(settings, EXCEPTIONS, ds, depots, change=day)
             staging.discard_older(day, MAPS, ds)
         else:
             routes = staging.write(settings, ROUTES, ds, pd.DataFrame(columns=ROUTE_COLUMNS), change=day)

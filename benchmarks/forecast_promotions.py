@@ -47,8 +47,8 @@ def main() -> None:
     panel = panel_of(args.scale, args.seed)
     config = ForecastConfig(horizon=args.horizon, origins=args.origins, origin_step=args.origin_step)
     origins = evaluate.rolling_origins(panel.values.shape[1], args.horizon, args.origins, args.origin_step)
-    promoted = np.concatenate([panel.discount[:, o:o + args.horizon] > 0 for o in origins], axis=1)
-    actual = np.concatenate([panel.values[:, o:o + args.horizon] for o in origins], axis=1)
+    promoted = np.concatenate([panel.discount[:, o : o + args.horizon] > 0 for o in origins], axis=1)
+    actual = np.concatenate([panel.values[:, o : o + args.horizon] for o in origins], axis=1)
     rows = []
     for name, calendar in (("LightGBM + promotions", panel.discount), ("LightGBM without promotions", None)):
         forecasts, started = [], time.perf_counter()
@@ -61,18 +61,41 @@ def main() -> None:
         result = evaluate.backtest(panel.values, panel.dates, recorded, args.horizon, origins, calendar)
         p50 = np.concatenate([f.values[1] for f in forecasts], axis=1)
         error = np.abs(p50 - actual)
-        rows.append({"model": name, "mase": result.metrics["mase"], "wrmsse": result.metrics["wrmsse"],
-                     "coverage_p10_p90": result.metrics["coverage_p10_p90"], "mae_promoted_days": float(error[promoted].mean()),
-                     "mae_other_days": float(error[~promoted].mean()), "seconds": time.perf_counter() - started})
-    print(f"\nSynthetic shop {args.scale}: {panel.n_series} series x {len(panel.dates)} days, {args.origins} origins of "
-          f"{args.horizon} days; {promoted.mean():.1%} of target days promoted")
+        rows.append(
+            {
+                "model": name,
+                "mase": result.metrics["mase"],
+                "wrmsse": result.metrics["wrmsse"],
+                "coverage_p10_p90": result.metrics["coverage_p10_p90"],
+                "mae_promoted_days": float(error[promoted].mean()),
+                "mae_other_days": float(error[~promoted].mean()),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    print(
+        f"\nSynthetic shop {args.scale}: {panel.n_series} series x {len(panel.dates)} days, {args.origins} origins of "
+        f"{args.horizon} days; {promoted.mean():.1%} of target days promoted"
+    )
     print(f"{'model':<30}{'MASE':>8}{'WRMSSE':>8}{'cover':>8}{'MAE promo':>11}{'MAE other':>11}{'s':>7}")
     for r in rows:
-        print(f"{r['model']:<30}{r['mase']:>8.3f}{r['wrmsse']:>8.3f}{r['coverage_p10_p90']:>8.1%}"
-              f"{r['mae_promoted_days']:>11.3f}{r['mae_other_days']:>11.3f}{r['seconds']:>7.0f}")
+        print(
+            f"{r['model']:<30}{r['mase']:>8.3f}{r['wrmsse']:>8.3f}{r['coverage_p10_p90']:>8.1%}"
+            f"{r['mae_promoted_days']:>11.3f}{r['mae_other_days']:>11.3f}{r['seconds']:>7.0f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"scale": args.scale, "series": panel.n_series, "days": len(panel.dates),
-                                    "promoted_share": float(promoted.mean()), "rows": rows, "machine": platform.platform()}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "series": panel.n_series,
+                "days": len(panel.dates),
+                "promoted_share": float(promoted.mean()),
+                "rows": rows,
+                "machine": platform.platform(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

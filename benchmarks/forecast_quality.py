@@ -30,8 +30,7 @@ def backtest(name: str, panel: data.Panel, horizon: int, step: int, n_origins: i
     rows = []
     for model, fit_and_forecast in MODELS.items():
         result = evaluate.backtest(panel.values, panel.dates, fit_and_forecast, horizon, origins)
-        rows.append({"dataset": name, "model": model, **result.metrics, "series": panel.n_series,
-                     "origins": [str(o.date()) for o in result.origins]})
+        rows.append({"dataset": name, "model": model, **result.metrics, "series": panel.n_series, "origins": [str(o.date()) for o in result.origins]})
         log.info("%s %s: %s", name, model, rows[-1])
     naive = rows[0]["mase"]
     for row in rows:
@@ -54,8 +53,10 @@ def main() -> None:
             rows += backtest(name, data.daily_demand(tables["orders"], tables["order_items"]), args.horizon, step, 3)
     print(f"\n{'dataset':<9}{'model':<24}{'series':>7}{'MASE':>8}{'vs naive':>9}{'WRMSSE':>8}{'pinball':>9}{'P10-P90':>9}{'seconds':>9}")
     for r in rows:
-        print(f"{r['dataset']:<9}{r['model']:<24}{r['series']:>7}{r['mase']:>8.3f}{r['mase_vs_seasonal_naive']:>9.3f}"
-              f"{r['wrmsse']:>8.3f}{r['pinball']:>9.3f}{r['coverage_p10_p90']:>9.1%}{r['seconds']:>9.1f}")
+        print(
+            f"{r['dataset']:<9}{r['model']:<24}{r['series']:>7}{r['mase']:>8.3f}{r['mase_vs_seasonal_naive']:>9.3f}"
+            f"{r['wrmsse']:>8.3f}{r['pinball']:>9.3f}{r['coverage_p10_p90']:>9.1%}{r['seconds']:>9.1f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "machine": platform.platform()}, indent=2))
     print(f"written {args.out}")

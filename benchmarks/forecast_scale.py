@@ -115,13 +115,27 @@ def main() -> None:
     print(f"{'model':<28}{'series':>8}{'seconds':>9}{'series/s':>10}{'vs AutoETS':>11}{'MASE':>7}{'vs naive':>9}{'P10-P90':>9}")
     for r in rows:
         speed = "" if r["speed_vs_autoets"] is None else f"{r['speed_vs_autoets']:.2f}x"
-        print(f"{r['model']:<28}{r['series']:>8}{r['seconds']:>9.1f}{r['series_per_second']:>10.1f}{speed:>11}"
-              f"{r['mase']:>7.3f}{r['mase_vs_seasonal_naive']:>9.3f}{r['coverage_p10_p90']:>9.1%}")
+        print(
+            f"{r['model']:<28}{r['series']:>8}{r['seconds']:>9.1f}{r['series_per_second']:>10.1f}{speed:>11}"
+            f"{r['mase']:>7.3f}{r['mase_vs_seasonal_naive']:>9.3f}{r['coverage_p10_p90']:>9.1%}"
+        )
     print(f"LightGBM peak RSS {lgbm_peak_mb:,.0f} MB; the per-series models ran on the same {len(sample)} sampled series")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "series": args.series, "days": args.days, "horizon": h,
-                                    "lgbm_max_rows": args.lgbm_rows, "lgbm_peak_rss_mb": lgbm_peak_mb, "sample": len(sample),
-                                    "machine": platform.platform()}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "series": args.series,
+                "days": args.days,
+                "horizon": h,
+                "lgbm_max_rows": args.lgbm_rows,
+                "lgbm_peak_rss_mb": lgbm_peak_mb,
+                "sample": len(sample),
+                "machine": platform.platform(),
+            },
+            indent=2,
+        )
+    )
     print(f"written {args.out}")
 
 

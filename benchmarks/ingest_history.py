@@ -64,9 +64,15 @@ def main() -> None:
     args = parser.parse_args()
     label = args.label or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     runs = [one_run(args.scale, args.days, dt.date.fromisoformat(args.end)) for _ in range(args.repeat)]
-    row = {"label": label, "scale": args.scale, "days": args.days, "repeat": args.repeat,
-           **{step: round(statistics.median(r[step] for r in runs), 2) for step in (*STEPS, "total")},
-           "runs": runs, "machine": f"{platform.machine()} {os.cpu_count()} cpus"}
+    row = {
+        "label": label,
+        "scale": args.scale,
+        "days": args.days,
+        "repeat": args.repeat,
+        **{step: round(statistics.median(r[step] for r in runs), 2) for step in (*STEPS, "total")},
+        "runs": runs,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }
     print(f"{'label':<36}{'land s':>9}{'validate s':>12}{'publish s':>11}{'total s':>9}{'vs first':>10}")
     rows = [row]
     if args.out and args.out.exists():

@@ -45,8 +45,7 @@ def read(csv: Path, outcome: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]
     unknown = set(raw["segment"]) - set(ARMS)
     if unknown:
         raise SystemExit(f"{csv}: segment values {sorted(unknown)} are not {sorted(ARMS)}")
-    X = pd.get_dummies(raw[["recency", "history", "mens", "womens", "newbie", "zip_code", "channel"]],
-                       columns=["zip_code", "channel"], dtype=float)
+    X = pd.get_dummies(raw[["recency", "history", "mens", "womens", "newbie", "zip_code", "channel"]], columns=["zip_code", "channel"], dtype=float)
     return X, raw["segment"].map(ARMS).to_numpy(), raw[outcome].astype(int).to_numpy()
 
 
@@ -74,8 +73,9 @@ def qini_per_action(scores: dict[str, np.ndarray], treatment: np.ndarray, y: np.
     return out
 
 
-def score_split(X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray, test: np.ndarray, trees: TreeConfig,
-                seed: int) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+def score_split(
+    X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray, test: np.ndarray, trees: TreeConfig, seed: int
+) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
     """Fit every learner on the training rows; (one result row per model, each model's uplift scores on the test rows)."""
     rng = np.random.default_rng(1000 + seed)
     scores, seconds = {"random": {a: rng.random(test.sum()) for a in ACTIONS}}, {"random": 0.0}
@@ -97,8 +97,7 @@ def qini_figures(scores: dict[str, dict[str, np.ndarray]], treatment: np.ndarray
     figures = {}
     for action in ACTIONS:
         rows = versus_control(treatment, action)
-        curves = {name: qini_curve(y[rows], uplift[action][rows], treatment[rows] == action)
-                  for name, uplift in scores.items() if name != "random"}
+        curves = {name: qini_curve(y[rows], uplift[action][rows], treatment[rows] == action) for name, uplift in scores.items() if name != "random"}
         figures[f"qini_{action}_seed{seed}.png"] = qini_plot(curves, f"Hillstrom, {action} vs no e-mail, split {seed} (30% held out)")
     return figures
 
@@ -134,18 +133,37 @@ def main() -> None:
     comparisons = compare(frame)
     print(f"\nPaired over the {args.seeds} splits: mean Qini difference [95% interval], p, splits ahead")
     for c in comparisons:
-        print(f"{c['model']:<10} - {c['baseline']:<10} {c['metric']:<13}{c['mean_difference']:>+8.4f} "
-              f"[{c['low']:+.4f}, {c['high']:+.4f}]  p={c['p_value']:.3f}  {c['ahead']}/{c['resamples']}")
+        print(
+            f"{c['model']:<10} - {c['baseline']:<10} {c['metric']:<13}{c['mean_difference']:>+8.4f} "
+            f"[{c['low']:+.4f}, {c['high']:+.4f}]  p={c['p_value']:.3f}  {c['ahead']}/{c['resamples']}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"csv": str(args.csv), "outcome": args.outcome, "customers": len(y), "runs": runs,
-                                    "comparisons": comparisons, "trees": trees.params(), "machine": platform.platform()},
-                                   indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "csv": str(args.csv),
+                "outcome": args.outcome,
+                "customers": len(y),
+                "runs": runs,
+                "comparisons": comparisons,
+                "trees": trees.params(),
+                "machine": platform.platform(),
+            },
+            indent=2,
+        )
+    )
     if not args.no_mlflow:
         metrics = {f"{model}.{metric}": float(summary.loc[model, (metric, "mean")]) for model in summary.index for metric in (*ACTIONS, "qini")}
         metrics |= {f"{c['model']}_vs_{c['baseline']}.{c['metric']}.{k}": c[k] for c in comparisons for k in ("mean_difference", "low", "high")}
-        run_id = registry.log_benchmark_run(get_settings(), BENCHMARK_EXPERIMENT, f"hillstrom {args.csv.stem} {args.outcome}",
-                                            {"csv": str(args.csv), "outcome": args.outcome, "seeds": args.seeds, **trees.params()},
-                                            metrics, {f"qini/{name}": fig for name, fig in figures.items()}, (args.out,))
+        run_id = registry.log_benchmark_run(
+            get_settings(),
+            BENCHMARK_EXPERIMENT,
+            f"hillstrom {args.csv.stem} {args.outcome}",
+            {"csv": str(args.csv), "outcome": args.outcome, "seeds": args.seeds, **trees.params()},
+            metrics,
+            {f"qini/{name}": fig for name, fig in figures.items()},
+            (args.out,),
+        )
         print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
 
 

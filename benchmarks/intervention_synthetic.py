@@ -58,8 +58,15 @@ def main() -> None:
     rows = data.campaign_set(tables, config.actions, config.lookback_days).merge(truth, on=["campaign_id", "customer_id"])
     train, holdout = data.split_campaigns(rows, args.holdout_campaigns)
     newest = holdout[holdout["sent_ts"] == holdout["sent_ts"].max()].reset_index(drop=True)
-    log.info("shop %s simulated and %d campaign rows featurised in %.0fs; %d training rows, planning for %d customers of %s",
-             args.scale, len(rows), time.perf_counter() - t0, len(train), len(newest), newest["campaign_id"].iloc[0])
+    log.info(
+        "shop %s simulated and %d campaign rows featurised in %.0fs; %d training rows, planning for %d customers of %s",
+        args.scale,
+        len(rows),
+        time.perf_counter() - t0,
+        len(train),
+        len(newest),
+        newest["campaign_id"].iloc[0],
+    )
 
     econ = economics_of(tables, train, config)
     true_profit, true_spend = econ.of(newest["p_base"].to_numpy(), {a: newest[f"uplift_{a}"].to_numpy() for a in config.actions})
@@ -67,8 +74,7 @@ def main() -> None:
 
     estimates, qini, learners = {}, {}, {}
     for kind in LEARNERS:
-        learner = UpliftLearner(kind, config.actions, config.trees()).fit(
-            train[X], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
+        learner = UpliftLearner(kind, config.actions, config.trees()).fit(train[X], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
         p0, uplift = learner.predict(newest[X])
         estimates[f"{kind}-learner plan"] = econ.of(p0, uplift)
         qini[f"{kind}-learner"] = qini_by_action(learner, holdout)
@@ -91,36 +97,64 @@ def main() -> None:
         oracle = optimize.assign(true_profit, true_spend, limits, everyone).totals(true_profit, true_spend)
         policies = {name: optimize.assign(p, s, limits, everyone) for name, (p, s) in estimates.items()}
         policies["highest propensity"] = optimize.ranked(np.argsort(-propensity), fixed, rule_spend, limits, everyone, "propensity")
-        policies["random"] = optimize.ranked(np.random.default_rng(args.seed).permutation(len(newest)), fixed, rule_spend,
-                                             limits, everyone, "random")
+        policies["random"] = optimize.ranked(np.random.default_rng(args.seed).permutation(len(newest)), fixed, rule_spend, limits, everyone, "random")
         for name, chosen in policies.items():
             got = chosen.totals(true_profit, true_spend)
-            results.append({"budget_share": share, "budget": limits.budget, "policy": name, "true_profit": got["profit"],
-                            "true_spend": got["spend"], "customers": got["customers"], "per_action": got["per_action"],
-                            "share_of_oracle": got["profit"] / oracle["profit"], "oracle_profit": oracle["profit"]})
+            results.append(
+                {
+                    "budget_share": share,
+                    "budget": limits.budget,
+                    "policy": name,
+                    "true_profit": got["profit"],
+                    "true_spend": got["spend"],
+                    "customers": got["customers"],
+                    "per_action": got["per_action"],
+                    "share_of_oracle": got["profit"] / oracle["profit"],
+                    "oracle_profit": oracle["profit"],
+                }
+            )
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"\nSynthetic shop '{args.scale}': plan for {len(newest):,} customers of {newest['campaign_id'].iloc[0]}; "
-          f"trained on {len(train):,} campaign rows; value/conversion {econ.value_per_conversion:.2f}, margin {econ.margin:.1%}")
+    print(
+        f"\nSynthetic shop '{args.scale}': plan for {len(newest):,} customers of {newest['campaign_id'].iloc[0]}; "
+        f"trained on {len(train):,} campaign rows; value/conversion {econ.value_per_conversion:.2f}, margin {econ.margin:.1%}"
+    )
     print(f"{'budget':>10}{'policy':<24}{'customers':>10}{'true profit':>13}{'of oracle':>11}{'true spend':>12}")
     for r in results:
-        print(f"{r['budget']:>10.0f}  {r['policy']:<22}{r['customers']:>10,}{r['true_profit']:>13.1f}{r['share_of_oracle']:>11.1%}"
-              f"{r['true_spend']:>12.1f}")
-    print("\nQini coefficient on the held-out campaigns: " + "; ".join(
-        f"{k} " + ", ".join(f"{a} {v:.4f}" for a, v in q.items()) for k, q in qini.items()))
+        print(f"{r['budget']:>10.0f}  {r['policy']:<22}{r['customers']:>10,}{r['true_profit']:>13.1f}{r['share_of_oracle']:>11.1%}{r['true_spend']:>12.1f}")
+    print("\nQini coefficient on the held-out campaigns: " + "; ".join(f"{k} " + ", ".join(f"{a} {v:.4f}" for a, v in q.items()) for k, q in qini.items()))
     print(f"total {time.perf_counter() - t0:.0f}s, peak RSS {peak_gb:.1f} GB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"scale": args.scale, "seed": args.seed, "planned_customers": len(newest),
-                                    "training_rows": len(train), "results": results, "qini": qini,
-                                    "value_per_conversion": econ.value_per_conversion, "margin": econ.margin,
-                                    "seconds": time.perf_counter() - t0, "peak_rss_gb": peak_gb,
-                                    "machine": platform.platform()}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "seed": args.seed,
+                "planned_customers": len(newest),
+                "training_rows": len(train),
+                "results": results,
+                "qini": qini,
+                "value_per_conversion": econ.value_per_conversion,
+                "margin": econ.margin,
+                "seconds": time.perf_counter() - t0,
+                "peak_rss_gb": peak_gb,
+                "machine": platform.platform(),
+            },
+            indent=2,
+        )
+    )
     if not args.no_mlflow:
         metrics = {f"{r['policy']}.budget_{r['budget_share']:g}.{k}": r[k] for r in results for k in ("share_of_oracle", "true_profit", "true_spend")}
         metrics |= {f"{name}.qini.{action}": value for name, q in qini.items() for action, value in q.items()}
         figures = {f"qini/qini_{action}.png": qini_figure(learners, holdout, action) for action in config.actions}
-        run_id = registry.log_benchmark_run(get_settings(), BENCHMARK_EXPERIMENT, f"synthetic {args.scale} seed {args.seed}",
-                                            {"scale": args.scale, "seed": args.seed, "planned_customers": len(newest),
-                                             "training_rows": len(train), **config.as_dict()}, metrics, figures, (args.out,))
+        run_id = registry.log_benchmark_run(
+            get_settings(),
+            BENCHMARK_EXPERIMENT,
+            f"synthetic {args.scale} seed {args.seed}",
+            {"scale": args.scale, "seed": args.seed, "planned_customers": len(newest), "training_rows": len(train), **config.as_dict()},
+            metrics,
+            figures,
+            (args.out,),
+        )
         print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
 
 

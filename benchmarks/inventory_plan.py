@@ -31,13 +31,20 @@ from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
 def generate(n_skus: int, horizon: int, seed: int = 0) -> WarehouseProblem:
     rng = np.random.default_rng(seed)
     cost = rng.uniform(1, 50, n_skus).round(2)
-    skus = pd.DataFrame({"product_id": [f"P{i:05d}" for i in range(n_skus)], "unit_cost": cost,
-                         "price": (cost * rng.uniform(1.3, 2.5, n_skus)).round(2), "case_pack": rng.choice([1, 6, 12, 24], n_skus),
-                         "moq": rng.choice([0, 24, 48], n_skus), "lead_time_days": rng.integers(2, 10, n_skus),
-                         "on_hand": rng.integers(0, 60, n_skus), "on_order": 0})
+    skus = pd.DataFrame(
+        {
+            "product_id": [f"P{i:05d}" for i in range(n_skus)],
+            "unit_cost": cost,
+            "price": (cost * rng.uniform(1.3, 2.5, n_skus)).round(2),
+            "case_pack": rng.choice([1, 6, 12, 24], n_skus),
+            "moq": rng.choice([0, 24, 48], n_skus),
+            "lead_time_days": rng.integers(2, 10, n_skus),
+            "on_hand": rng.integers(0, 60, n_skus),
+            "on_order": 0,
+        }
+    )
     p50 = rng.gamma(1.5, 4, n_skus)[:, None] * np.array([1, 1, 1, 1.1, 1.3, 1.5, 0.6])[np.arange(horizon) % 7]
-    return WarehouseProblem("W1", skus, pd.date_range("2024-01-01", periods=horizon), 0.5 * p50, p50, 1.6 * p50,
-                            capacity_units=200.0 * n_skus)
+    return WarehouseProblem("W1", skus, pd.date_range("2024-01-01", periods=horizon), 0.5 * p50, p50, 1.6 * p50, capacity_units=200.0 * n_skus)
 
 
 def _peak_mb(solver: str) -> float:
@@ -50,11 +57,25 @@ def solve_row(problem: WarehouseProblem, config: PlanConfig, label: str):
     try:
         plan = plan_warehouse(problem, config)
     except PlanError as error:
-        return None, {"case": label, "solver": config.solver, "status": error.status, "mip_gap": None,
-                      "seconds": time.perf_counter() - t0, "message": str(error)}
-    return plan, {"case": label, "solver": plan.solver, "status": plan.status, "mip_gap": plan.mip_gap,
-                  "seconds": time.perf_counter() - t0, "order_lines": len(plan.orders), "objective": plan.objective,
-                  "peak_rss_mb": _peak_mb(plan.solver), "advice": plan.advice}
+        return None, {
+            "case": label,
+            "solver": config.solver,
+            "status": error.status,
+            "mip_gap": None,
+            "seconds": time.perf_counter() - t0,
+            "message": str(error),
+        }
+    return plan, {
+        "case": label,
+        "solver": plan.solver,
+        "status": plan.status,
+        "mip_gap": plan.mip_gap,
+        "seconds": time.perf_counter() - t0,
+        "order_lines": len(plan.orders),
+        "objective": plan.objective,
+        "peak_rss_mb": _peak_mb(plan.solver),
+        "advice": plan.advice,
+    }
 
 
 def main() -> None:
@@ -89,16 +110,16 @@ def main() -> None:
     print(f"\n{'case':<32}{'solver':<7}{'status':<12}{'gap':>8}{'seconds':>9}{'lines':>7}{'peak MB':>9}")
     for r in rows:
         gap = "n/a" if r["mip_gap"] is None else f"{r['mip_gap']:.2%}"
-        print(f"{r['case']:<32}{r['solver']:<7}{r['status']:<12}{gap:>8}{r['seconds']:>9.1f}{r.get('order_lines', ''):>7}"
-              f"{r.get('peak_rss_mb', 0):>9.0f}")
+        print(f"{r['case']:<32}{r['solver']:<7}{r['status']:<12}{gap:>8}{r['seconds']:>9.1f}{r.get('order_lines', ''):>7}{r.get('peak_rss_mb', 0):>9.0f}")
         if r.get("message") or r.get("advice"):
             print(f"    {(r.get('message') or r['advice'])[:400]}")
     print(f"\nsimulation on {args.scenarios} demand draws (normal, P10/P90 spread), means:")
     for name, s in simulation.items():
         print(f"  {name:<10} fill rate {s['fill_rate']:.1%}  cost {s['cost']:,.0f}  lost units {s['lost_units']:,.0f}  order lines {s['order_lines']:.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "simulation": simulation, "skus": args.skus, "horizon": args.horizon,
-                                    "machine": platform.platform()}, indent=2))
+    args.out.write_text(
+        json.dumps({"rows": rows, "simulation": simulation, "skus": args.skus, "horizon": args.horizon, "machine": platform.platform()}, indent=2)
+    )
     print(f"written {args.out}")
 
 

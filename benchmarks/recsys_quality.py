@@ -33,14 +33,24 @@ from ml.recsys import baselines, data, evaluate, train
 from ml.recsys.sasrec import SASRecConfig
 from ml.sources import public
 
-PUBLISHED = {"beauty": {"SASRec (original)": (0.0605, 0.0318), "SASRec+SS": (0.0921, 0.0531), "eSASRec": (0.0928, 0.0523)},
-             "movielens_100k": {"BPR (MS Recommenders)": (None, 0.442)}}
+PUBLISHED = {
+    "beauty": {"SASRec (original)": (0.0605, 0.0318), "SASRec+SS": (0.0921, 0.0531), "eSASRec": (0.0928, 0.0523)},
+    "movielens_100k": {"BPR (MS Recommenders)": (None, 0.442)},
+}
 
 
 def _row(dataset: str, model: str, metrics: dict, seconds: float, protocol: str, **extra) -> dict:
-    return {"dataset": dataset, "protocol": protocol, "model": model, "recall_at_10": metrics["recall_at_10"],
-            "ndcg_at_10": metrics["ndcg_at_10"], "coverage": metrics.get("coverage"),
-            "popularity_bias": metrics.get("popularity_bias"), "seconds": seconds, **extra}
+    return {
+        "dataset": dataset,
+        "protocol": protocol,
+        "model": model,
+        "recall_at_10": metrics["recall_at_10"],
+        "ndcg_at_10": metrics["ndcg_at_10"],
+        "coverage": metrics.get("coverage"),
+        "popularity_bias": metrics.get("popularity_bias"),
+        "seconds": seconds,
+        **extra,
+    }
 
 
 def _matrix_model_metrics(model, seen, relevant, popularity) -> dict:
@@ -68,22 +78,51 @@ def leave_last_out(dataset: str, events: pd.DataFrame, args) -> list[dict]:
             continue
         t0 = time.perf_counter()
         popular = _matrix_model_metrics(baselines.Popularity.from_matrix(seen), seen, relevant, popularity)
-        rows.append(_row(dataset, "popularity", popular, time.perf_counter() - t0,
-                         protocol="leave-last-out"))
+        rows.append(_row(dataset, "popularity", popular, time.perf_counter() - t0, protocol="leave-last-out"))
         t0 = time.perf_counter()
-        rows.append(_row(dataset, f"EASE (l2={best_l2:g}, chosen on valid)", _matrix_model_metrics(baselines.EASE(seen, best_l2), seen, relevant, popularity),
-                         time.perf_counter() - t0, protocol="leave-last-out", l2=best_l2))
+        rows.append(
+            _row(
+                dataset,
+                f"EASE (l2={best_l2:g}, chosen on valid)",
+                _matrix_model_metrics(baselines.EASE(seen, best_l2), seen, relevant, popularity),
+                time.perf_counter() - t0,
+                protocol="leave-last-out",
+                l2=best_l2,
+            )
+        )
     if not args.skip_sasrec and "published" in args.protocols:
         from ml.recsys.sasrec import SequenceScorer, train_sasrec
 
         for seed in args.seeds:
-            config = SASRecConfig(max_epochs=args.epochs, seed=seed, loss=args.loss, dropout=args.dropout, dim=args.dim,
-                                  layers=args.layers, max_len=args.max_len, patience=args.patience,
-                                  batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes)
+            config = SASRecConfig(
+                max_epochs=args.epochs,
+                seed=seed,
+                loss=args.loss,
+                dropout=args.dropout,
+                dim=args.dim,
+                layers=args.layers,
+                max_len=args.max_len,
+                patience=args.patience,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                max_minutes=args.max_minutes,
+            )
             model, trained = train_sasrec(split, config)
             metrics = _matrix_model_metrics(SequenceScorer(model, split.history("test")), seen, relevant, popularity)
-            rows.append(_row(dataset, f"SASRec-{args.loss} seed {seed}", metrics, trained["train_seconds"], "leave-last-out", seed=seed,
-                             epochs=trained["epochs"], device=trained["device"], lightning_test=trained, config=config.__dict__))
+            rows.append(
+                _row(
+                    dataset,
+                    f"SASRec-{args.loss} seed {seed}",
+                    metrics,
+                    trained["train_seconds"],
+                    "leave-last-out",
+                    seed=seed,
+                    epochs=trained["epochs"],
+                    device=trained["device"],
+                    lightning_test=trained,
+                    config=config.__dict__,
+                )
+            )
     return rows
 
 
@@ -103,16 +142,28 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
     configs = [(f"recent popularity ({d}d)", train.RecsysConfig(model="popularity", popularity_days=d)) for d in (30, 365)]
     configs.append((f"EASE (l2={ease_l2:g})", train.RecsysConfig(model="ease", ease_l2=ease_l2)))
     if not args.skip_sasrec:
-        configs += [(f"SASRec-ce seed {seed}", train.RecsysConfig(model="sasrec", epochs=args.epochs, patience=args.patience, seed=seed))
-                    for seed in args.seeds]
+        configs += [
+            (f"SASRec-ce seed {seed}", train.RecsysConfig(model="sasrec", epochs=args.epochs, patience=args.patience, seed=seed)) for seed in args.seeds
+        ]
     rows = []
     for name, config in configs:
         t0 = time.perf_counter()
         model, facts = train.fit(trn, at, config)
         seconds = facts.get("train_seconds", time.perf_counter() - t0)
         metrics = train.holdout_metrics(model, trn, test)
-        rows.append(_row(dataset, name, metrics, seconds, protocol=f"temporal {at.date()}", seed=config.seed if config.model == "sasrec" else None,
-                         epochs=facts.get("epochs"), device=facts.get("device"), users=metrics["users"]))
+        rows.append(
+            _row(
+                dataset,
+                name,
+                metrics,
+                seconds,
+                protocol=f"temporal {at.date()}",
+                seed=config.seed if config.model == "sasrec" else None,
+                epochs=facts.get("epochs"),
+                device=facts.get("device"),
+                users=metrics["users"],
+            )
+        )
     return rows
 
 
@@ -128,8 +179,9 @@ def movielens(dataset: str, events: pd.DataFrame, args) -> list[dict]:
     for name, model in (("popularity", baselines.Popularity.from_matrix(seen)), (f"EASE (l2={best_l2:g}, chosen on inner split)", None)):
         t0 = time.perf_counter()
         model = model or baselines.EASE(seen, best_l2)
-        rows.append(_row(dataset, name, _matrix_model_metrics(model, seen, relevant, popularity), time.perf_counter() - t0,
-                         protocol="stratified 75/25", l2=best_l2))
+        rows.append(
+            _row(dataset, name, _matrix_model_metrics(model, seen, relevant, popularity), time.perf_counter() - t0, protocol="stratified 75/25", l2=best_l2)
+        )
     return rows
 
 
@@ -158,9 +210,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = []
     # Beauty's S3-Rec sequences keep the order of purchases but not their time: no temporal protocol there
-    for name, path, read, run, timed in (("movielens_100k", args.movielens, public.read_movielens_100k, movielens, True),
-                                         ("instruments", args.instruments, public.read_amazon_instruments, leave_last_out, True),
-                                         ("beauty", args.beauty, public.read_amazon_beauty, leave_last_out, False)):
+    for name, path, read, run, timed in (
+        ("movielens_100k", args.movielens, public.read_movielens_100k, movielens, True),
+        ("instruments", args.instruments, public.read_amazon_instruments, leave_last_out, True),
+        ("beauty", args.beauty, public.read_amazon_beauty, leave_last_out, False),
+    ):
         if path is None:
             continue
         events = read(path)["events"]
@@ -175,14 +229,17 @@ def main() -> None:
         cov = "" if r["coverage"] is None else f"{r['coverage']:.3f}"
         bias = "" if r["popularity_bias"] is None else f"{r['popularity_bias']:.3f}"
         seed, epochs = r.get("seed") or "", r.get("epochs") or ""
-        print(f"{r['dataset']:<16}{r['protocol']:<22}{r['model']:<40}{seed!s:>5}{epochs!s:>7}{r['recall_at_10']:>10.4f}"
-              f"{r['ndcg_at_10']:>10.4f}{cov:>9}{bias:>9}{r['seconds']:>9.1f}")
+        print(
+            f"{r['dataset']:<16}{r['protocol']:<22}{r['model']:<40}{seed!s:>5}{epochs!s:>7}{r['recall_at_10']:>10.4f}"
+            f"{r['ndcg_at_10']:>10.4f}{cov:>9}{bias:>9}{r['seconds']:>9.1f}"
+        )
     for dataset, refs in PUBLISHED.items():
         for name, (rec, ndcg) in refs.items():
             print(f"{dataset:<16}{'(literature)':<22}{'reported: ' + name:<40}{'':>5}{'':>7}{'' if rec is None else f'{rec:.4f}':>10}{ndcg:>10.4f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "published": PUBLISHED, "machine": platform.platform(),
-                                    "python": platform.python_version()}, indent=2, default=str))
+    args.out.write_text(
+        json.dumps({"rows": rows, "published": PUBLISHED, "machine": platform.platform(), "python": platform.python_version()}, indent=2, default=str)
+    )
     print(f"\nwritten {args.out}")
 
 

@@ -107,17 +107,36 @@ def main() -> None:
     # The scoring loop's own matmuls are a measurement of the same rate too: the bound is the faster of the two.
     bound = min(bound, matmul_wall)
     result = {
-        "customers": len(customers), "products": cfg.n_products, "dim": args.dim, "k": args.k, "chunk": args.chunk,
-        "threads": args.threads, "seen_pairs": int(seen.nnz), "wall_seconds": wall, "matmul_seconds_in_scoring": matmul_wall,
-        "lower_bound_seconds": bound, "repeats": args.repeats, "wall_seconds_each": walls,
-        "ranking_seconds": wall - matmul_wall, "torch_topk_ranking_seconds": torch_topk_wall, "jit_load_seconds": jit_seconds,
-        "ratio_to_bound": wall / bound, "matmul_gflops": 2 / per_madd / 1e9, "customers_per_second": len(customers) / wall,
-        "peak_rss_mb": peak_rss_mb(), "peak_rss_before_scoring_mb": rss_before, "machine": platform.platform(),
+        "customers": len(customers),
+        "products": cfg.n_products,
+        "dim": args.dim,
+        "k": args.k,
+        "chunk": args.chunk,
+        "threads": args.threads,
+        "seen_pairs": int(seen.nnz),
+        "wall_seconds": wall,
+        "matmul_seconds_in_scoring": matmul_wall,
+        "lower_bound_seconds": bound,
+        "repeats": args.repeats,
+        "wall_seconds_each": walls,
+        "ranking_seconds": wall - matmul_wall,
+        "torch_topk_ranking_seconds": torch_topk_wall,
+        "jit_load_seconds": jit_seconds,
+        "ratio_to_bound": wall / bound,
+        "matmul_gflops": 2 / per_madd / 1e9,
+        "customers_per_second": len(customers) / wall,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_before_scoring_mb": rss_before,
+        "machine": platform.platform(),
     }
-    print(f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'matmul s':>9}{'bound s':>9}{'ratio':>7}"
-          f"{'rank s':>8}{'torch.topk s':>13}{'GFLOP/s':>9}{'peak MB':>9}")
-    print(f"{result['customers']:>10}{result['products']:>10}{args.dim:>5}{args.k:>5}{wall:>9.1f}{matmul_wall:>9.1f}{bound:>9.1f}"
-          f"{result['ratio_to_bound']:>7.2f}{wall - matmul_wall:>8.2f}{torch_topk_wall:>13.2f}{result['matmul_gflops']:>9.1f}{result['peak_rss_mb']:>9.0f}")
+    print(
+        f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'matmul s':>9}{'bound s':>9}{'ratio':>7}"
+        f"{'rank s':>8}{'torch.topk s':>13}{'GFLOP/s':>9}{'peak MB':>9}"
+    )
+    print(
+        f"{result['customers']:>10}{result['products']:>10}{args.dim:>5}{args.k:>5}{wall:>9.1f}{matmul_wall:>9.1f}{bound:>9.1f}"
+        f"{result['ratio_to_bound']:>7.2f}{wall - matmul_wall:>8.2f}{torch_topk_wall:>13.2f}{result['matmul_gflops']:>9.1f}{result['peak_rss_mb']:>9.0f}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"written {args.out}")

@@ -28,8 +28,7 @@ def build(osm: Path) -> dict:
 
     started = time.perf_counter()
     network = read_osm_file(osm)
-    return {"seconds": time.perf_counter() - started, "nodes": len(network.nodes), "edges": len(network.edges),
-            "imputed_speed_share": network.imputed_share}
+    return {"seconds": time.perf_counter() - started, "nodes": len(network.nodes), "edges": len(network.edges), "imputed_speed_share": network.imputed_share}
 
 
 def build_with_osmnx(xml: Path) -> dict:
@@ -66,8 +65,14 @@ def matrix_figures(osm: Path, points: int, seed: int) -> dict:
     plain = dijkstra(network.csgraph(), directed=True, indices=nodes)[:, nodes]
     plain_seconds = time.perf_counter() - started
     assert np.allclose(fast.seconds, plain) and np.allclose(with_paths.seconds, plain), "matrix differs from plain Dijkstra"
-    return {"points": points, "seconds": seconds, "seconds_with_paths": paths_seconds, "plain_dijkstra_seconds": plain_seconds,
-            "unreachable_pairs": int((~np.isfinite(fast.seconds)).sum()), "max_travel_s": float(np.nanmax(fast.seconds))}
+    return {
+        "points": points,
+        "seconds": seconds,
+        "seconds_with_paths": paths_seconds,
+        "plain_dijkstra_seconds": plain_seconds,
+        "unreachable_pairs": int((~np.isfinite(fast.seconds)).sum()),
+        "max_travel_s": float(np.nanmax(fast.seconds)),
+    }
 
 
 def main() -> None:
@@ -92,12 +97,13 @@ def main() -> None:
     if anchor:
         print(f"{'osmnx graph_from_xml + simplify':<34}{anchor['nodes']:>8,}{anchor['edges']:>9,}{anchor['seconds']:>9.1f}{anchor['peak_mb']:>9.0f}")
         print(f"speed-up {anchor['seconds'] / ours['seconds']:.1f}x; speeds imputed on {ours['imputed_speed_share']:.1%} of edges")
-    print(f"\nTravel-time matrix {matrix['points']}x{matrix['points']}: {matrix['seconds']:.2f} s "
-          f"({matrix['seconds_with_paths']:.2f} s keeping paths); plain scipy Dijkstra in one process {matrix['plain_dijkstra_seconds']:.2f} s "
-          f"({matrix['plain_dijkstra_seconds'] / matrix['seconds']:.1f}x slower); unreachable pairs {matrix['unreachable_pairs']}")
+    print(
+        f"\nTravel-time matrix {matrix['points']}x{matrix['points']}: {matrix['seconds']:.2f} s "
+        f"({matrix['seconds_with_paths']:.2f} s keeping paths); plain scipy Dijkstra in one process {matrix['plain_dijkstra_seconds']:.2f} s "
+        f"({matrix['plain_dijkstra_seconds'] / matrix['seconds']:.1f}x slower); unreachable pairs {matrix['unreachable_pairs']}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"osm": str(args.osm), "graph": ours, "osmnx_anchor": anchor, "matrix": matrix,
-                                    "machine": platform.platform()}, indent=2))
+    args.out.write_text(json.dumps({"osm": str(args.osm), "graph": ours, "osmnx_anchor": anchor, "matrix": matrix, "machine": platform.platform()}, indent=2))
 
 
 if __name__ == "__main__":

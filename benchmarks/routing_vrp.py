@@ -48,8 +48,12 @@ def read_instance(path: Path, bks_file: Path | None) -> tuple[RoutingProblem, np
         exact = np.floor(euclidean(inst["node_coord"]) + 0.5)  # TSPLIB nint
         n = len(exact)
         problem = RoutingProblem(
-            distance=exact.astype(np.int64), duration=exact.astype(np.int64), demand=inst["demand"].astype(np.int64),
-            service=np.zeros(n, np.int64), window_start=np.zeros(n, np.int64), window_end=np.full(n, 10**12, np.int64),
+            distance=exact.astype(np.int64),
+            duration=exact.astype(np.int64),
+            demand=inst["demand"].astype(np.int64),
+            service=np.zeros(n, np.int64),
+            window_start=np.zeros(n, np.int64),
+            window_end=np.full(n, 10**12, np.int64),
             fleet=Fleet(vehicles=n - 1, capacity=int(inst["capacity"])),
         )
         sol = path.with_suffix(".sol")
@@ -61,11 +65,13 @@ def read_instance(path: Path, bks_file: Path | None) -> tuple[RoutingProblem, np
     scaled = np.ceil(exact * SOLOMON_SCALE - 1e-9).astype(np.int64)
     windows = (inst["time_window"] * SOLOMON_SCALE).astype(np.int64)
     problem = RoutingProblem(
-        distance=scaled, duration=scaled, demand=inst["demand"].astype(np.int64),
+        distance=scaled,
+        duration=scaled,
+        demand=inst["demand"].astype(np.int64),
         service=(inst["service_time"] * SOLOMON_SCALE).astype(np.int64),
-        window_start=windows[:, 0], window_end=windows[:, 1],
-        fleet=Fleet(vehicles=int(inst["vehicles"]), capacity=int(inst["capacity"]),
-                    shift_start=int(windows[0, 0]), shift_end=int(windows[0, 1])),
+        window_start=windows[:, 0],
+        window_end=windows[:, 1],
+        fleet=Fleet(vehicles=int(inst["vehicles"]), capacity=int(inst["capacity"]), shift_start=int(windows[0, 0]), shift_end=int(windows[0, 1])),
     )
     if bks_file is None:
         raise SystemExit(f"{path}: Solomon instances need --bks (best-known costs)")
@@ -135,10 +141,22 @@ def run(path: Path, bks_file: Path | None, time_limit_s: float, seed: int) -> li
         seconds = time.perf_counter() - started
         result = check(problem, routes, cost=cost, duration=duration)
         served = sum(len(r) for r in routes)
-        rows.append({"instance": path.stem, "solver": solver, "cost": round(result.cost, 2), "best_known": best_known,
-                     "gap_pct": round(100 * gap(result.cost, best_known), 3) if served == problem.stops else None,
-                     "routes": len(routes), "served": served, "stops": problem.stops, "feasible": result.feasible,
-                     "violations": list(result.violations[:3]), "seconds": round(seconds, 2), "time_limit_s": time_limit_s})
+        rows.append(
+            {
+                "instance": path.stem,
+                "solver": solver,
+                "cost": round(result.cost, 2),
+                "best_known": best_known,
+                "gap_pct": round(100 * gap(result.cost, best_known), 3) if served == problem.stops else None,
+                "routes": len(routes),
+                "served": served,
+                "stops": problem.stops,
+                "feasible": result.feasible,
+                "violations": list(result.violations[:3]),
+                "seconds": round(seconds, 2),
+                "time_limit_s": time_limit_s,
+            }
+        )
     return rows
 
 
@@ -156,8 +174,10 @@ def main() -> None:
     print(f"{'instance':<12}{'solver':<9}{'cost':>10}{'best known':>12}{'gap %':>8}{'routes':>8}{'served':>8}{'feasible':>10}{'s':>7}")
     for r in rows:
         gap_text = "-" if r["gap_pct"] is None else f"{r['gap_pct']:.2f}"
-        print(f"{r['instance']:<12}{r['solver']:<9}{r['cost']:>10.2f}{r['best_known']:>12.2f}{gap_text:>8}{r['routes']:>8}"
-              f"{r['served']:>5}/{r['stops']:<3}{r['feasible']!s:>9}{r['seconds']:>7.1f}")
+        print(
+            f"{r['instance']:<12}{r['solver']:<9}{r['cost']:>10.2f}{r['best_known']:>12.2f}{gap_text:>8}{r['routes']:>8}"
+            f"{r['served']:>5}/{r['stops']:<3}{r['feasible']!s:>9}{r['seconds']:>7.1f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "machine": platform.platform()}, indent=2))
 

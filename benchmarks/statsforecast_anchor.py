@@ -25,9 +25,9 @@ def main() -> None:
     path, start, horizon, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     history = np.load(path)
     n_series, n_days = history.shape
-    frame = pd.DataFrame({"unique_id": np.repeat(np.arange(n_series), n_days),
-                          "ds": np.tile(pd.date_range(start, periods=n_days, freq="D"), n_series),
-                          "y": history.ravel()})
+    frame = pd.DataFrame(
+        {"unique_id": np.repeat(np.arange(n_series), n_days), "ds": np.tile(pd.date_range(start, periods=n_days, freq="D"), n_series), "y": history.ravel()}
+    )
     t0 = time.perf_counter()
     model = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=os.cpu_count() or 1)
     fc = model.forecast(df=frame, h=horizon, level=[80])

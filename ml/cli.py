@@ -94,8 +94,7 @@ def _option(spec: FieldSpec) -> inspect.Parameter:
         default = None
     if spec.choices is not None and spec.item_type is None:
         help_text += f"; one of {', '.join(map(str, spec.choices))}"
-    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=Annotated[kind, typer.Option(help=help_text)])
+    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, typer.Option(help=help_text)])
 
 
 def _parse_list(spec: FieldSpec, text: str) -> list[Any]:
@@ -210,16 +209,21 @@ def generate(
 
 
 @app.command()
-def land(source: Annotated[str, typer.Option(help="where the drop comes from")] = "synthetic", ds: DsOpt = None,
-         scale: ScaleOpt = None, backfill_days: Annotated[int | None, typer.Option(help="days before ds the drop covers too")] = None,
-         fill_gap: Annotated[bool, typer.Option(help="also land the days since the curated lake's newest")] = False,
-         path: Annotated[str | None, typer.Option(help="input folder (files source) or dataset folder")] = None,
-         allow_extra_columns: Annotated[bool, typer.Option(help="ignore (and report) columns the contract does not have")] = False) -> None:
+def land(
+    source: Annotated[str, typer.Option(help="where the drop comes from")] = "synthetic",
+    ds: DsOpt = None,
+    scale: ScaleOpt = None,
+    backfill_days: Annotated[int | None, typer.Option(help="days before ds the drop covers too")] = None,
+    fill_gap: Annotated[bool, typer.Option(help="also land the days since the curated lake's newest")] = False,
+    path: Annotated[str | None, typer.Option(help="input folder (files source) or dataset folder")] = None,
+    allow_extra_columns: Annotated[bool, typer.Option(help="ignore (and report) columns the contract does not have")] = False,
+) -> None:
     """Write the raw drop for ds (first ingest step)."""
     from ml import ingest
 
-    settings_, request = _ingest_request(ds, source=source, scale=scale, backfill_days=backfill_days, fill_gap=fill_gap, path=path,
-                                         allow_extra_columns=allow_extra_columns)
+    settings_, request = _ingest_request(
+        ds, source=source, scale=scale, backfill_days=backfill_days, fill_gap=fill_gap, path=path, allow_extra_columns=allow_extra_columns
+    )
     ingest.ensure_dirs(settings_)
     _print(_run(ingest.land, settings_, request).__dict__)
 
@@ -268,11 +272,12 @@ def land_history(scale: str, days: int, end: str | None) -> tuple[dict[str, Any]
     steps.ensure_dirs(settings_)
     opened = synthetic_source.open_shop(settings_, scale, last).start
     first = max(opened, last - dt.timedelta(days=days - 1))
-    loaded = _run(run_pipeline, INGEST, (last - dt.timedelta(days=1)).isoformat(),
-                  {"scale": scale, "backfill_days": (last - first).days - 1})
+    loaded = _run(run_pipeline, INGEST, (last - dt.timedelta(days=1)).isoformat(), {"scale": scale, "backfill_days": (last - first).days - 1})
     today = _run(run_pipeline, INGEST, last.isoformat(), {"scale": scale, "backfill_days": 0})
-    console.print(f"[green]history loaded[/] {loaded['steps']['land']['window_start']}..{loaded['ds']} (the shop opened on "
-                  f"{opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}")
+    console.print(
+        f"[green]history loaded[/] {loaded['steps']['land']['window_start']}..{loaded['ds']} (the shop opened on "
+        f"{opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}"
+    )
     return loaded, today
 
 
@@ -316,42 +321,57 @@ def demo(
     recs = _run(run_pipeline, RECOMMENDATIONS, day, {"model": "sasrec", "epochs": epochs})
     gated = recs["steps"]["gate"]
     model, baseline = gated["metrics"]["model"], gated["metrics"]["recent_popularity"]
-    console.print(f"[green]recommendations[/] for {recs['ds']}: SASRec NDCG@10 {model['ndcg_at_10']:.4f} vs recent popularity "
-                  f"{baseline['ndcg_at_10']:.4f} on {gated['holdout']}; gate: {gated['reason']}")
-    console.print(f"{recs['publish']['rows']:,} rows in serving table recommendations (model v{recs['publish']['version']}), "
-                  f"MLflow: {settings_.mlflow_tracking_uri}")
+    console.print(
+        f"[green]recommendations[/] for {recs['ds']}: SASRec NDCG@10 {model['ndcg_at_10']:.4f} vs recent popularity "
+        f"{baseline['ndcg_at_10']:.4f} on {gated['holdout']}; gate: {gated['reason']}"
+    )
+    console.print(
+        f"{recs['publish']['rows']:,} rows in serving table recommendations (model v{recs['publish']['version']}), MLflow: {settings_.mlflow_tracking_uri}"
+    )
     # a lighter LightGBM than the DAG's default (200 trees, 300k rows): the demo's four fits take about a minute
     fc = _run(run_pipeline, DEMAND_FORECAST, day, {"model": "lgbm", "lgbm_estimators": 200, "lgbm_max_rows": 300_000})
     gated = fc["steps"]["gate"]
     model = gated["metrics"]["model"]
-    console.print(f"[green]demand forecast[/] for {fc['ds']}: LightGBM MASE {model['mase']:.3f} ({model['mase_vs_seasonal_naive']:.2f}x "
-                  f"seasonal naive), P10-P90 coverage {model['coverage_p10_p90']:.1%} on {gated['holdout']}; gate: {gated['reason']}; "
-                  f"{fc['publish']['rows']:,} rows in demand_forecasts")
+    console.print(
+        f"[green]demand forecast[/] for {fc['ds']}: LightGBM MASE {model['mase']:.3f} ({model['mase_vs_seasonal_naive']:.2f}x "
+        f"seasonal naive), P10-P90 coverage {model['coverage_p10_p90']:.1%} on {gated['holdout']}; gate: {gated['reason']}; "
+        f"{fc['publish']['rows']:,} rows in demand_forecasts"
+    )
     planned = _run(run_pipeline, INVENTORY_PLAN, day, {})
     for p in planned["solve"]:
         gap = "n/a" if p["mip_gap"] is None else f"{p['mip_gap']:.2%}"
-        console.print(f"[green]inventory plan[/] {p['warehouse_id']}: {p['order_lines']} order lines, {p['units']:,} units, "
-                      f"spend {p['spend']:,.2f}; {p['status']} (gap {gap}, {p['seconds']:.1f} s)")
+        console.print(
+            f"[green]inventory plan[/] {p['warehouse_id']}: {p['order_lines']} order lines, {p['units']:,} units, "
+            f"spend {p['spend']:,.2f}; {p['status']} (gap {gap}, {p['seconds']:.1f} s)"
+        )
     console.print(f"{planned['publish']['rows']:,} rows in serving table purchase_orders")
     nudges = _run(run_pipeline, INTERVENTION, day, {})
     gated, chosen = nudges["steps"]["gate"], nudges["target"]
     uplift = gated["metrics"]["uplift"]
-    console.print(f"[green]interventions[/] for {nudges['ds']}: uplift Qini {uplift['qini']:.4f} (S-learner "
-                  f"{uplift.get('s_learner_qini', float('nan')):.4f}, random {uplift['random_qini']:.4f}), propensity ROC-AUC "
-                  f"{gated['metrics']['propensity']['roc_auc']:.3f}; gate: {gated['reason']}")
-    console.print(f"{chosen['rows']:,} customers get an action {chosen['per_action']}: expected profit "
-                  f"{chosen['expected_profit']:,.2f} for {chosen['expected_spend']:,.2f} of the {chosen['budget']:,.2f} budget "
-                  f"({chosen['solver_status']}); serving table interventions")
+    console.print(
+        f"[green]interventions[/] for {nudges['ds']}: uplift Qini {uplift['qini']:.4f} (S-learner "
+        f"{uplift.get('s_learner_qini', float('nan')):.4f}, random {uplift['random_qini']:.4f}), propensity ROC-AUC "
+        f"{gated['metrics']['propensity']['roc_auc']:.3f}; gate: {gated['reason']}"
+    )
+    console.print(
+        f"{chosen['rows']:,} customers get an action {chosen['per_action']}: expected profit "
+        f"{chosen['expected_profit']:,.2f} for {chosen['expected_spend']:,.2f} of the {chosen['budget']:,.2f} budget "
+        f"({chosen['solver_status']}); serving table interventions"
+    )
     road = RoutingConfig().road_file(settings_)
     if not road.exists():
-        console.print(f"[yellow]delivery routing skipped[/]: the road network {road} is not there; set ECOM_SHARED_DATA to the "
-                      "shared data folder or run `ecom route --road-network FILE.osm.pbf`")
+        console.print(
+            f"[yellow]delivery routing skipped[/]: the road network {road} is not there; set ECOM_SHARED_DATA to the "
+            "shared data folder or run `ecom route --road-network FILE.osm.pbf`"
+        )
         return
     routed = _run(run_pipeline, DELIVERY_ROUTING, day, {})
     for d in routed["route"]:
-        console.print(f"[green]delivery routes[/] {d['depot_id']}: {d['served']} of {d['orders']} orders on {d['vehicles_used']} of "
-                      f"{d['vehicles']} vans, {d['km']:.1f} km, {d['driving_hours']:.1f} h driving on {d['road_network']}; "
-                      f"not routed: {d['exception_reasons'] or 'none'}")
+        console.print(
+            f"[green]delivery routes[/] {d['depot_id']}: {d['served']} of {d['orders']} orders on {d['vehicles_used']} of "
+            f"{d['vehicles']} vans, {d['km']:.1f} km, {d['driving_hours']:.1f} h driving on {d['road_network']}; "
+            f"not routed: {d['exception_reasons'] or 'none'}"
+        )
     done = routed["publish"]
     console.print(f"{done['route_rows']:,} rows in delivery_routes, {done['exceptions']} in delivery_exceptions; map: {done['maps']}/routes.html")
 

@@ -290,16 +290,31 @@ OUTPUTS: dict[str, Table] = {
     for t in (
         Table(
             "recommendations",
-            (_ds(), Column("customer_id", "string"), Column("rank", "int", min=1), Column("product_id", "string"),
-             Column("score", "float", nullable=True), Column("model_name", "string"), _version()),
+            (
+                _ds(),
+                Column("customer_id", "string"),
+                Column("rank", "int", min=1),
+                Column("product_id", "string"),
+                Column("score", "float", nullable=True),
+                Column("model_name", "string"),
+                _version(),
+            ),
             key=("customer_id", "rank"),
             kind="output",
             doc="Top-K products per customer for ds, from the champion (cold start: recent regional popularity).",
         ),
         Table(
             "demand_forecasts",
-            (_ds(), Column("product_id", "string"), Column("warehouse_id", "string"), Column("target_date", "date"),
-             Column("p10", "float", min=0), Column("p50", "float", min=0), Column("p90", "float", min=0), _version()),
+            (
+                _ds(),
+                Column("product_id", "string"),
+                Column("warehouse_id", "string"),
+                Column("target_date", "date"),
+                Column("p10", "float", min=0),
+                Column("p50", "float", min=0),
+                Column("p90", "float", min=0),
+                _version(),
+            ),
             key=("product_id", "warehouse_id", "target_date"),
             kind="output",
             ordered=(("p50", "p10"), ("p90", "p50")),
@@ -307,11 +322,20 @@ OUTPUTS: dict[str, Table] = {
         ),
         Table(
             "purchase_orders",
-            (_ds(), Column("warehouse_id", "string"), Column("product_id", "string"), Column("order_date", "date"),
-             Column("arrival_date", "date"), Column("qty", "int", min=0, strict_min=True, unit="units"),
-             Column("reorder_point", "float", nullable=True), Column("safety_stock", "float", nullable=True),
-             Column("expected_fill_rate", "float", nullable=True, min=0, max=1), _money("expected_cost", nullable=True),
-             Column("solver_status", "string"), Column("mip_gap", "float", nullable=True, min=0)),
+            (
+                _ds(),
+                Column("warehouse_id", "string"),
+                Column("product_id", "string"),
+                Column("order_date", "date"),
+                Column("arrival_date", "date"),
+                Column("qty", "int", min=0, strict_min=True, unit="units"),
+                Column("reorder_point", "float", nullable=True),
+                Column("safety_stock", "float", nullable=True),
+                Column("expected_fill_rate", "float", nullable=True, min=0, max=1),
+                _money("expected_cost", nullable=True),
+                Column("solver_status", "string"),
+                Column("mip_gap", "float", nullable=True, min=0),
+            ),
             key=("warehouse_id", "product_id", "order_date"),
             kind="output",
             ordered=(("arrival_date", "order_date"),),
@@ -319,29 +343,47 @@ OUTPUTS: dict[str, Table] = {
         ),
         Table(
             "interventions",
-            (_ds(), Column("customer_id", "string"), Column("action", "string"),
-             Column("expected_uplift", "float"), Column("expected_profit", "float"), Column("expected_spend", "float", min=0),
-             Column("propensity", "float", min=0, max=1), Column("reason", "string"), _version()),
+            (
+                _ds(),
+                Column("customer_id", "string"),
+                Column("action", "string"),
+                Column("expected_uplift", "float"),
+                Column("expected_profit", "float"),
+                Column("expected_spend", "float", min=0),
+                Column("propensity", "float", min=0, max=1),
+                Column("reason", "string"),
+                _version(),
+            ),
             key=("customer_id",),
             kind="output",
             doc="Who gets which coupon the day after ds, with the expected uplift, profit and spend, and why.",
         ),
         Table(
             "delivery_routes",
-            (_ds(), Column("depot_id", "string"), Column("vehicle_id", "string"), Column("stop_seq", "int", min=0),
-             Column("order_id", "string", nullable=True, doc="null at the depot (start and end of a route)"),
-             Column("node_id", "int"), _lat(), _lon(), Column("eta", "timestamp"),
-             Column("window_start", "timestamp", nullable=True), Column("window_end", "timestamp", nullable=True),
-             Column("demand", "int", min=0), Column("load", "int", min=0), Column("leg_seconds", "float", min=0),
-             Column("leg_metres", "float", min=0)),
+            (
+                _ds(),
+                Column("depot_id", "string"),
+                Column("vehicle_id", "string"),
+                Column("stop_seq", "int", min=0),
+                Column("order_id", "string", nullable=True, doc="null at the depot (start and end of a route)"),
+                Column("node_id", "int"),
+                _lat(),
+                _lon(),
+                Column("eta", "timestamp"),
+                Column("window_start", "timestamp", nullable=True),
+                Column("window_end", "timestamp", nullable=True),
+                Column("demand", "int", min=0),
+                Column("load", "int", min=0),
+                Column("leg_seconds", "float", min=0),
+                Column("leg_metres", "float", min=0),
+            ),
             key=("depot_id", "vehicle_id", "stop_seq"),
             kind="output",
             doc="Each vehicle's stops for the delivery day after ds, in order, with arrival times and loads.",
         ),
         Table(
             "delivery_exceptions",
-            (_ds(), Column("depot_id", "string"), Column("order_id", "string"), Column("reason", "string"),
-             Column("detail", "string")),
+            (_ds(), Column("depot_id", "string"), Column("order_id", "string"), Column("reason", "string"), Column("detail", "string")),
             key=("order_id",),
             kind="output",
             doc="Orders promised for the delivery day that no route serves, with the reason.",
@@ -374,8 +416,7 @@ def check_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         values = out[col.name]
         null = values.isna()
         if not col.nullable and null.any():
-            raise ContractError(f"output {name!r} column {col.name!r}: {int(null.sum())} null values, e.g. rows "
-                                f"{out[null].head(3).to_dict('records')}")
+            raise ContractError(f"output {name!r} column {col.name!r}: {int(null.sum())} null values, e.g. rows {out[null].head(3).to_dict('records')}")
         present = values[~null]
         if col.kind in ("int", "float"):
             if not pd.api.types.is_numeric_dtype(present.dtype) and len(present):
@@ -390,8 +431,7 @@ def check_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
                 outside |= present > col.max
             if outside.any():
                 bad = present[outside]
-                raise ContractError(f"output {name!r} column {col.name!r}: {len(bad)} values outside "
-                                    f"[{col.min}, {col.max}], e.g. {bad.head(3).tolist()}")
+                raise ContractError(f"output {name!r} column {col.name!r}: {len(bad)} values outside [{col.min}, {col.max}], e.g. {bad.head(3).tolist()}")
         elif col.kind in ("date", "timestamp") and len(present):
             parsed = pd.to_datetime(present.astype(str), errors="coerce", format="mixed", utc=True)
             if parsed.isna().any():
@@ -400,12 +440,15 @@ def check_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         both = out[later].notna() & out[earlier].notna()
         wrong = both & (out[later] < out[earlier])
         if wrong.any():
-            raise ContractError(f"output {name!r}: {later} < {earlier} on {int(wrong.sum())} rows, e.g. "
-                                f"{out.loc[wrong, [*spec.key, later, earlier]].head(3).to_dict('records')}")
+            raise ContractError(
+                f"output {name!r}: {later} < {earlier} on {int(wrong.sum())} rows, e.g. "
+                f"{out.loc[wrong, [*spec.key, later, earlier]].head(3).to_dict('records')}"
+            )
     duplicated = out.duplicated(list(spec.key))
     if duplicated.any():
-        raise ContractError(f"output {name!r}: {int(duplicated.sum())} rows repeat the key {spec.key}, e.g. "
-                            f"{out.loc[duplicated, list(spec.key)].head(3).to_dict('records')}")
+        raise ContractError(
+            f"output {name!r}: {int(duplicated.sum())} rows repeat the key {spec.key}, e.g. {out.loc[duplicated, list(spec.key)].head(3).to_dict('records')}"
+        )
     return out
 
 
@@ -451,9 +494,7 @@ def _cast(values: pd.Series, col: Column, table_name: str) -> pd.Series:
             return values.astype("string")
         return values.astype(dtype_of(col))
     except (ValueError, TypeError) as exc:
-        raise ContractError(
-            f"table {table_name!r} column {col.name!r}: cannot cast to {col.kind}: {exc}"
-        ) from exc
+        raise ContractError(f"table {table_name!r} column {col.name!r}: cannot cast to {col.kind}: {exc}") from exc
 
 
 def empty(name: str) -> pd.DataFrame:
@@ -466,8 +507,7 @@ def empty(name: str) -> pd.DataFrame:
 
 def _describe(col: Column) -> str:
     text = f"{col.name}{'?' if col.nullable else ''} {col.kind}"
-    bounds = [f"{'>' if col.strict_min else '>='} {col.min:g}" if col.min is not None else "",
-              f"<= {col.max:g}" if col.max is not None else ""]
+    bounds = [f"{'>' if col.strict_min else '>='} {col.min:g}" if col.min is not None else "", f"<= {col.max:g}" if col.max is not None else ""]
     extra = [b for b in bounds if b] + ([" / ".join(col.allowed)] if col.allowed else [])
     return text + (f" ({', '.join(extra)})" if extra else "")
 
@@ -476,8 +516,11 @@ def markdown_table(outputs: bool = False) -> str:
     """The bring-your-own-data format (or, with ``outputs``, the tables the pipelines publish) as a Markdown table,
     written from the contract (the README shows both, and a test keeps them equal): key columns, then every column
     with its kind, bounds and allowed values."""
-    header = ("| output table | key | columns (`?`: nullable) |" if outputs else
-              "| table | key | columns (`?`: nullable: its values may be empty, or the column may be left out of the file) |")
+    header = (
+        "| output table | key | columns (`?`: nullable) |"
+        if outputs
+        else "| table | key | columns (`?`: nullable: its values may be empty, or the column may be left out of the file) |"
+    )
     lines = [header, "|---|---|---|"]
     for table in (OUTPUTS if outputs else TABLES).values():
         columns = "; ".join(_describe(c) for c in table.columns)

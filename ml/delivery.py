@@ -77,14 +77,15 @@ def read_manifest(folder: Path) -> dict:
     if not path.exists():
         raise SourceError(
             f"{folder} has no {MANIFEST}. A delivery lists each file with its size, row count and SHA-256 so that a "
-            f"missing, truncated or altered file is caught; write it where the files are produced: ecom manifest {folder}")
+            f"missing, truncated or altered file is caught; write it where the files are produced: ecom manifest {folder}"
+        )
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path} is not valid JSON: {exc}") from exc
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
-        raise SourceError(f"{path} lists no files (expected {{\"files\": {{\"orders.csv\": {{\"bytes\", \"rows\", \"sha256\"}}}}}})")
+        raise SourceError(f'{path} lists no files (expected {{"files": {{"orders.csv": {{"bytes", "rows", "sha256"}}}}}})')
     for name, entry in files.items():
         if not isinstance(entry, dict) or not {"bytes", "rows", "sha256"} <= set(entry):
             raise SourceError(f"{path}: entry {name!r} needs bytes, rows and sha256, got {entry!r}")
@@ -107,8 +108,11 @@ class Drop:
 
     def tables(self) -> dict[str, Path]:
         """Contract table -> file, for the files that are named after a table and listed."""
-        return {name.removesuffix(".csv"): self.folder / name for name in self.present()
-                if name in self.listed and name.removesuffix(".csv") in contract.TABLES and name.endswith(".csv")}
+        return {
+            name.removesuffix(".csv"): self.folder / name
+            for name in self.present()
+            if name in self.listed and name.removesuffix(".csv") in contract.TABLES and name.endswith(".csv")
+        }
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -126,16 +130,29 @@ def delivery_failures(drop: Drop) -> tuple[list[Failure], int]:
         checks += 1
         table = name.removesuffix(".csv")
         if name not in expected:
-            failures.append(Failure(table, "file_named_after_table", None,
-                                    f"{name} is not a contract table's file{did_you_mean(name, expected)}; files are <table>.csv for "
-                                    f"{sorted(contract.TABLES)} (names are case-sensitive)"))
+            failures.append(
+                Failure(
+                    table,
+                    "file_named_after_table",
+                    None,
+                    f"{name} is not a contract table's file{did_you_mean(name, expected)}; files are <table>.csv for "
+                    f"{sorted(contract.TABLES)} (names are case-sensitive)",
+                )
+            )
         elif name not in present:
-            failures.append(Failure(table, "file_in_manifest_delivered", None,
-                                    f"{name} is listed in the manifest but was not delivered{did_you_mean(name, present)}"))
+            failures.append(
+                Failure(table, "file_in_manifest_delivered", None, f"{name} is listed in the manifest but was not delivered{did_you_mean(name, present)}")
+            )
         elif name not in drop.listed:
-            failures.append(Failure(table, "file_listed_in_manifest", None,
-                                    f"{name} was delivered but the manifest does not list it{did_you_mean(name, list(drop.listed))}; "
-                                    "rewrite the manifest where the files are produced (ecom manifest FOLDER)"))
+            failures.append(
+                Failure(
+                    table,
+                    "file_listed_in_manifest",
+                    None,
+                    f"{name} was delivered but the manifest does not list it{did_you_mean(name, list(drop.listed))}; "
+                    "rewrite the manifest where the files are produced (ecom manifest FOLDER)",
+                )
+            )
         else:
             failures += _content_matches(drop, name)
     tables = drop.tables()
@@ -144,9 +161,15 @@ def delivery_failures(drop: Drop) -> tuple[list[Failure], int]:
         if parent is not None:
             checks += 1
             if parent.table not in tables:
-                failures.append(Failure(name, "parent_table_in_drop", parent.column,
-                                        f"{name} rows are placed on the day of their {parent.table} row, but the drop has no "
-                                        f"{parent.table}.csv; deliver {parent.table} with {name}"))
+                failures.append(
+                    Failure(
+                        name,
+                        "parent_table_in_drop",
+                        parent.column,
+                        f"{name} rows are placed on the day of their {parent.table} row, but the drop has no "
+                        f"{parent.table}.csv; deliver {parent.table} with {name}",
+                    )
+                )
     return failures, checks
 
 
@@ -156,10 +179,17 @@ def _content_matches(drop: Drop, name: str) -> list[Failure]:
     table = name.removesuffix(".csv")
     if size != listed["bytes"]:
         state = "truncated" if size < listed["bytes"] else "longer than listed"
-        return [Failure(table, "file_matches_manifest", None,
-                        f"{name} has {size} bytes, the manifest lists {listed['bytes']}: the file is {state}; re-send it")]
+        return [
+            Failure(table, "file_matches_manifest", None, f"{name} has {size} bytes, the manifest lists {listed['bytes']}: the file is {state}; re-send it")
+        ]
     if sha256(path) != listed["sha256"]:
-        return [Failure(table, "file_matches_manifest", None,
-                        f"{name}: SHA-256 differs from the manifest's with the same size: the file was altered after the "
-                        "manifest was written; re-send it (or rewrite the manifest where the file is produced)")]
+        return [
+            Failure(
+                table,
+                "file_matches_manifest",
+                None,
+                f"{name}: SHA-256 differs from the manifest's with the same size: the file was altered after the "
+                "manifest was written; re-send it (or rewrite the manifest where the file is produced)",
+            )
+        ]
     return []

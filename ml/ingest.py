@@ -74,8 +74,7 @@ def land(settings: Settings, request: SourceRequest) -> LandResult:
         for name, frame in batch.ground_truth.items():
             change.write("ground_truth", name, request.ds, frame)
     target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
-    log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds,
-             batch.window_start, time.perf_counter() - t0, rows)
+    log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds, batch.window_start, time.perf_counter() - t0, rows)
     return LandResult(manifest["ds"], request.source, str(target), manifest["window_start"], rows)
 
 
@@ -143,7 +142,8 @@ def check_continuity(settings: Settings, start: dt.date, end: dt.date, tables: l
         f"but the drop starts on {start}, so {missing} day(s) {newest + dt.timedelta(days=1)}..{start - dt.timedelta(days=1)} "
         f"would be missing in {sorted(behind)}. Nothing was published. Land them with this day in one drop: rerun with "
         f"backfill_days={(end - newest).days - 1} (or Param fill_gap=true / ecom ingest --fill-gap)",
-        failures=[{"table": t, "check": "continuity", "newest_curated_day": d.isoformat()} for t, d in sorted(behind.items())])
+        failures=[{"table": t, "check": "continuity", "newest_curated_day": d.isoformat()} for t, d in sorted(behind.items())],
+    )
 
 
 def validate(settings: Settings, ds: str | dt.date) -> dict:
@@ -166,8 +166,7 @@ def validate(settings: Settings, ds: str | dt.date) -> dict:
         (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
     final_report = report_dir(settings, ds)
     if report.success:
-        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "notes": report.notes,
-                "report": str(final_report / "index.html")}
+        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "notes": report.notes, "report": str(final_report / "index.html")}
     quarantine = lake.partition_dir(settings.lake_dir, "quarantine", DROP, ds)
     with lake.commit(settings.lake_dir, label=f"quarantine ds={end}") as change:
         folder = change.folder("quarantine", DROP, ds)
@@ -205,8 +204,7 @@ def publish(settings: Settings, ds: str | dt.date) -> dict:
         raise EcomError(f"the drop for ds={lake.as_date(ds)} has no passing validation report for its current bytes; run validate first")
     start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
     drop = _drop(drop_dir, manifest)
-    typed = {name: contract.conform(name, contract.fill_nullable(name, validation.read_csv_text(path))[0])
-             for name, path in drop.tables().items()}
+    typed = {name: contract.conform(name, contract.fill_nullable(name, validation.read_csv_text(path))[0]) for name, path in drop.tables().items()}
     written = {}
     with lake.commit(settings.lake_dir, settings.serving_url, label=f"ingest ds={end}") as change:
         for name, frame in typed.items():

@@ -32,9 +32,15 @@ def request_for(settings: Settings, ds: dt.date, config: IngestConfig) -> Source
         newest = ingest.newest_curated_day(settings, before=ds)
         if newest is not None:
             backfill = max(backfill or 0, (ds - newest).days - 1)
-    return SourceRequest(source=config.source, ds=ds.isoformat(), scale=config.scale or settings.default_scale,
-                         seed=settings.seed, backfill_days=backfill, path=config.path,
-                         allow_extra_columns=config.allow_extra_columns)
+    return SourceRequest(
+        source=config.source,
+        ds=ds.isoformat(),
+        scale=config.scale or settings.default_scale,
+        seed=settings.seed,
+        backfill_days=backfill,
+        path=config.path,
+        allow_extra_columns=config.allow_extra_columns,
+    )
 
 
 def _default_ds(settings: Settings, config: IngestConfig, limit: dt.date | None) -> dt.date | None:

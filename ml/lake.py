@@ -36,9 +36,23 @@ from ml import contract
 from ml.dates import as_date
 from ml.errors import EcomError
 
-__all__ = ["Commit", "MissingPartitionsError", "as_date", "commit", "day_ranges", "list_partitions", "partition_dir",
-           "partition_rows", "pending_commits", "read_latest", "read_partition", "read_range", "read_text", "recover",
-           "write_partition"]
+__all__ = [
+    "Commit",
+    "MissingPartitionsError",
+    "as_date",
+    "commit",
+    "day_ranges",
+    "list_partitions",
+    "partition_dir",
+    "partition_rows",
+    "pending_commits",
+    "read_latest",
+    "read_partition",
+    "read_range",
+    "read_text",
+    "recover",
+    "write_partition",
+]
 
 log = logging.getLogger(__name__)
 
@@ -347,8 +361,7 @@ def _table_folders(lake: Path) -> Iterator[Path]:
             folder = stack.pop()
             yield folder
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                stack.extend(Path(e.path) for e in os.scandir(folder)
-                             if e.is_dir(follow_symlinks=False) and not e.name.startswith(("ds=", ".")))
+                stack.extend(Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith(("ds=", ".")))
 
 
 def _leftover_tag(name: str) -> str | None:
@@ -399,8 +412,7 @@ def write_partition(lake: Path, zone: str, table: str, ds: str | dt.date, frame:
     return partition_dir(lake, zone, table, ds)
 
 
-def read_partition(lake: Path, zone: str, table: str, ds: str | dt.date, columns: list[str] | None = None,
-                   filters: list[tuple] | None = None) -> pd.DataFrame:
+def read_partition(lake: Path, zone: str, table: str, ds: str | dt.date, columns: list[str] | None = None, filters: list[tuple] | None = None) -> pd.DataFrame:
     """One committed partition (``columns`` and pyarrow ``filters`` are passed to the Parquet reader)."""
     with _reading(lake):
         path = partition_dir(lake, zone, table, ds) / PARQUET_FILE
@@ -476,7 +488,8 @@ class MissingPartitionsError(EcomError):
         shown = day_ranges(missing)
         super().__init__(
             f"{zone}/{table}: {len(missing)} day(s) missing in {start}..{end}: {shown}. A missing day is not a day "
-            f"without rows; land them (ecom_ingest with backfill_days, or Param fill_gap=true) before reading this range")
+            f"without rows; land them (ecom_ingest with backfill_days, or Param fill_gap=true) before reading this range"
+        )
 
 
 def read_latest(lake: Path, zone: str, table: str, as_of: str | dt.date) -> pd.DataFrame:

@@ -33,8 +33,14 @@ def _highs_with_start(start: dict[str, float] | None, **options):
     return HiGHSWithStart(**options)
 
 
-def solve(model: pulp.LpProblem, solver: str = "highs", time_limit_s: float = 60.0, gap: float = 0.01,
-          threads: int | None = None, start: dict[str, float] | None = None) -> tuple[str, str, float | None]:
+def solve(
+    model: pulp.LpProblem,
+    solver: str = "highs",
+    time_limit_s: float = 60.0,
+    gap: float = 0.01,
+    threads: int | None = None,
+    start: dict[str, float] | None = None,
+) -> tuple[str, str, float | None]:
     """Solve ``model`` and return (solver used, status, relative gap), the status read from the solver itself."""
     if solver == "highs" and pulp.HiGHS().available():
         model.solve(_highs_with_start(start, msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads))

@@ -62,8 +62,7 @@ def _plain(value: Any, path: str, replaced: list[str]) -> Any:
     raise TypeError(f"{path or 'value'}: {type(value).__name__} is not JSON; return small plain values (write data to the lake)")
 
 
-def ds_from_asset_events(events: Mapping[str, list[Mapping[str, Any]]], inputs: Sequence[str],
-                         holds: Callable[[str, dt.date], bool]) -> dt.date:
+def ds_from_asset_events(events: Mapping[str, list[Mapping[str, Any]]], inputs: Sequence[str], holds: Callable[[str, dt.date], bool]) -> dt.date:
     """The ds an Asset-triggered run works on: the ds its triggering events carry (``extra["ds"]``). When they
     disagree, the newest of them that every input (``holds(input, ds)``) has published.
 
@@ -73,8 +72,10 @@ def ds_from_asset_events(events: Mapping[str, list[Mapping[str, Any]]], inputs: 
     for uri, extras in events.items():
         for extra in extras:
             if not extra or not extra.get("ds"):
-                raise ConfigError(f"an Asset event on {uri} carries no ds (extra={dict(extra or {})}); producers set "
-                                  "extra={'ds': 'YYYY-MM-DD'}. Trigger this DAG with a ds Param instead")
+                raise ConfigError(
+                    f"an Asset event on {uri} carries no ds (extra={dict(extra or {})}); producers set "
+                    "extra={'ds': 'YYYY-MM-DD'}. Trigger this DAG with a ds Param instead"
+                )
             carried.add(as_date(extra["ds"]))
     if not carried:
         raise ConfigError("the run was triggered by Asset events but none was passed to it")
@@ -82,8 +83,10 @@ def ds_from_asset_events(events: Mapping[str, list[Mapping[str, Any]]], inputs: 
         if all(holds(ref, day) for ref in inputs):
             return day
     lacking = {day.isoformat(): [ref for ref in inputs if not holds(ref, day)] for day in sorted(carried)}
-    raise ConfigError(f"no ds carried by the triggering events is published by every input: {lacking}; "
-                      "run the producers of the inputs for that ds, or trigger with a ds Param")
+    raise ConfigError(
+        f"no ds carried by the triggering events is published by every input: {lacking}; "
+        "run the producers of the inputs for that ds, or trigger with a ds Param"
+    )
 
 
 def holds_ds(settings: Settings, ref: str, ds: dt.date) -> bool:
@@ -98,9 +101,16 @@ def holds_ds(settings: Settings, ref: str, ds: dt.date) -> bool:
     return ds in days
 
 
-def resolve_ds(pipeline: Pipeline, settings: Settings, config: Any, *, param_ds: str | None,
-               asset_events: Mapping[str, list[Mapping[str, Any]]] | None, logical_date: dt.datetime | None,
-               run_after: dt.datetime | None) -> tuple[dt.date, str]:
+def resolve_ds(
+    pipeline: Pipeline,
+    settings: Settings,
+    config: Any,
+    *,
+    param_ds: str | None,
+    asset_events: Mapping[str, list[Mapping[str, Any]]] | None,
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime | None,
+) -> tuple[dt.date, str]:
     """The run's ds and how it was chosen, resolved once at the boundary:
 
     1. the ``ds`` Param (manual runs, backfills);
@@ -140,5 +150,4 @@ def require_inputs(settings: Settings, pipeline: Pipeline, ds: dt.date) -> None:
         if not holds_ds(settings, ref, ds):
             days = lake.list_partitions(settings.lake_dir, *table_ref(ref))
             newest = f"its newest day is {days[-1]}" if days else "it has no partition at all"
-            raise ConfigError(f"{pipeline.dag_id} ds={ds}: {ref} has no partition for that day ({newest}); "
-                              f"run {producer_of(ref)} for {ds} first")
+            raise ConfigError(f"{pipeline.dag_id} ds={ds}: {ref} has no partition for that day ({newest}); run {producer_of(ref)} for {ds} first")

@@ -30,11 +30,17 @@ ITEMS = "items"
 """Key under which a pipeline's last step lists the items its fan-out step is mapped over."""
 
 
-def option(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None,
-           exclusive_minimum: float | None = None, choices: Sequence[Any] | None = None) -> Any:
+def option(
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: float | None = None,
+    choices: Sequence[Any] | None = None,
+) -> Any:
     """A config field with its description and bounds: the one place a Param, a CLI option and the check come from."""
-    meta = {"doc": doc, "minimum": minimum, "maximum": maximum, "exclusive_minimum": exclusive_minimum,
-            "choices": None if choices is None else tuple(choices)}
+    meta = {"doc": doc, "minimum": minimum, "maximum": maximum, "exclusive_minimum": exclusive_minimum, "choices": None if choices is None else tuple(choices)}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -136,9 +142,19 @@ class PipelineConfig:
             json_types, item = _json_types(hints[f.name])
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             meta = f.metadata
-            out.append(FieldSpec(f.name, list(default) if isinstance(default, tuple) else default, json_types, item,
-                                 meta.get("doc", ""), meta.get("minimum"), meta.get("maximum"), meta.get("exclusive_minimum"),
-                                 meta.get("choices")))
+            out.append(
+                FieldSpec(
+                    f.name,
+                    list(default) if isinstance(default, tuple) else default,
+                    json_types,
+                    item,
+                    meta.get("doc", ""),
+                    meta.get("minimum"),
+                    meta.get("maximum"),
+                    meta.get("exclusive_minimum"),
+                    meta.get("choices"),
+                )
+            )
         return out
 
     @classmethod
@@ -238,12 +254,17 @@ class Pipeline:
             previous = xcom_safe(step.fn(run, previous))
             trail[step.name] = previous
         results = [xcom_safe(self.fan_out.fn(run, item, previous)) for item in previous[ITEMS]] if self.fan_out else []
-        return {"ds": ds.isoformat(), "steps": trail, self.fan_out.name if self.fan_out else "fan_out": results,
-                self.publish_name: xcom_safe(self.publish(run, previous, results))}
+        return {
+            "ds": ds.isoformat(),
+            "steps": trail,
+            self.fan_out.name if self.fan_out else "fan_out": results,
+            self.publish_name: xcom_safe(self.publish(run, previous, results)),
+        }
 
 
-def model_steps(train_module: str, champion_module: str, *, evaluate: str | None = "evaluate", train_queue: str = "default",
-                items: Callable[[Run], list[Any]] | None = None) -> tuple[Step, ...]:
+def model_steps(
+    train_module: str, champion_module: str, *, evaluate: str | None = "evaluate", train_queue: str = "default", items: Callable[[Run], list[Any]] | None = None
+) -> tuple[Step, ...]:
     """The chain every trained pipeline shares: train -> [evaluate] -> register -> gate -> champion.
 
     ``train_module`` provides ``train_run(settings, ds, config)``, ``evaluate_run``, ``register`` and ``gate``
@@ -281,8 +302,7 @@ def publish_shards(score_module: str, counted: str) -> Callable[[Run, dict[str, 
     def publish(run: Run, champion: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         module = importlib.import_module(score_module)
         rows = module.publish(run.settings, run.ds.isoformat(), run.config.shards, champion["version"])
-        return {"ds": run.ds.isoformat(), "rows": rows, "version": champion["version"],
-                counted: sum(r[counted] for r in results)}
+        return {"ds": run.ds.isoformat(), "rows": rows, "version": champion["version"], counted: sum(r[counted] for r in results)}
 
     return publish
 

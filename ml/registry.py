@@ -51,22 +51,26 @@ def pip_requirements(*packages: str) -> list[str]:
     return pins
 
 
-def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requirements: list[str],
-                     params: dict[str, Any] | None = None) -> str:
+def log_pyfunc_model(python_model: Any, name: str, input_example: Any, requirements: list[str], params: dict[str, Any] | None = None) -> str:
     """Log a ``mlflow.pyfunc.PythonModel`` in the active run with a signature inferred from the example and
     its prediction (and the inference ``params`` with their defaults); returns the model URI."""
     import mlflow
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, python_model.predict(None, input_example, params), params=params)
-    info = mlflow.pyfunc.log_model(
-        name=name, python_model=python_model, input_example=input_example, signature=signature, pip_requirements=requirements
-    )
+    info = mlflow.pyfunc.log_model(name=name, python_model=python_model, input_example=input_example, signature=signature, pip_requirements=requirements)
     return info.model_uri
 
 
-def log_benchmark_run(settings: Settings, experiment: str, run_name: str, params: dict[str, Any],
-                      metrics: dict[str, float], figures: dict[str, Any], artifacts: tuple[Path, ...] = ()) -> str:
+def log_benchmark_run(
+    settings: Settings,
+    experiment: str,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    figures: dict[str, Any],
+    artifacts: tuple[Path, ...] = (),
+) -> str:
     """One MLflow run holding a benchmark's figures (spaces in metric names become underscores), plots (artifact
     path -> matplotlib figure) and result files, beside the training runs a reviewer already looks at; returns
     the run id."""

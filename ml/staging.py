@@ -28,7 +28,6 @@ def _staging_table(table: str, shard: int) -> str:
     return f"{table}_shards/shard={shard:04d}"
 
 
-
 def stage(settings: Settings, table: str, ds: str | dt.date, shard: int, frame: pd.DataFrame) -> int:
     """Write one shard's rows for ds (replacing an earlier attempt of the same shard); returns rows staged."""
     lake.write_partition(settings.lake_dir, "outputs", _staging_table(table, shard), ds, frame)
@@ -40,8 +39,9 @@ def day_commit(settings: Settings, label: str, change: lake.Commit | None = None
     return contextlib.nullcontext(change) if change is not None else lake.commit(settings.lake_dir, settings.serving_url, label)
 
 
-def write(settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None,
-          change: lake.Commit | None = None) -> int:
+def write(
+    settings: Settings, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None, change: lake.Commit | None = None
+) -> int:
     """Check the rows against the output table's contract, then replace the ds in the lake's outputs zone (with
     ``files`` beside the rows) and in the serving store, in one commit (``change``, or one of its own); returns
     rows written."""
@@ -77,8 +77,7 @@ def discard_older(change: lake.Commit, table: str, ds: str | dt.date) -> None:
                 change.remove("outputs", shard_table, day)
 
 
-def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, version: str | None = None,
-            change: lake.Commit | None = None) -> int:
+def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, version: str | None = None, change: lake.Commit | None = None) -> int:
     """Gather the ``shards`` staged shards of ds (with ``version``: check that every row's ``model_version`` is it),
     then write the ds, checked against its contract (a key repeated across shards included), and drop older days'
     staging in one commit (``change``, or one of its own)."""

@@ -58,23 +58,31 @@ def read_drop_file(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Fa
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [Failure(table, "file_is_utf8", None,
-                              f"{path.name}: byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8; re-export as UTF-8")]
+        return None, [Failure(table, "file_is_utf8", None, f"{path.name}: byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8; re-export as UTF-8")]
     header = text.split("\n", 1)[0].rstrip("\r")
     expected = contract.table(table).column_names
     if "," not in header and any(d in header for d in ";\t|"):
         sep = next(d for d in ";\t|" if d in header)
-        return None, [Failure(table, "file_delimiter_is_comma", None,
-                              f"{path.name}: header {header[:80]!r} is separated by {sep!r}, not ','; expected columns {expected}")]
+        return None, [
+            Failure(
+                table, "file_delimiter_is_comma", None, f"{path.name}: header {header[:80]!r} is separated by {sep!r}, not ','; expected columns {expected}"
+            )
+        ]
     if not text.endswith("\n"):
         last = text.rsplit("\n", 1)[-1]
         fields = next(csv.reader([last]), [])
         n_header = len(next(csv.reader([header])))
         if len(fields) < n_header or last.count('"') % 2:
             line_no = text.count("\n") + 1
-            return None, [Failure(table, "file_is_complete", None,
-                                  f"{path.name}: last line {line_no} has {len(fields)} of {n_header} fields and no newline: "
-                                  "the file looks truncated; re-send it", sample=[{"line": line_no, "text": last[:120]}])]
+            return None, [
+                Failure(
+                    table,
+                    "file_is_complete",
+                    None,
+                    f"{path.name}: last line {line_no} has {len(fields)} of {n_header} fields and no newline: the file looks truncated; re-send it",
+                    sample=[{"line": line_no, "text": last[:120]}],
+                )
+            ]
     try:
         frame = read_csv_text(io.StringIO(text))
     except (pd.errors.ParserError, csv.Error) as exc:
@@ -95,9 +103,16 @@ def column_failures(table: str, frame: pd.DataFrame, allow_extra: bool) -> tuple
         return [], []
     if allow_extra:
         return [], [f"{table}: ignored column(s) {extra} that the contract does not have (allow_extra_columns)"]
-    return [Failure(table, "no_extra_columns", c,
-                    f"column {c!r} is not in the contract{did_you_mean(c, spec.column_names)}; remove it at the source, or "
-                    "set allow_extra_columns=true to ignore such columns (they are reported)") for c in extra], []
+    return [
+        Failure(
+            table,
+            "no_extra_columns",
+            c,
+            f"column {c!r} is not in the contract{did_you_mean(c, spec.column_names)}; remove it at the source, or "
+            "set allow_extra_columns=true to ignore such columns (they are reported)",
+        )
+        for c in extra
+    ], []
 
 
 def nullable_notes(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -124,9 +139,16 @@ def timezone_failures(table: str, frame: pd.DataFrame) -> tuple[list[Failure], l
         if aware.any() and not aware.all():
             naive_rows, aware_rows = values.index[~aware], values.index[aware]
             sample = [{"line": csv_line(int(i)), col.name: values[i]} for i in [*naive_rows[:2], *aware_rows[:2]]]
-            failures.append(Failure(table, "timestamp_timezone_consistent", col.name,
-                                    f"{int((~aware).sum())} values have no timezone and {int(aware.sum())} have one; state the "
-                                    "offset on every value (or on none, meaning UTC)", int((~aware).sum()), sample))
+            failures.append(
+                Failure(
+                    table,
+                    "timestamp_timezone_consistent",
+                    col.name,
+                    f"{int((~aware).sum())} values have no timezone and {int(aware.sum())} have one; state the offset on every value (or on none, meaning UTC)",
+                    int((~aware).sum()),
+                    sample,
+                )
+            )
         elif aware.all():
             offsets = values.str.extract(r"([+-]\d{2}:?\d{2})$")[0].dropna().unique()
             non_utc = sorted(o for o in offsets if o.replace(":", "") not in ("+0000", "-0000"))
@@ -174,8 +196,7 @@ def _content_expectations(spec: contract.Table, window: BatchWindow) -> list:
     exps: list = []
     for col in spec.columns:
         if col.min is not None or col.max is not None:
-            exps.append(gxe.ExpectColumnValuesToBeBetween(
-                column=col.name, min_value=col.min, max_value=col.max, strict_min=col.strict_min))
+            exps.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=col.min, max_value=col.max, strict_min=col.strict_min))
     if len(spec.key) == 1:
         exps.append(gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]))
     else:
@@ -280,10 +301,16 @@ def referential_failures(typed: dict[str, pd.DataFrame], reference: dict[str, pd
             if bad.any():
                 rows = frame[bad].head(SAMPLE_ROWS)
                 sample = [{"line": csv_line(int(i)), **{k: str(v) for k, v in r.items()}} for i, r in rows.iterrows()]
-                failures.append(Failure(
-                    name, "referential_integrity", fk.column,
-                    f"values not found in {fk.table}.{fk.ref_column} (e.g. {sorted(set(values[bad].astype(str)))[:3]})",
-                    int(bad.sum()), sample))
+                failures.append(
+                    Failure(
+                        name,
+                        "referential_integrity",
+                        fk.column,
+                        f"values not found in {fk.table}.{fk.ref_column} (e.g. {sorted(set(values[bad].astype(str)))[:3]})",
+                        int(bad.sum()),
+                        sample,
+                    )
+                )
     return failures, skipped, checks
 
 
@@ -309,8 +336,7 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
         checks += 2 + sum(c.kind == "timestamp" for c in contract.table(table).columns)  # rows, columns, zones
         listed_rows = drop.listed[path.name]["rows"]
         if len(frame) != listed_rows:
-            failures.append(Failure(table, "file_rows_match_manifest", None,
-                                    f"{path.name} has {len(frame)} data rows, the manifest lists {listed_rows}"))
+            failures.append(Failure(table, "file_rows_match_manifest", None, f"{path.name} has {len(frame)} data rows, the manifest lists {listed_rows}"))
         extra_failures, extra_notes = column_failures(table, frame, drop.allow_extra_columns)
         tz_failures, tz_notes = timezone_failures(table, frame)
         frame, null_notes = nullable_notes(table, frame)

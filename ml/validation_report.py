@@ -52,8 +52,15 @@ class Report:
         return f"drop ds={self.ds} FAILED {len(self.failures)} of {self.checks_run} checks:\n{lines}"
 
     def to_dict(self) -> dict:
-        return {"ds": self.ds, "success": self.success, "rows": self.rows, "checks_run": self.checks_run,
-                "skipped": self.skipped, "notes": self.notes, "failures": [asdict(f) for f in self.failures]}
+        return {
+            "ds": self.ds,
+            "success": self.success,
+            "rows": self.rows,
+            "checks_run": self.checks_run,
+            "skipped": self.skipped,
+            "notes": self.notes,
+            "failures": [asdict(f) for f in self.failures],
+        }
 
 
 def write_report(report: Report, folder: Path) -> None:

@@ -32,8 +32,9 @@ def asset(ref: str) -> Asset:
 
 
 def params_of(pipeline: Pipeline) -> dict[str, Param]:
-    ds = Param(None, type=["null", "string"], format="date",
-               description="Data date YYYY-MM-DD (empty: the triggering Asset events' ds, else the pipeline's default)")
+    ds = Param(
+        None, type=["null", "string"], format="date", description="Data date YYYY-MM-DD (empty: the triggering Asset events' ds, else the pipeline's default)"
+    )
     return {"ds": ds, **{f.name: Param(f.default, **f.schema()) for f in pipeline.config.fields()}}
 
 
@@ -112,8 +113,9 @@ def _plan(pipeline: Pipeline) -> dict[str, Any]:
     chosen.update({k: v for k, v in deployment.items() if k not in explicit})
     config = pipeline.config.from_params(chosen)
     events = {key.uri: [dict(e.extra or {}) for e in found] for key, found in (ctx.get("triggering_asset_events") or {}).items()}
-    ds, how = resolve_ds(pipeline, get_settings(), config, param_ds=params.get("ds"), asset_events=events,
-                         logical_date=run.logical_date, run_after=run.run_after)
+    ds, how = resolve_ds(
+        pipeline, get_settings(), config, param_ds=params.get("ds"), asset_events=events, logical_date=run.logical_date, run_after=run.run_after
+    )
     logging.getLogger(__name__).info("%s runs on ds=%s, taken from %s", pipeline.dag_id, ds, how)
     return {"ds": ds.isoformat(), "ds_from": how, "config": config.as_dict()}
 
@@ -141,8 +143,14 @@ def build_dag(pipeline: Pipeline):
     """The DAG of ``pipeline``: plan -> steps -> fan-out (mapped) -> publish."""
     outlets = [asset(ref) for ref in pipeline.outputs]
 
-    @dag(dag_id=pipeline.dag_id, schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers],
-         tags=["ecom", *pipeline.tags], doc_md=pipeline.doc, params=params_of(pipeline), **DAG_DEFAULTS)
+    @dag(
+        dag_id=pipeline.dag_id,
+        schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers],
+        tags=["ecom", *pipeline.tags],
+        doc_md=pipeline.doc,
+        params=params_of(pipeline),
+        **DAG_DEFAULTS,
+    )
     def pipeline_dag():
         @task(task_id="plan", multiple_outputs=False)
         def plan() -> dict[str, Any]:

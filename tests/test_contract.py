@@ -18,9 +18,7 @@ def test_every_key_and_foreign_key_names_real_columns():
 
 
 def test_conform_casts_orders_and_drops_extra_columns():
-    raw = pd.DataFrame(
-        {"extra": [1], "qty": ["2.5"], "order_id": ["O1"], "product_id": ["P1"], "unit_price": [None], "discount": ["0.1"]}
-    )
+    raw = pd.DataFrame({"extra": [1], "qty": ["2.5"], "order_id": ["O1"], "product_id": ["P1"], "unit_price": [None], "discount": ["0.1"]})
     out = contract.conform("order_items", raw)
     assert list(out.columns) == contract.table("order_items").column_names
     assert out["qty"].dtype == "float64" and out.loc[0, "qty"] == 2.5
@@ -62,11 +60,11 @@ def test_the_readme_shows_the_format_the_gate_checks():
     from ml.cli import app
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = readme[readme.index("<!-- contract-table"):readme.index("<!-- /contract-table -->")]
+    block = readme[readme.index("<!-- contract-table") : readme.index("<!-- /contract-table -->")]
     assert block.split("\n", 1)[1].strip() == contract.markdown_table()
     assert "window_start? timestamp" in contract.markdown_table()
     assert CliRunner().invoke(app, ["contract"]).output.strip() == contract.markdown_table()
-    outputs = readme[readme.index("<!-- output-table"):readme.index("<!-- /output-table -->")]
+    outputs = readme[readme.index("<!-- output-table") : readme.index("<!-- /output-table -->")]
     assert outputs.split("\n", 1)[1].strip() == contract.markdown_table(outputs=True)
     assert CliRunner().invoke(app, ["contract", "--outputs"]).output.strip() == contract.markdown_table(outputs=True)
 
@@ -75,14 +73,25 @@ def test_an_output_that_breaks_its_contract_is_not_published(settings):
     """Publish checks the rows against the output table's contract and names the table, the column and rows."""
     from ml import lake, staging
 
-    good = pd.DataFrame({"ds": "2024-03-30", "customer_id": ["C1", "C1"], "rank": [1, 2], "product_id": ["P1", "P2"],
-                         "score": [0.9, 0.5], "model_name": "m", "model_version": "3"})
+    good = pd.DataFrame(
+        {
+            "ds": "2024-03-30",
+            "customer_id": ["C1", "C1"],
+            "rank": [1, 2],
+            "product_id": ["P1", "P2"],
+            "score": [0.9, 0.5],
+            "model_name": "m",
+            "model_version": "3",
+        }
+    )
     assert staging.write(settings, "recommendations", "2024-03-30", good) == 2
-    cases = {r"output 'recommendations': columns differ from the contract: missing \['score'\]": good.drop(columns="score"),
-             r"output 'recommendations' column 'rank': 1 values outside \[1": good.assign(rank=[0, 1]),
-             r"output 'recommendations' column 'customer_id': 1 null values": good.assign(customer_id=["C1", None]),
-             r"output 'recommendations': 1 rows repeat the key \('customer_id', 'rank'\)": good.assign(rank=[1, 1]),
-             r"output 'recommendations' column 'ds': not a date": good.assign(ds="yesterday")}
+    cases = {
+        r"output 'recommendations': columns differ from the contract: missing \['score'\]": good.drop(columns="score"),
+        r"output 'recommendations' column 'rank': 1 values outside \[1": good.assign(rank=[0, 1]),
+        r"output 'recommendations' column 'customer_id': 1 null values": good.assign(customer_id=["C1", None]),
+        r"output 'recommendations': 1 rows repeat the key \('customer_id', 'rank'\)": good.assign(rank=[1, 1]),
+        r"output 'recommendations' column 'ds': not a date": good.assign(ds="yesterday"),
+    }
     for message, frame in cases.items():
         with pytest.raises(ContractError, match=message):
             staging.write(settings, "recommendations", "2024-03-30", frame)

@@ -39,8 +39,7 @@ def _points(trace: Path) -> list[str]:
 
 
 def _subprocess(code: str, home: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "ECOM_HOME": str(home), **env})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, "ECOM_HOME": str(home), **env})
 
 
 def _leftovers(settings) -> list[str]:
@@ -69,8 +68,7 @@ def _served_equals_lake(settings, table: str, zone: str, ds: str) -> bool:
     return len(served) == len(stored)
 
 
-def _crash_each_point(settings, snapshot: Path, code: str, tables: list[tuple[str, str]], ds: str,
-                      served: list[tuple[str, str]]) -> int:
+def _crash_each_point(settings, snapshot: Path, code: str, tables: list[tuple[str, str]], ds: str, served: list[tuple[str, str]]) -> int:
     """Restore ``snapshot``, run ``code`` to a crash at each point; check readers, recovery and the rerun."""
     home = settings.home
     old = _seen(settings, tables, ds)
@@ -158,16 +156,17 @@ def _stage_without_publishing(pipeline: Pipeline, settings, config: dict) -> dic
 CASES = {
     # pipeline module, declaration, the published day (None: none), then the run whose publish is killed (it must
     # change the day)
-    "recommendations": ("recsys.pipeline", "RECOMMENDATIONS", {"model": "popularity", "k": 5, "shards": 2},
-                        {"model": "popularity", "k": 3, "shards": 2}),
+    "recommendations": ("recsys.pipeline", "RECOMMENDATIONS", {"model": "popularity", "k": 5, "shards": 2}, {"model": "popularity", "k": 3, "shards": 2}),
     # the tiny shop's forecast and plan do not change with their Params: the day is not published before
-    "demand_forecast": ("forecast.pipeline", "DEMAND_FORECAST", None,
-                        {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 2}),
+    "demand_forecast": ("forecast.pipeline", "DEMAND_FORECAST", None, {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 2}),
     "inventory_plan": ("inventory.pipeline", "INVENTORY_PLAN", None, {"time_limit_s": 30}),
-    "interventions": ("intervention.pipeline", "INTERVENTION", {"holdout_campaigns": 1, "budget": 0},
-                      {"holdout_campaigns": 1, "budget": 500}),
-    "delivery_routes": ("routing.pipeline", "DELIVERY_ROUTING", {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1},
-                        {"time_limit_s": 1, "fleet_size": 2, "vehicle_capacity": 5}),
+    "interventions": ("intervention.pipeline", "INTERVENTION", {"holdout_campaigns": 1, "budget": 0}, {"holdout_campaigns": 1, "budget": 500}),
+    "delivery_routes": (
+        "routing.pipeline",
+        "DELIVERY_ROUTING",
+        {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1},
+        {"time_limit_s": 1, "fleet_size": 2, "vehicle_capacity": 5},
+    ),
 }
 
 

@@ -13,8 +13,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "torch", "osmnx", "lightgbm", "statsmodels",
-         "pytorch_lightning", "lightning", "sklearn", "pyarrow", "sqlalchemy", "pulp", "scipy")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "mlflow",
+    "great_expectations",
+    "torch",
+    "osmnx",
+    "lightgbm",
+    "statsmodels",
+    "pytorch_lightning",
+    "lightning",
+    "sklearn",
+    "pyarrow",
+    "sqlalchemy",
+    "pulp",
+    "scipy",
+)
 PARSE_BUDGET_S = 0.2
 
 # Runs in a fresh interpreter: Airflow's own SDK is imported first (the DAG processor has it loaded), then the
@@ -37,8 +52,7 @@ def test_there_are_dags():
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_parses_fast_without_heavy_imports(path):
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, check=True,
-                         env=os.environ.copy(), cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, check=True, env=os.environ.copy(), cwd=REPO)
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     heavy = sorted(set(probe["new_top_level"]) & set(HEAVY))
     assert heavy == [], f"{path.name} imports heavy modules at parse time: {heavy}"
@@ -135,9 +149,14 @@ def test_delivery_routing_dag_routes_each_depot_then_publishes(dagbag):
     assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/delivery_routes", "ecom://outputs/delivery_exceptions"}
 
 
-PIPELINES = ("ml.ingest_pipeline:INGEST", "ml.recsys.pipeline:RECOMMENDATIONS", "ml.forecast.pipeline:DEMAND_FORECAST",
-             "ml.inventory.pipeline:INVENTORY_PLAN", "ml.intervention.pipeline:INTERVENTION",
-             "ml.routing.pipeline:DELIVERY_ROUTING")
+PIPELINES = (
+    "ml.ingest_pipeline:INGEST",
+    "ml.recsys.pipeline:RECOMMENDATIONS",
+    "ml.forecast.pipeline:DEMAND_FORECAST",
+    "ml.inventory.pipeline:INVENTORY_PLAN",
+    "ml.intervention.pipeline:INTERVENTION",
+    "ml.routing.pipeline:DELIVERY_ROUTING",
+)
 
 
 def _pipeline(ref: str):
@@ -169,8 +188,9 @@ def test_dag_params_cli_options_and_config_fields_agree(dagbag, ref):
     command = typer.main.get_command(app).commands[pipeline.name]
     options = {p.name for p in command.params if p.param_type_name == "option"}
     assert options == {"ds", *fields}
-    assert [t.task_id for t in dag.tasks if t.task_id not in ("plan", pipeline.publish_name)] == \
-        [s.name for s in pipeline.steps] + ([pipeline.fan_out.name] if pipeline.fan_out else [])
+    assert [t.task_id for t in dag.tasks if t.task_id not in ("plan", pipeline.publish_name)] == [s.name for s in pipeline.steps] + (
+        [pipeline.fan_out.name] if pipeline.fan_out else []
+    )
 
 
 def test_every_published_asset_event_carries_its_ds(dagbag):

@@ -16,14 +16,22 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (REPO / "docker" / "compose.yaml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-LONG_RUNNING = ["postgres", "redis", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                "airflow-triggerer", "airflow-worker", "airflow-worker-gpu"]
+LONG_RUNNING = [
+    "postgres",
+    "redis",
+    "mlflow",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-worker-gpu",
+]
 
 
 def test_stack_has_every_component_and_the_procfile_runs_the_same():
     assert set(LONG_RUNNING) | {"airflow-init"} <= set(SERVICES)
-    procfile = dict(line.split(":", 1) for line in (REPO / "docker" / "Procfile").read_text().splitlines()
-                    if line and not line.startswith("#"))
+    procfile = dict(line.split(":", 1) for line in (REPO / "docker" / "Procfile").read_text().splitlines() if line and not line.startswith("#"))
     assert set(procfile) == {"apiserver", "scheduler", "dag-processor", "triggerer", "worker", "worker-gpu", "mlflow"}
     assert "--queues default" in procfile["worker"] and "gpu-worker.sh" in procfile["worker-gpu"]
     assert "--queues gpu" in (REPO / "docker" / "gpu-worker.sh").read_text()
@@ -46,8 +54,7 @@ def test_no_secret_in_tracked_files_and_every_one_documented():
 
 def test_airflow_and_mlflow_settings_that_running_needs():
     env = COMPOSE["x-ecom-env"]
-    for key in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+    for key in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
         assert env.get(key), key
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")  # psycopg (3) is not installed
     assert "mlflow:5000" in SERVICES["mlflow"]["environment"]["MLFLOW_ALLOWED_HOSTS"].split(",")

@@ -15,8 +15,13 @@ from ml.forecast.train import ForecastConfig
 
 
 def test_daily_demand_fills_missing_days_with_zeros():
-    orders = pd.DataFrame({"order_id": ["o1", "o2", "o3"], "warehouse_id": [pd.NA, pd.NA, "W1"],
-                           "order_ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-03 11:00", "2024-01-03 12:00"], utc=True)})
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3"],
+            "warehouse_id": [pd.NA, pd.NA, "W1"],
+            "order_ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-03 11:00", "2024-01-03 12:00"], utc=True),
+        }
+    )
     items = pd.DataFrame({"order_id": ["o1", "o1", "o2", "o3"], "product_id": ["a", "b", "a", "a"], "qty": [2.0, 1.0, 0.5, 4.0]})
     panel = data.daily_demand(orders, items)
     assert list(panel.dates.strftime("%m-%d")) == ["01-01", "01-02", "01-03"]
@@ -64,7 +69,7 @@ def test_lightgbm_features_only_use_the_past():
 def test_global_lightgbm_beats_seasonal_naive_with_a_calibrated_interval():
     values, dates = _weekly_panel()
     origin, horizon = 272, 28
-    history, actual = values[:, :origin], values[:, origin:origin + horizon]
+    history, actual = values[:, :origin], values[:, origin : origin + horizon]
     model = GlobalLGBM(LGBMConfig(n_estimators=150, threads=1)).fit(history, dates[:origin], horizon)
     lgbm = evaluate.score(history, actual, model.predict(history, dates[:origin], horizon))
     naive = evaluate.score(history, actual, baselines.seasonal_naive(history, horizon))
@@ -105,8 +110,11 @@ def test_a_fitted_forecaster_keeps_each_series_identity_and_forecasts_new_ones()
     rows = forecaster.forecast_rows(panel).set_index(["product_id", "target_date"])
     # the same series in another order, plus one the model never saw, give the same numbers for the known ones
     order = [4, 0, 5, 2, 1, 3]
-    shuffled = data.Panel(pd.concat([panel.keys.iloc[order], pd.DataFrame({"product_id": ["NEW"], "warehouse_id": ["W0"]})],
-                                    ignore_index=True), dates, np.vstack([values[order], values[:1] * 0.5]))
+    shuffled = data.Panel(
+        pd.concat([panel.keys.iloc[order], pd.DataFrame({"product_id": ["NEW"], "warehouse_id": ["W0"]})], ignore_index=True),
+        dates,
+        np.vstack([values[order], values[:1] * 0.5]),
+    )
     again = forecaster.forecast_rows(shuffled).set_index(["product_id", "target_date"])
     pd.testing.assert_frame_equal(again.loc[rows.index], rows)
     new = again.loc["NEW"]
@@ -126,15 +134,16 @@ def test_a_history_too_short_for_the_backtest_is_a_clear_error():
 
 def test_promotion_calendar_covers_planned_days_and_every_warehouse_of_a_product():
     keys = pd.DataFrame({"product_id": ["a", "a", "b", "c"], "warehouse_id": ["W0", "W1", "W0", "W0"]})
-    promotions = pd.DataFrame({
-        "product_id": ["a", "a", "b", "z"],
-        "start_date": pd.to_datetime(["2024-01-02", "2024-01-03", "2023-12-30", "2024-01-01"], utc=True),
-        "end_date": pd.to_datetime(["2024-01-04", "2024-01-05", "2024-01-01", "2024-01-09"], utc=True),
-        "discount": [0.1, 0.3, 0.2, 0.5],
-    })
+    promotions = pd.DataFrame(
+        {
+            "product_id": ["a", "a", "b", "z"],
+            "start_date": pd.to_datetime(["2024-01-02", "2024-01-03", "2023-12-30", "2024-01-01"], utc=True),
+            "end_date": pd.to_datetime(["2024-01-04", "2024-01-05", "2024-01-01", "2024-01-09"], utc=True),
+            "discount": [0.1, 0.3, 0.2, 0.5],
+        }
+    )
     calendar = data.promotion_calendar(promotions, keys, pd.Timestamp("2024-01-01"), 6)
-    np.testing.assert_allclose(calendar, [[0, 0.1, 0.3, 0.3, 0.3, 0], [0, 0.1, 0.3, 0.3, 0.3, 0],
-                                          [0.2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], atol=1e-7)
+    np.testing.assert_allclose(calendar, [[0, 0.1, 0.3, 0.3, 0.3, 0], [0, 0.1, 0.3, 0.3, 0.3, 0], [0.2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], atol=1e-7)
 
 
 def test_promotion_features_read_the_planned_target_day_and_nothing_beyond_the_horizon():
@@ -166,14 +175,14 @@ def test_lightgbm_learns_the_lift_of_planned_promotions():
     discount = np.zeros((40, 360), dtype=np.float32)
     for series in range(40):
         for start in rng.choice(340, 6, replace=False):
-            discount[series, start:start + 5] = 0.3
+            discount[series, start : start + 5] = 0.3
     lifted = np.round(values * (1 + 3.5 * discount[:, :330]))
     origin, horizon = 302, 28
-    history, actual = lifted[:, :origin], lifted[:, origin:origin + horizon]
+    history, actual = lifted[:, :origin], lifted[:, origin : origin + horizon]
     config = LGBMConfig(n_estimators=150, threads=1)
     with_promos = GlobalLGBM(config).fit(history, dates[:origin], horizon, discount).predict(history, dates[:origin], horizon, discount=discount)
     without = GlobalLGBM(config).fit(history, dates[:origin], horizon).predict(history, dates[:origin], horizon)
-    promoted = discount[:, origin:origin + horizon] > 0
+    promoted = discount[:, origin : origin + horizon] > 0
     error = {name: np.abs(fc.values[1] - actual)[promoted].mean() for name, fc in (("with", with_promos), ("without", without))}
     assert promoted.sum() > 20 and error["with"] < 0.6 * error["without"], error
 
@@ -184,7 +193,7 @@ def test_the_pyfunc_reads_the_promotion_calendar_from_its_input_rows():
     values, dates = _weekly_panel(n_series=12, n_days=200)
     discount = np.zeros((12, 230), dtype=np.float32)
     for start in range(3, 200, 17):
-        discount[:, start:start + 4] = 0.3
+        discount[:, start : start + 4] = 0.3
     discount[:, 202:206] = 0.3  # planned inside the horizon
     values = np.round(values * (1 + 3.5 * discount[:, :200]))
     panel = data.Panel(_panel(values, dates).keys, dates, values, discount)

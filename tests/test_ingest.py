@@ -35,8 +35,11 @@ def test_daily_drop_after_history_checks_volume_against_it(settings):
     ingest.run_day(settings, SourceRequest("synthetic", DS, scale="tiny", backfill_days=10))
     result = ingest.run_day(settings, SourceRequest("synthetic", "2024-02-11", scale="tiny", backfill_days=0))
     assert result["validate"]["rows"]["events"] > 0
-    assert lake.read_partition(settings.lake_dir, "curated", "order_items", "2024-02-11")["order_id"].isin(
-        lake.read_partition(settings.lake_dir, "curated", "orders", "2024-02-11")["order_id"]).all()
+    assert (
+        lake.read_partition(settings.lake_dir, "curated", "order_items", "2024-02-11")["order_id"]
+        .isin(lake.read_partition(settings.lake_dir, "curated", "orders", "2024-02-11")["order_id"])
+        .all()
+    )
 
 
 def test_files_source_copies_a_folder_as_delivered(settings, tmp_path):
@@ -93,8 +96,7 @@ def test_a_drop_that_leaves_a_gap_is_refused_and_fill_gap_lands_the_missing_days
     assert serving.read_ds(settings.serving_url, "validation_runs", "2024-02-20").empty
     filled = ingest.run_day(settings, request_for(settings, dt.date(2024, 2, 20), IngestConfig(scale="tiny", fill_gap=True)))
     assert filled["land"]["window_start"] == "2024-02-11"
-    assert lake.list_partitions(settings.lake_dir, "curated", "orders")[-11:] == \
-        [dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(11)]
+    assert lake.list_partitions(settings.lake_dir, "curated", "orders")[-11:] == [dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(11)]
 
 
 def test_a_missing_day_is_an_error_not_a_zero(settings):

@@ -193,13 +193,16 @@ def test_isotonic_calibration_matches_the_observed_rate():
     assert metrics["mean_predicted"] == pytest.approx(metrics["base_rate"], abs=0.02)
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"learner": "q"}, "learner"),
-    ({"actions": ["a"], "discounts": [0.1, 0.2]}, "one discount each"),
-    ({"caps": [1]}, "one entry per action"),
-    ({"snapshots": 2}, "at least 3"),
-    ({"budget": -5}, "budget"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"learner": "q"}, "learner"),
+        ({"actions": ["a"], "discounts": [0.1, 0.2]}, "one discount each"),
+        ({"caps": [1]}, "one entry per action"),
+        ({"snapshots": 2}, "at least 3"),
+        ({"budget": -5}, "budget"),
+    ],
+)
 def test_config_refuses_inconsistent_params(params, message):
     with pytest.raises(ConfigError, match=message):
         InterventionConfig.from_params(params)
@@ -211,9 +214,23 @@ def test_hillstrom_benchmark_logs_its_figures_and_qini_plots_to_mlflow(settings,
 
     repo, out = Path(__file__).resolve().parent.parent, tmp_path / "hillstrom.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"ECOM_HOME": str(settings.home)}
-    subprocess.run([sys.executable, "benchmarks/intervention_hillstrom.py", "--seeds", "2", "--out", str(out), "--csv",
-                    str(shared_data / "uplift/hillstrom/hillstrom_part_a.csv")], cwd=repo, env=env, check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/intervention_hillstrom.py",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--csv",
+            str(shared_data / "uplift/hillstrom/hillstrom_part_a.csv"),
+        ],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.read_text())
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     [run] = mlflow.search_runs(experiment_names=["ecom_intervention_benchmarks"], output_format="list")

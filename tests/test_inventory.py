@@ -34,9 +34,18 @@ def test_safety_stock_reads_the_interval_as_a_normal_over_lead_time_plus_review(
 def _problem(n: int = 4, horizon: int = 21, capacity: float = 10_000, seed: int = 0) -> WarehouseProblem:
     rng = np.random.default_rng(seed)
     cost = rng.uniform(2, 20, n).round(2)
-    skus = pd.DataFrame({"product_id": [f"SKU{i}" for i in range(n)], "unit_cost": cost, "price": cost * 1.8,
-                         "case_pack": rng.choice([1, 6, 12], n), "moq": rng.choice([0, 12, 24], n),
-                         "lead_time_days": rng.integers(1, 5, n), "on_hand": rng.integers(0, 30, n), "on_order": 0})
+    skus = pd.DataFrame(
+        {
+            "product_id": [f"SKU{i}" for i in range(n)],
+            "unit_cost": cost,
+            "price": cost * 1.8,
+            "case_pack": rng.choice([1, 6, 12], n),
+            "moq": rng.choice([0, 12, 24], n),
+            "lead_time_days": rng.integers(1, 5, n),
+            "on_hand": rng.integers(0, 30, n),
+            "on_order": 0,
+        }
+    )
     p50 = rng.gamma(2.0, 3.0, n)[:, None] * np.array([1, 1, 1, 1.2, 1.4, 1.6, 0.5])[np.arange(horizon) % 7]
     return WarehouseProblem("W1", skus, pd.date_range("2024-05-01", periods=horizon), p50 * 0.6, p50, p50 * 1.5, capacity)
 
@@ -59,7 +68,7 @@ def test_plan_respects_case_packs_moq_lead_times_budget_and_safety_stock():
     safety = plan.skus.set_index("product_id")["safety_stock"]
     stock = _closing_stock(problem, placed)
     for i, row in enumerate(problem.skus.itertuples()):
-        assert (stock[i, row.lead_time_days:] >= safety[row.product_id] - 1e-6).all(), row.product_id
+        assert (stock[i, row.lead_time_days :] >= safety[row.product_id] - 1e-6).all(), row.product_id
 
 
 def _closing_stock(problem: WarehouseProblem, placed: np.ndarray) -> np.ndarray:
@@ -106,9 +115,17 @@ def test_cbc_fallback_plans_too_and_admits_it_reports_no_gap():
 
 
 def test_simulation_counts_lost_sales_and_lands_orders_after_the_lead_time():
-    problem = WarehouseProblem("W", pd.DataFrame({"product_id": ["A"], "unit_cost": [2.0], "price": [5.0], "case_pack": [1],
-                                                  "moq": [0], "lead_time_days": [1], "on_hand": [5], "on_order": [0]}),
-                               pd.date_range("2024-01-01", periods=3), np.ones((1, 3)), np.ones((1, 3)), np.ones((1, 3)), 100)
+    problem = WarehouseProblem(
+        "W",
+        pd.DataFrame(
+            {"product_id": ["A"], "unit_cost": [2.0], "price": [5.0], "case_pack": [1], "moq": [0], "lead_time_days": [1], "on_hand": [5], "on_order": [0]}
+        ),
+        pd.date_range("2024-01-01", periods=3),
+        np.ones((1, 3)),
+        np.ones((1, 3)),
+        np.ones((1, 3)),
+        100,
+    )
     config = PlanConfig(holding_rate=0.0, order_cost=1.0)
     outcome = evaluate.simulate(problem, np.array([[10.0, 0, 0]]), np.array([[6.0, 4, 9]]), config)
     # day 0: 5 on hand, 1 lost; day 1: 10 land, 4 sold -> 6; day 2: 9 wanted, 3 lost
@@ -125,21 +142,32 @@ def test_base_stock_policy_orders_up_to_its_level_in_cases():
 
 
 def _tables():
-    products = pd.DataFrame({"product_id": ["A", "B"], "unit_cost": [2.0, 3.0], "price": [4.0, 6.0], "case_pack": [6, 1],
-                             "moq": [0, 5], "lead_time_days": [2, 1]})
-    inventory = pd.DataFrame({"ds": pd.to_datetime(["2024-04-30", "2024-04-30", "2024-04-01"]).date, "warehouse_id": ["W1", "W1", "W1"],
-                              "product_id": ["A", "B", "A"], "on_hand": [7, 3, 99], "on_order": [0, 2, 0]})
+    products = pd.DataFrame(
+        {"product_id": ["A", "B"], "unit_cost": [2.0, 3.0], "price": [4.0, 6.0], "case_pack": [6, 1], "moq": [0, 5], "lead_time_days": [2, 1]}
+    )
+    inventory = pd.DataFrame(
+        {
+            "ds": pd.to_datetime(["2024-04-30", "2024-04-30", "2024-04-01"]).date,
+            "warehouse_id": ["W1", "W1", "W1"],
+            "product_id": ["A", "B", "A"],
+            "on_hand": [7, 3, 99],
+            "on_order": [0, 2, 0],
+        }
+    )
     warehouses = pd.DataFrame({"warehouse_id": ["W1"], "capacity_units": [500]})
     days = pd.date_range("2024-05-01", periods=7)
-    forecasts = pd.DataFrame([(p, "W1", d, 1.0, 2.0, 3.0) for p in ("A", "B") for d in days],
-                             columns=["product_id", "warehouse_id", "target_date", "p10", "p50", "p90"])
+    forecasts = pd.DataFrame(
+        [(p, "W1", d, 1.0, 2.0, 3.0) for p in ("A", "B") for d in days], columns=["product_id", "warehouse_id", "target_date", "p10", "p50", "p90"]
+    )
     return products, inventory, warehouses, forecasts
 
 
 def test_problems_come_from_the_contract_tables_and_plans_go_back_as_purchase_orders():
     [problem] = data.warehouse_problems(*_tables())
     assert problem.skus.set_index("product_id")[["on_hand", "on_order"]].to_dict("index") == {
-        "A": {"on_hand": 7.0, "on_order": 0.0}, "B": {"on_hand": 3.0, "on_order": 2.0}}
+        "A": {"on_hand": 7.0, "on_order": 0.0},
+        "B": {"on_hand": 3.0, "on_order": 2.0},
+    }
     assert problem.horizon == 7 and problem.p50.sum() == 28.0
     rows = data.purchase_orders("2024-04-30", plan_warehouse(problem))
     assert list(rows.columns) == list(data.PURCHASE_ORDER_COLUMNS) and len(rows) > 0

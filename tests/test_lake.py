@@ -47,8 +47,9 @@ def _commit_in_subprocess(root, serving_url, n, **env):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", CRASHING_COMMIT, str(root), serving_url, str(n)], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", CRASHING_COMMIT, str(root), serving_url, str(n)], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def _state(root) -> set[int]:
@@ -57,8 +58,9 @@ def _state(root) -> set[int]:
 
 
 def _leftovers(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.name != ".lock") + \
-        sorted(p.name for p in (root / lake.COMMITS).iterdir() if p.name != ".lock")
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.name != ".lock") + sorted(
+        p.name for p in (root / lake.COMMITS).iterdir() if p.name != ".lock"
+    )
 
 
 def test_a_crash_at_every_commit_boundary_leaves_the_old_day_or_the_new_one(tmp_path):

@@ -24,16 +24,21 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
-DAGS = ("ecom_ingest", "ecom_recommendations", "ecom_demand_forecast", "ecom_inventory_plan", "ecom_intervention",
-        "ecom_delivery_routing")
-OUTPUTS = {"recommendations": ("customer_id", "rank"), "demand_forecasts": ("product_id", "warehouse_id", "target_date"),
-           "purchase_orders": ("warehouse_id", "product_id", "order_date"), "interventions": ("customer_id",),
-           "delivery_routes": ("depot_id", "vehicle_id", "stop_seq")}
+DAGS = ("ecom_ingest", "ecom_recommendations", "ecom_demand_forecast", "ecom_inventory_plan", "ecom_intervention", "ecom_delivery_routing")
+OUTPUTS = {
+    "recommendations": ("customer_id", "rank"),
+    "demand_forecasts": ("product_id", "warehouse_id", "target_date"),
+    "purchase_orders": ("warehouse_id", "product_id", "order_date"),
+    "interventions": ("customer_id",),
+    "delivery_routes": ("depot_id", "vehicle_id", "stop_seq"),
+}
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
 # the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign
-DEPLOYMENT_PARAMS = {"ecom_recommendations": {"model": "ease"},
-                     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
-                     "ecom_intervention": {"holdout_campaigns": 1}}
+DEPLOYMENT_PARAMS = {
+    "ecom_recommendations": {"model": "ease"},
+    "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
+    "ecom_intervention": {"holdout_campaigns": 1},
+}
 ROUND_TIMEOUT_S = 600
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -55,8 +60,7 @@ class Stack:
         self._token: str | None = None
 
     def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        out = subprocess.run(["bash", str(REPO / "docker" / "stack.sh"), *args], env=self.env, cwd=REPO,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(["bash", str(REPO / "docker" / "stack.sh"), *args], env=self.env, cwd=REPO, capture_output=True, text=True, timeout=600)
         if check:
             assert out.returncode == 0, f"stack.sh {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"
         return out
@@ -69,16 +73,19 @@ class Stack:
         headers = {"Content-Type": "application/json"}
         if base is None:
             headers["Authorization"] = f"Bearer {self.token()}"
-        request = urllib.request.Request((base or self.api) + path, method=method, headers=headers,
-                                         data=None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request((base or self.api) + path, method=method, headers=headers, data=None if body is None else json.dumps(body).encode())
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
 
     def token(self) -> str:
         if self._token is None:
             password = json.loads((self.home / "airflow" / "passwords.json").read_text())["admin"]
-            request = urllib.request.Request(f"{self.api}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                             data=json.dumps({"username": "admin", "password": password}).encode())
+            request = urllib.request.Request(
+                f"{self.api}/auth/token",
+                method="POST",
+                headers={"Content-Type": "application/json"},
+                data=json.dumps({"username": "admin", "password": password}).encode(),
+            )
             with urllib.request.urlopen(request, timeout=60) as response:
                 self._token = json.loads(response.read())["access_token"]
         return self._token
@@ -109,8 +116,10 @@ class Stack:
             if all(done.values()):
                 return runs
             if time.monotonic() > deadline:
-                pytest.fail(f"{what}: not done after {ROUND_TIMEOUT_S}s: {done}; runs: "
-                            f"{ {d: [(r['run_type'], r['state'], r['ds']) for r in rs] for d, rs in runs.items()} }")
+                pytest.fail(
+                    f"{what}: not done after {ROUND_TIMEOUT_S}s: {done}; runs: "
+                    f"{ {d: [(r['run_type'], r['state'], r['ds']) for r in rs] for d, rs in runs.items()} }"
+                )
             time.sleep(5)
 
     def failed_tasks(self, dag_id: str, run: dict) -> dict[str, str]:
@@ -145,11 +154,17 @@ def stack(tmp_path_factory):
         pytest.skip("ECOM_TEST_POSTGRES_URL / ECOM_TEST_REDIS_URL are not set: the live stack is not requested on this machine")
     home = tmp_path_factory.mktemp("stack")
     env = os.environ | {
-        "ECOM_STACK_HOME": str(home), "ECOM_STACK_BIN": str(Path(sys.executable).parent),
-        "ECOM_STACK_POSTGRES": postgres.rsplit("/", 1)[0], "ECOM_STACK_REDIS": redis,
-        "ECOM_STACK_DB_PREFIX": f"ecom_e2e_{uuid.uuid4().hex[:8]}", "ECOM_STACK_API_PORT": str(_free_port()),
-        "ECOM_STACK_MLFLOW_PORT": str(_free_port()), "ECOM_STACK_LOG_PORT": str(_free_port()), "ECOM_SCALE": "tiny",
-        "ECOM_STACK_WAIT_S": "240", "ECOM_WORKER_CONCURRENCY": "2",
+        "ECOM_STACK_HOME": str(home),
+        "ECOM_STACK_BIN": str(Path(sys.executable).parent),
+        "ECOM_STACK_POSTGRES": postgres.rsplit("/", 1)[0],
+        "ECOM_STACK_REDIS": redis,
+        "ECOM_STACK_DB_PREFIX": f"ecom_e2e_{uuid.uuid4().hex[:8]}",
+        "ECOM_STACK_API_PORT": str(_free_port()),
+        "ECOM_STACK_MLFLOW_PORT": str(_free_port()),
+        "ECOM_STACK_LOG_PORT": str(_free_port()),
+        "ECOM_SCALE": "tiny",
+        "ECOM_STACK_WAIT_S": "240",
+        "ECOM_WORKER_CONCURRENCY": "2",
         **{f"AIRFLOW_VAR_{dag.upper()}_PARAMS": json.dumps(params) for dag, params in DEPLOYMENT_PARAMS.items()},
     }
     for name in [k for k in env if k.startswith(("AIRFLOW__", "MLFLOW_"))] + ["AIRFLOW_HOME", "ECOM_HOME", "ECOM_SERVING_URL"]:
@@ -171,8 +186,7 @@ def _serving_counts(stack: Stack, ds: str) -> dict[str, tuple[int, int]]:
         out = {}
         for table, key in OUTPUTS.items():
             keys = ", ".join(key)
-            rows, distinct = conn.execute(sa.text(
-                f"SELECT count(*), count(DISTINCT ({keys})) FROM {table} WHERE ds = :ds"), {"ds": ds}).one()
+            rows, distinct = conn.execute(sa.text(f"SELECT count(*), count(DISTINCT ({keys})) FROM {table} WHERE ds = :ds"), {"ds": ds}).one()
             out[table] = (rows, distinct)
     engine.dispose()
     return out
@@ -197,8 +211,11 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     train = [r for r in runs["ecom_recommendations"] if r["ds"] == today.isoformat()][0]
     ti = stack.call("GET", f"/api/v2/dags/ecom_recommendations/dagRuns/{train['dag_run_id']}/taskInstances/train")
     assert ti["queue"] == "gpu" and ti["state"] == "success"
-    executed = [line for line in (stack.home / "logs" / "stack.log").read_text().splitlines()
-                if "Executing workload" in line and "dag_id=ecom_recommendations" in line and "task_id=train" in line]
+    executed = [
+        line
+        for line in (stack.home / "logs" / "stack.log").read_text().splitlines()
+        if "Executing workload" in line and "dag_id=ecom_recommendations" in line and "task_id=train" in line
+    ]
     assert executed and all(line.split("|")[0].split()[1] == "worker-gpu.1" for line in executed), executed
     assert "gpu worker: torch" in (stack.home / "logs" / "stack.log").read_text()
 

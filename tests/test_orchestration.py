@@ -26,8 +26,7 @@ def _publish(settings, ref: str, *days: str) -> None:
 
 
 def _resolve(settings, pipeline, config=None, *, ds=None, events=None, logical=None, after=None):
-    return resolve_ds(pipeline, settings, config or pipeline.config(), param_ds=ds, asset_events=events,
-                      logical_date=logical, run_after=after)
+    return resolve_ds(pipeline, settings, config or pipeline.config(), param_ds=ds, asset_events=events, logical_date=logical, run_after=after)
 
 
 def test_ds_param_then_asset_events_then_newest_partition(settings):
@@ -35,8 +34,10 @@ def test_ds_param_then_asset_events_then_newest_partition(settings):
     _publish(settings, "curated/customers", "2024-01-05")
     _publish(settings, "curated/products", "2024-01-05")
     assert _resolve(settings, RECOMMENDATIONS, ds="2024-01-06", events={"ecom://curated/events": [{"ds": "2024-01-09"}]})[0] == D(2024, 1, 6)
-    assert _resolve(settings, RECOMMENDATIONS, events={"ecom://curated/events": [{"ds": "2024-01-06"}]}, logical=NOON) \
-        == (D(2024, 1, 6), "the triggering Asset events")
+    assert _resolve(settings, RECOMMENDATIONS, events={"ecom://curated/events": [{"ds": "2024-01-06"}]}, logical=NOON) == (
+        D(2024, 1, 6),
+        "the triggering Asset events",
+    )
     assert _resolve(settings, RECOMMENDATIONS, after=NOON)[0] == D(2024, 1, 9)
     assert _resolve(settings, RECOMMENDATIONS, logical=dt.datetime(2024, 1, 8, tzinfo=dt.UTC))[0] == D(2024, 1, 6)
     with pytest.raises(ConfigError, match="run ecom_ingest first"):
@@ -47,8 +48,11 @@ def test_a_ds_without_upstream_output_is_refused_with_the_table_and_the_fix(sett
     _publish(settings, "curated/events", "2024-01-05")
     _publish(settings, "curated/customers", "2024-01-05")
     _publish(settings, "curated/products", "2024-01-05")
-    with pytest.raises(ConfigError, match=r"curated/events has no partition for that day \(its newest day is 2024-01-05\); "
-                                          r"run ecom_ingest for 2024-01-07 first"):
+    with pytest.raises(
+        ConfigError,
+        match=r"curated/events has no partition for that day \(its newest day is 2024-01-05\); "
+        r"run ecom_ingest for 2024-01-07 first",
+    ):
         _resolve(settings, RECOMMENDATIONS, ds="2024-01-07")
     # dimension tables are snapshots: an older snapshot covers a later day
     _publish(settings, "curated/events", "2024-01-06")
@@ -86,8 +90,7 @@ def test_unknown_params_are_named_not_dropped():
 def test_return_values_are_strict_json_as_the_execution_api_wants():
     from airflow.sdk.serde import serialize
 
-    value = {"metrics": {"mase": np.float64("nan"), "rows": np.int64(3), "wrmsse": math.inf}, "days": [dt.date(2024, 1, 1)],
-             "scores": np.array([0.5, np.nan])}
+    value = {"metrics": {"mase": np.float64("nan"), "rows": np.int64(3), "wrmsse": math.inf}, "days": [dt.date(2024, 1, 1)], "scores": np.array([0.5, np.nan])}
     safe = xcom_safe(value)
     assert safe["metrics"] == {"mase": None, "rows": 3, "wrmsse": None}
     assert safe[NOT_FINITE] == ["metrics.mase", "metrics.wrmsse", "scores[1]"]
@@ -125,10 +128,23 @@ def test_a_forecast_on_an_all_zero_window_returns_strict_json_with_its_nulls_nam
         day = start + dt.timedelta(days=i)
         ts = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=10)
         sold = i == 0
-        orders = pd.DataFrame({"order_id": ["O1"] if sold else [], "customer_id": ["C1"] if sold else [],
-                               "order_ts": [ts] if sold else [], "warehouse_id": ["W1"] if sold else []})
-        items = pd.DataFrame({"order_id": ["O1"] if sold else [], "product_id": ["P1"] if sold else [],
-                              "qty": [2.0] if sold else [], "unit_price": [1.0] if sold else [], "discount": [0.0] if sold else []})
+        orders = pd.DataFrame(
+            {
+                "order_id": ["O1"] if sold else [],
+                "customer_id": ["C1"] if sold else [],
+                "order_ts": [ts] if sold else [],
+                "warehouse_id": ["W1"] if sold else [],
+            }
+        )
+        items = pd.DataFrame(
+            {
+                "order_id": ["O1"] if sold else [],
+                "product_id": ["P1"] if sold else [],
+                "qty": [2.0] if sold else [],
+                "unit_price": [1.0] if sold else [],
+                "discount": [0.0] if sold else [],
+            }
+        )
         lake.write_partition(settings.lake_dir, "curated", "orders", day, orders.astype({"order_ts": "datetime64[us, UTC]"}))
         lake.write_partition(settings.lake_dir, "curated", "order_items", day, items)
     config = ForecastConfig(model="seasonal_naive", horizon=7, origins=2, origin_step=7, shards=1)
@@ -152,12 +168,14 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
     from ml.routing.pipeline import DELIVERY_ROUTING
 
     ds = "2024-03-30"
-    runs = [run_pipeline(INGEST, ds, {"scale": "tiny", "backfill_days": 89}),
-            run_pipeline(RECOMMENDATIONS, ds, {"model": "popularity", "k": 5, "shards": 2}),
-            run_pipeline(DEMAND_FORECAST, ds, {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 1}),
-            run_pipeline(INVENTORY_PLAN, ds, {"time_limit_s": 30}),
-            run_pipeline(INTERVENTION, ds, {"holdout_campaigns": 1, "budget": 0}),
-            run_pipeline(DELIVERY_ROUTING, ds, {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1})]
+    runs = [
+        run_pipeline(INGEST, ds, {"scale": "tiny", "backfill_days": 89}),
+        run_pipeline(RECOMMENDATIONS, ds, {"model": "popularity", "k": 5, "shards": 2}),
+        run_pipeline(DEMAND_FORECAST, ds, {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 1}),
+        run_pipeline(INVENTORY_PLAN, ds, {"time_limit_s": 30}),
+        run_pipeline(INTERVENTION, ds, {"holdout_campaigns": 1, "budget": 0}),
+        run_pipeline(DELIVERY_ROUTING, ds, {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1}),
+    ]
     for out in runs:
         json.dumps(serialize(out), allow_nan=False)
     assert runs[4]["target"]["rows"] == 0 and runs[5]["publish"]["exceptions"] > 0

@@ -74,12 +74,15 @@ def test_top_k_rows_rejects_k_outside_the_row():
 
 def _events(rows):
     return pd.DataFrame(rows, columns=["customer_id", "product_id", "event_ts", "event_type"]).assign(
-        event_ts=lambda f: pd.to_datetime(f["event_ts"], utc=True))
+        event_ts=lambda f: pd.to_datetime(f["event_ts"], utc=True)
+    )
 
 
 def test_leave_last_out_never_shows_the_held_out_items():
-    events = _events([("u1", p, f"2024-01-0{d}", "purchase") for d, p in enumerate("abcde", start=1)]
-                     + [("u2", p, f"2024-01-0{d}", "purchase") for d, p in enumerate("ca", start=1)])
+    events = _events(
+        [("u1", p, f"2024-01-0{d}", "purchase") for d, p in enumerate("abcde", start=1)]
+        + [("u2", p, f"2024-01-0{d}", "purchase") for d, p in enumerate("ca", start=1)]
+    )
     inter = data.from_events(events)
     split = data.leave_last_out(inter)
     assert len(split.train) == 1  # u2 has too few interactions
@@ -91,8 +94,12 @@ def test_leave_last_out_never_shows_the_held_out_items():
 
 def test_temporal_and_stratified_splits_do_not_leak():
     rng = np.random.default_rng(0)
-    events = _events([(f"u{rng.integers(20)}", f"p{rng.integers(30)}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=int(h)), "purchase")
-                      for h in rng.integers(0, 24 * 60, 2000)])
+    events = _events(
+        [
+            (f"u{rng.integers(20)}", f"p{rng.integers(30)}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=int(h)), "purchase")
+            for h in rng.integers(0, 24 * 60, 2000)
+        ]
+    )
     cutoff = pd.Timestamp("2024-02-01", tz="UTC")
     train, test = data.temporal_split(events, cutoff)
     assert train["event_ts"].max() < cutoff <= test["event_ts"].min()
@@ -112,8 +119,7 @@ def _successor_sequences(n_users=300, n_items=40, length=12, seed=0):
 
 def test_ease_beats_popularity_on_co_occurrence():
     sequences, n_items = _successor_sequences()
-    split = data.LeaveLastOut([s[:-2] for s in sequences], np.array([s[-2] for s in sequences]),
-                              np.array([s[-1] for s in sequences]), n_items)
+    split = data.LeaveLastOut([s[:-2] for s in sequences], np.array([s[-2] for s in sequences]), np.array([s[-1] for s in sequences]), n_items)
     seen = data.user_item_matrix(split.history("test"), n_items)
     relevant = [np.array([t - 1]) for t in split.test_target]
     pop = np.asarray(seen.sum(axis=0)).ravel()
@@ -126,10 +132,8 @@ def test_sasrec_learns_the_next_item_on_cpu():
     from ml.recsys.sasrec import SASRecConfig, SequenceScorer, train_sasrec
 
     sequences, n_items = _successor_sequences()
-    split = data.LeaveLastOut([s[:-2] for s in sequences], np.array([s[-2] for s in sequences]),
-                              np.array([s[-1] for s in sequences]), n_items)
-    config = SASRecConfig(max_len=10, dim=32, layers=1, heads=1, dropout=0.1, lr=5e-3, batch_size=64,
-                          max_epochs=15, patience=15, seed=1)
+    split = data.LeaveLastOut([s[:-2] for s in sequences], np.array([s[-2] for s in sequences]), np.array([s[-1] for s in sequences]), n_items)
+    config = SASRecConfig(max_len=10, dim=32, layers=1, heads=1, dropout=0.1, lr=5e-3, batch_size=64, max_epochs=15, patience=15, seed=1)
     model, trained = train_sasrec(split, config, accelerator="cpu")
     seen = data.user_item_matrix(split.history("test"), n_items)
     relevant = [np.array([t - 1]) for t in split.test_target]
@@ -150,8 +154,7 @@ def test_scoring_writes_one_set_of_rows_per_ds(settings):
     exact = users @ items.T
     exact[seen.toarray() > 0] = -np.inf
     assert (top == np.argsort(-exact, axis=1)[:, :10]).all()
-    frame = score.to_frame("2024-03-01", np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]),
-                           top, best, "toy", "1")
+    frame = score.to_frame("2024-03-01", np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]), top, best, "toy", "1")
     for _ in range(2):  # a rerun replaces the day
         staging.write(settings, "recommendations", "2024-03-01", frame)
     stored = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")

@@ -14,11 +14,11 @@ from ml.recsys.model import Recommender
 
 def _events(rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["customer_id", "product_id", "event_ts", "event_type"]).assign(
-        event_ts=lambda f: pd.to_datetime(f["event_ts"], utc=True))
+        event_ts=lambda f: pd.to_datetime(f["event_ts"], utc=True)
+    )
 
 
-CATALOGUE = pd.DataFrame({"product_id": ["A1", "A2", "B1", "NEW_A", "NEW_Z"],
-                          "category": ["a", "a", "b", "a", "z"], "brand": ["x", "y", "x", "y", "q"]})
+CATALOGUE = pd.DataFrame({"product_id": ["A1", "A2", "B1", "NEW_A", "NEW_Z"], "category": ["a", "a", "b", "a", "z"], "brand": ["x", "y", "x", "y", "q"]})
 
 
 def test_new_products_take_the_mean_score_of_their_siblings():
@@ -28,25 +28,36 @@ def test_new_products_take_the_mean_score_of_their_siblings():
     np.testing.assert_allclose(siblings.toarray(), [[0, 0], [1, 0], [0, 0]])
     new_ids, siblings = coldstart.sibling_matrix(np.array(["A1", "B1"]), CATALOGUE)  # no brand match: category
     np.testing.assert_allclose(siblings.toarray()[:, new_ids.tolist().index("NEW_A")], [1, 0])
-    scorer = coldstart.with_new_items(lambda rows: np.array([[3.0, 1.0]] * len(rows)), siblings,
-                                      unavailable=np.array([False, True]))
+    scorer = coldstart.with_new_items(lambda rows: np.array([[3.0, 1.0]] * len(rows)), siblings, unavailable=np.array([False, True]))
     out = scorer(np.arange(2))
     assert out.shape == (2, 2 + len(new_ids))
     assert out[0, 1] == -np.inf and out[0, 2 + new_ids.tolist().index("NEW_A")] == 3.0
 
 
 def test_recent_counts_only_count_the_window_before_the_end():
-    events = _events([("c", "A1", "2024-01-01", "purchase"), ("c", "A1", "2024-01-25", "purchase"),
-                      ("d", "A2", "2024-01-30", "purchase"), ("d", "A2", "2024-02-01", "purchase")])
+    events = _events(
+        [
+            ("c", "A1", "2024-01-01", "purchase"),
+            ("c", "A1", "2024-01-25", "purchase"),
+            ("d", "A2", "2024-01-30", "purchase"),
+            ("d", "A2", "2024-02-01", "purchase"),
+        ]
+    )
     counts = baselines.recent_counts(events, np.array(["A1", "A2", "B1"]), pd.Timestamp("2024-02-01", tz="UTC"), 10)
     assert counts.tolist() == [1, 1, 0]
 
 
 def test_cold_customers_get_their_regions_recent_bestsellers():
     customers = pd.DataFrame({"customer_id": ["n1", "n2", "n3", "o1", "o2", "o3"], "region": ["N", "N", None, "S", "S", "N"]})
-    recent = _events([("o1", "B1", "2024-01-30", "purchase"), ("o2", "B1", "2024-01-30", "purchase"),
-                      ("o3", "A1", "2024-01-30", "purchase"), ("o3", "A1", "2024-01-29", "purchase"),
-                      ("o1", "A2", "2024-01-29", "purchase")])
+    recent = _events(
+        [
+            ("o1", "B1", "2024-01-30", "purchase"),
+            ("o2", "B1", "2024-01-30", "purchase"),
+            ("o3", "A1", "2024-01-30", "purchase"),
+            ("o3", "A1", "2024-01-29", "purchase"),
+            ("o1", "A2", "2024-01-29", "purchase"),
+        ]
+    )
     lists = coldstart.popular_by_region(recent, customers, CATALOGUE["product_id"].to_numpy(), 2)
     top = {r if isinstance(r, str) else None: g.sort_values("rank")["product_id"].tolist() for r, g in lists.groupby("region", dropna=False)}
     assert top["N"] == ["A1", "B1"]  # region N bought A1 twice; global B1 breaks the tie with A2
@@ -87,8 +98,12 @@ def test_shards_are_stable_and_cover_everyone():
 
 
 def test_publish_replaces_the_ds_and_refuses_incomplete_or_mixed_shards(settings):
-    frames = [pd.DataFrame({"ds": "2024-01-31", "customer_id": [f"c{s}"], "rank": [1], "product_id": ["A1"], "score": [1.0],
-                            "model_name": ["m"], "model_version": ["3"]}) for s in range(2)]
+    frames = [
+        pd.DataFrame(
+            {"ds": "2024-01-31", "customer_id": [f"c{s}"], "rank": [1], "product_id": ["A1"], "score": [1.0], "model_name": ["m"], "model_version": ["3"]}
+        )
+        for s in range(2)
+    ]
     staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
     with pytest.raises(EcomError, match="shard 1 of 2 is missing"):
         score.publish(settings, "2024-01-31", 2, "3")

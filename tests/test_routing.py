@@ -161,9 +161,14 @@ def line_problem(demand, windows=None, vehicles=3, capacity=10, shift=(0, 1000))
     n = len(x)
     windows = windows or [shift] * (n - 1)
     return model.RoutingProblem(
-        distance=d, duration=d, demand=np.array([0, *demand]), service=np.array([0] + [5] * (n - 1)),
-        window_start=np.array([shift[0]] + [w[0] for w in windows]), window_end=np.array([shift[1]] + [w[1] for w in windows]),
-        fleet=model.Fleet(vehicles=vehicles, capacity=capacity, shift_start=shift[0], shift_end=shift[1]))
+        distance=d,
+        duration=d,
+        demand=np.array([0, *demand]),
+        service=np.array([0] + [5] * (n - 1)),
+        window_start=np.array([shift[0]] + [w[0] for w in windows]),
+        window_end=np.array([shift[1]] + [w[1] for w in windows]),
+        fleet=model.Fleet(vehicles=vehicles, capacity=capacity, shift_start=shift[0], shift_end=shift[1]),
+    )
 
 
 def brute_force_cost(problem: model.RoutingProblem) -> float:
@@ -213,8 +218,15 @@ def test_bad_problems_are_refused():
     with pytest.raises(ConfigError, match="at least one vehicle"):
         model.Fleet(vehicles=0, capacity=5)
     with pytest.raises(ConfigError, match="shape"):
-        model.RoutingProblem(distance=np.zeros((2, 2), int), duration=np.zeros((3, 3), int), demand=np.zeros(3), service=np.zeros(3),
-                             window_start=np.zeros(3), window_end=np.ones(3), fleet=model.Fleet(vehicles=1, capacity=1))
+        model.RoutingProblem(
+            distance=np.zeros((2, 2), int),
+            duration=np.zeros((3, 3), int),
+            demand=np.zeros(3),
+            service=np.zeros(3),
+            window_start=np.zeros(3),
+            window_end=np.ones(3),
+            fleet=model.Fleet(vehicles=1, capacity=1),
+        )
     with pytest.raises(ConfigError, match="shift"):
         plan.RoutingConfig(shift_start_h=20, shift_end_h=8)
 
@@ -231,26 +243,39 @@ def test_each_unservable_order_gets_its_reason_and_the_rest_are_routed(osm_file)
 
     def order(oid, node, demand=2, window=None, lat=None):
         la, lo = at(node)
-        start, end = (None, None) if window is None else (pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=window[0]),
-                                                          pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=window[1]))
-        return {"order_id": oid, "ship_lat": la if lat is None else lat, "ship_lon": lo, "demand": demand,
-                "window_start": start, "window_end": end, "warehouse_id": "W0"}
+        start, end = (
+            (None, None)
+            if window is None
+            else (pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=window[0]), pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=window[1]))
+        )
+        return {
+            "order_id": oid,
+            "ship_lat": la if lat is None else lat,
+            "ship_lon": lo,
+            "demand": demand,
+            "window_start": start,
+            "window_end": end,
+            "warehouse_id": "W0",
+        }
 
-    orders = pd.DataFrame([
-        order("ok-2", 2), order("ok-3", 3, window=(9, 11)), order("ok-4", 4),
-        order("dead-end", 5),  # one-way street in, no way back
-        order("too-early", 3, window=(7, 8)),  # window closes as the shift opens: no one can be there at 8:00
-        order("heavy", 4, demand=50),
-        order("far", 4, lat=LAT + 0.05),
-        {**order("nowhere", 4), "ship_lat": np.nan},
-    ])
+    orders = pd.DataFrame(
+        [
+            order("ok-2", 2),
+            order("ok-3", 3, window=(9, 11)),
+            order("ok-4", 4),
+            order("dead-end", 5),  # one-way street in, no way back
+            order("too-early", 3, window=(7, 8)),  # window closes as the shift opens: no one can be there at 8:00
+            order("heavy", 4, demand=50),
+            order("far", 4, lat=LAT + 0.05),
+            {**order("nowhere", 4), "ship_lat": np.nan},
+        ]
+    )
     warehouse = pd.Series({"warehouse_id": "W0", "lat": LAT, "lon": LON, "vehicles": 2, "vehicle_capacity": 10})
     config = plan.RoutingConfig(time_limit_s=1)
     depot_day = plan.depot_day(orders, warehouse, config, day)
     routable, exceptions, m = plan.screen(depot_day, road)
     reasons = dict(zip(exceptions["order_id"], exceptions["reason"], strict=True))
-    assert reasons == {"dead-end": "unreachable", "too-early": "time_window", "heavy": "over_capacity",
-                       "far": "address_off_network", "nowhere": "no_address"}
+    assert reasons == {"dead-end": "unreachable", "too-early": "time_window", "heavy": "over_capacity", "far": "address_off_network", "nowhere": "no_address"}
     detail = dict(zip(exceptions["order_id"], exceptions["detail"], strict=True))
     assert "no road path back to depot W0" in detail["dead-end"]
     assert "window 08:00-08:00" in detail["too-early"] and "50 units exceed the vehicle capacity of 10" in detail["heavy"]
@@ -289,7 +314,15 @@ def test_a_place_is_downloaded_through_osmnx_once_then_cached(settings, shared_d
 def test_a_fixed_cost_per_vehicle_fills_vans_before_sending_another():
     zero = np.zeros((3, 3), dtype=np.int64)  # two orders at the depot's own node: any split costs the same time
     fleet = model.Fleet(vehicles=2, capacity=10, shift_start=0, shift_end=1000, fixed_cost=600)
-    problem = model.RoutingProblem(distance=zero, duration=zero, demand=np.array([0, 2, 2]), service=np.array([0, 60, 60]),
-                                   window_start=np.zeros(3, np.int64), window_end=np.full(3, 1000), fleet=fleet, minimise="duration")
+    problem = model.RoutingProblem(
+        distance=zero,
+        duration=zero,
+        demand=np.array([0, 2, 2]),
+        service=np.array([0, 60, 60]),
+        window_start=np.zeros(3, np.int64),
+        window_end=np.full(3, 1000),
+        fleet=fleet,
+        minimise="duration",
+    )
     solution = model.solve(problem, time_limit_s=0.5, no_improvement=1_000)
     assert len(solution.routes) == 1 and solution.routes[0].stops in ([1, 2], [2, 1])

@@ -26,8 +26,13 @@ def test_routes_cover_tomorrows_orders_and_reruns_replace(airflow_db, settings, 
     ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=6))
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_delivery_routing")
     when = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
-    conf = {"ds": end.isoformat(), "time_limit_s": 2, "depot": None, "fleet_size": 1,
-            "road_network": str(shared_data / "osm" / "derived" / "monaco.drive.osm.bz2")}
+    conf = {
+        "ds": end.isoformat(),
+        "time_limit_s": 2,
+        "depot": None,
+        "fleet_size": 1,
+        "road_network": str(shared_data / "osm" / "derived" / "monaco.drive.osm.bz2"),
+    }
     for attempt in range(2):
         run = dag.test(logical_date=when + dt.timedelta(minutes=attempt), run_conf=conf)
         assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

@@ -91,6 +91,7 @@ def _unlist(name: str) -> Callable[[Path], None]:
 
 def _offsets(column: str, every: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """Write every ``every``-th timestamp as the same instant at +05:00 (every=1: all of them)."""
+
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         rows = frame.index[::every]
         local = pd.to_datetime(frame.loc[rows, column], utc=True).dt.tz_convert("Etc/GMT-5")
@@ -160,9 +161,17 @@ def test_bad_drop_is_stopped_and_quarantined(case, kind):
     assert f"{table}" in message and check in message, message
     assert any(f.table == table and f.check == check for f in err.value.failures)
     failure = next(f for f in err.value.failures if f.table == table and f.check == check)
-    if check in ("expect_column_values_to_match_regex", "expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
-                 "expect_column_values_to_be_between", "referential_integrity", "file_is_complete", "expect_column_values_to_be_in_set",
-                 "expect_column_pair_values_a_to_be_greater_than_b", "timestamp_timezone_consistent"):
+    if check in (
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_unique",
+        "expect_column_values_to_be_between",
+        "referential_integrity",
+        "file_is_complete",
+        "expect_column_values_to_be_in_set",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "timestamp_timezone_consistent",
+    ):
         assert failure.sample, f"{kind}: no sample of bad rows"
     quarantine = lake.partition_dir(settings.lake_dir, "quarantine", ingest.DROP, DS)
     assert (quarantine / "report" / "index.html").exists()

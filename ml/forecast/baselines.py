@@ -49,8 +49,9 @@ def _ets_one(args: tuple[np.ndarray, int, int]) -> np.ndarray:
         warnings.simplefilter("ignore")
         for trend in (None, "add"):
             try:
-                fit = ETSModel(series, error="add", trend=trend, damped_trend=trend is not None, seasonal="add",
-                               seasonal_periods=season).fit(disp=False, maxiter=200)
+                fit = ETSModel(series, error="add", trend=trend, damped_trend=trend is not None, seasonal="add", seasonal_periods=season).fit(
+                    disp=False, maxiter=200
+                )
             except (ValueError, np.linalg.LinAlgError):
                 continue
             if np.isfinite(fit.aicc) and fit.aicc < best_aicc:

@@ -36,8 +36,7 @@ class Panel:
 
     def rows(self, mine: np.ndarray) -> Panel:
         """The series selected by ``mine`` (a boolean mask or positions)."""
-        return Panel(self.keys.iloc[mine].reset_index(drop=True), self.dates, self.values[mine],
-                     None if self.discount is None else self.discount[mine])
+        return Panel(self.keys.iloc[mine].reset_index(drop=True), self.dates, self.values[mine], None if self.discount is None else self.discount[mine])
 
 
 def daily_demand(orders: pd.DataFrame, order_items: pd.DataFrame, start: str | None = None, end: str | None = None) -> Panel:
@@ -48,8 +47,10 @@ def daily_demand(orders: pd.DataFrame, order_items: pd.DataFrame, start: str | N
     lines = order_items.merge(orders[["order_id", "order_ts", "warehouse_id"]], on="order_id", how="inner")
     if lines.empty:
         raise EcomError(f"order_items: none of {len(order_items)} lines match an order (e.g. {order_items['order_id'].head(3).tolist()})")
-    lines = lines.assign(day=lines["order_ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
-                         warehouse_id=lines["warehouse_id"].astype(object).where(lines["warehouse_id"].notna(), ALL_WAREHOUSES))
+    lines = lines.assign(
+        day=lines["order_ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
+        warehouse_id=lines["warehouse_id"].astype(object).where(lines["warehouse_id"].notna(), ALL_WAREHOUSES),
+    )
     daily = lines.groupby(["product_id", "warehouse_id", "day"], observed=True)["qty"].sum()
     days = daily.index.get_level_values("day")
     dates = pd.date_range(pd.Timestamp(start) if start else days.min(), pd.Timestamp(end) if end else days.max(), freq="D")
@@ -76,8 +77,9 @@ def promotion_calendar(promotions: pd.DataFrame, keys: pd.DataFrame, start: pd.T
     length = np.maximum(last - first, 0)
     # one (series, day) entry per promoted day: the promotion's first day plus its offset
     offset = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-    np.maximum.at(calendar, (np.repeat(pairs["row"].to_numpy(), length), np.repeat(first, length) + offset),
-                  np.repeat(pairs["discount"].to_numpy(np.float32), length))
+    np.maximum.at(
+        calendar, (np.repeat(pairs["row"].to_numpy(), length), np.repeat(first, length) + offset), np.repeat(pairs["discount"].to_numpy(np.float32), length)
+    )
     return calendar
 
 
@@ -89,12 +91,14 @@ def to_long(panel: Panel) -> pd.DataFrame:
     days = pd.date_range(panel.dates[0], periods=total, freq="D")
     qty = np.full((panel.n_series, total), np.nan)
     qty[:, :n_days] = panel.values
-    rows = pd.DataFrame({
-        "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), total),
-        "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), total),
-        "day": np.tile(days.to_numpy(), panel.n_series),
-        "qty": qty.ravel(),
-    })
+    rows = pd.DataFrame(
+        {
+            "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), total),
+            "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), total),
+            "day": np.tile(days.to_numpy(), panel.n_series),
+            "qty": qty.ravel(),
+        }
+    )
     return rows if panel.discount is None else rows.assign(discount=panel.discount.ravel().astype(float))
 
 
@@ -112,6 +116,11 @@ def from_long(rows: pd.DataFrame) -> Panel:
     discount = None
     if "discount" in rows.columns:
         calendar = pd.date_range(dates[0], max(days.max(), dates[-1]), freq="D")
-        discount = (keyed[keyed["day"] >= dates[0]].pivot_table(index=["product_id", "warehouse_id"], columns="day", values="discount", aggfunc="max")
-                    .reindex(index=wide.index, columns=calendar).fillna(0.0).to_numpy(dtype=np.float32))
+        discount = (
+            keyed[keyed["day"] >= dates[0]]
+            .pivot_table(index=["product_id", "warehouse_id"], columns="day", values="discount", aggfunc="max")
+            .reindex(index=wide.index, columns=calendar)
+            .fillna(0.0)
+            .to_numpy(dtype=np.float32)
+        )
     return Panel(keys=wide.index.to_frame(index=False), dates=dates, values=wide.to_numpy(dtype=np.float64), discount=discount)

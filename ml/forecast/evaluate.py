@@ -47,11 +47,9 @@ def score(history: np.ndarray, actual: np.ndarray, forecast: Forecast, season: i
     with np.errstate(divide="ignore", invalid="ignore"):
         mase = np.where(mae_scale > 0, np.abs(actual - p50).mean(axis=1) / mae_scale, np.nan)
         rmsse = np.where(mse_scale > 0, np.sqrt(((actual - p50) ** 2).mean(axis=1) / mse_scale), np.nan)
-    pinball = np.mean([np.maximum(q * (actual - f), (q - 1) * (actual - f)).mean(axis=1)
-                       for q, f in zip(QUANTILES, forecast.values, strict=True)], axis=0)
+    pinball = np.mean([np.maximum(q * (actual - f), (q - 1) * (actual - f)).mean(axis=1) for q, f in zip(QUANTILES, forecast.values, strict=True)], axis=0)
     covered = ((actual >= p10) & (actual <= p90)).mean(axis=1)
-    return {"mase": mase, "rmsse": rmsse, "pinball": pinball, "coverage": covered,
-            "weight": history[:, -28:].sum(axis=1)}
+    return {"mase": mase, "rmsse": rmsse, "pinball": pinball, "coverage": covered, "weight": history[:, -28:].sum(axis=1)}
 
 
 def summarize(per_origin: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -79,14 +77,13 @@ class Backtest:
     last: Forecast  # the newest origin's forecast (for fan charts)
 
 
-def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int],
-             discount: np.ndarray | None = None) -> Backtest:
+def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int], discount: np.ndarray | None = None) -> Backtest:
     """Fit ``method`` on the days before each origin and score its next ``horizon`` days."""
     t0, per_origin, forecast = time.perf_counter(), [], None
     for origin in origins:
         history = values[:, :origin]
         forecast = method(history, dates[:origin], horizon, discount)
-        per_origin.append(score(history, values[:, origin:origin + horizon], forecast))
+        per_origin.append(score(history, values[:, origin : origin + horizon], forecast))
     seconds = time.perf_counter() - t0
     metrics = summarize(per_origin) | {"seconds": seconds, "series_per_second": values.shape[0] * len(origins) / seconds}
     return Backtest([dates[o] for o in origins], metrics, forecast)

@@ -48,8 +48,9 @@ def _levels(history: np.ndarray) -> np.ndarray:
     return np.where(recent > 0, recent, np.where(longer > 0, longer, 1.0))
 
 
-def origin_features(values: np.ndarray, origin: int, horizon: int, dates: pd.DatetimeIndex,
-                    season: int = 7, discount: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+def origin_features(
+    values: np.ndarray, origin: int, horizon: int, dates: pd.DatetimeIndex, season: int = 7, discount: np.ndarray | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Feature rows (series-major, then step) for forecasting days origin..origin+horizon-1 from the days
     before ``origin`` (and the promotion calendar ``discount``, planned ahead); returns them and each series'
     level."""
@@ -84,9 +85,9 @@ def origin_features(values: np.ndarray, origin: int, horizon: int, dates: pd.Dat
         known = np.zeros((n_series, origin + horizon), dtype=np.float32)  # no promotion beyond the calendar
         span = min(discount.shape[1], origin + horizon)
         known[:, :span] = discount[:, :span]
-        cols["discount_target"] = known[:, origin:origin + horizon].ravel()
+        cols["discount_target"] = known[:, origin : origin + horizon].ravel()
         cols["discount_origin"] = np.repeat(known[:, origin - 1], horizon)
-        cols["discount_mean_28"] = np.repeat(known[:, max(0, origin - 28):origin].mean(axis=1), horizon)
+        cols["discount_mean_28"] = np.repeat(known[:, max(0, origin - 28) : origin].mean(axis=1), horizon)
     return pd.DataFrame(cols), level
 
 
@@ -116,23 +117,38 @@ class GlobalLGBM:
         stride = max(1, -(-(last - first + 1) * values.shape[0] * horizon // cfg.max_rows))
         rows = [self._rows(values, dates, origin, horizon, discount) for origin in range(first, last + 1)[::-1][::stride][::-1]]
         n_cal = min(cfg.calibration_origins, len(rows) // 3)
-        fit_rows, cal_rows = rows[: len(rows) - n_cal], rows[len(rows) - n_cal:]
+        fit_rows, cal_rows = rows[: len(rows) - n_cal], rows[len(rows) - n_cal :]
         X = self._design(pd.concat([r[0] for r in fit_rows], ignore_index=True))
         y = np.concatenate([r[1] for r in fit_rows])
-        params = {"n_estimators": cfg.n_estimators, "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
-                  "min_child_samples": cfg.min_child_samples, "random_state": cfg.seed, "verbose": -1,
-                  "n_jobs": cfg.threads or None, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8}
+        params = {
+            "n_estimators": cfg.n_estimators,
+            "learning_rate": cfg.learning_rate,
+            "num_leaves": cfg.num_leaves,
+            "min_child_samples": cfg.min_child_samples,
+            "random_state": cfg.seed,
+            "verbose": -1,
+            "n_jobs": cfg.threads or None,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+        }
         for q in QUANTILES:
             self.models[q] = lgb.LGBMRegressor(objective="quantile", alpha=q, **params).fit(X, y)
         self.widen = self._conformal_widening(cal_rows, horizon)
-        log.info("global LightGBM: %d series, %d origins every %d days (%d for calibration), %d rows, fitted in %.1fs",
-                 values.shape[0], len(rows), stride, n_cal, len(y), time.perf_counter() - t0)
+        log.info(
+            "global LightGBM: %d series, %d origins every %d days (%d for calibration), %d rows, fitted in %.1fs",
+            values.shape[0],
+            len(rows),
+            stride,
+            n_cal,
+            len(y),
+            time.perf_counter() - t0,
+        )
         return self
 
-    def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int,
-              discount: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
+    def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int, discount: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
         frame, level = origin_features(values, origin, horizon, dates, self.config.season, discount)
-        return frame, (values[:, origin:origin + horizon] / level[:, None]).ravel()
+        return frame, (values[:, origin : origin + horizon] / level[:, None]).ravel()
 
     def _conformal_widening(self, cal_rows: list, horizon: int, coverage: float = 0.8) -> np.ndarray:
         """Per step, the conformal quantile of max(P10 - y, y - P90) on held-out origins (level units)."""
@@ -156,8 +172,9 @@ class GlobalLGBM:
             return frame.assign(series=frame["series"].astype("category"))
         return frame.drop(columns="series")
 
-    def predict(self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None,
-                discount: np.ndarray | None = None) -> Forecast:
+    def predict(
+        self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None, discount: np.ndarray | None = None
+    ) -> Forecast:
         """P10/P50/P90 for the ``horizon`` days after the end of ``values`` (monotone, non-negative).
         ``series`` gives each row's position in the training panel (-1: a series the model never saw); by
         default the rows are the training panel's series in order. A model trained with promotions reads
@@ -166,8 +183,7 @@ class GlobalLGBM:
         if uses_promotions and discount is None:
             log.warning("the model was trained with promotion features but got no promotion calendar: assuming none")
             discount = np.zeros((values.shape[0], values.shape[1] + horizon), dtype=np.float32)
-        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season,
-                                       discount if uses_promotions else None)
+        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season, discount if uses_promotions else None)
         X = self._design(frame)
         if self.use_series:
             codes = np.arange(values.shape[0]) if series is None else np.asarray(series)

@@ -32,7 +32,8 @@ def method(kind: str, lgbm: LGBMConfig | None = None) -> Method:
         return lambda history, dates, horizon, discount=None: baselines.ets(history, horizon)
     if kind == "lgbm":
         return lambda history, dates, horizon, discount=None: (
-            GlobalLGBM(lgbm).fit(history, dates, horizon, discount).predict(history, dates, horizon, discount=discount))
+            GlobalLGBM(lgbm).fit(history, dates, horizon, discount).predict(history, dates, horizon, discount=discount)
+        )
     raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
 
 
@@ -50,8 +51,7 @@ class Forecaster:
         if kind not in KINDS:
             raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
         config = lgbm_config or LGBMConfig()
-        common = {"kind": kind, "horizon": horizon, "trained_through": str(panel.dates[-1].date()),
-                  "lgbm_config": dataclasses.asdict(config)}
+        common = {"kind": kind, "horizon": horizon, "trained_through": str(panel.dates[-1].date()), "lgbm_config": dataclasses.asdict(config)}
         if kind != "lgbm":
             return cls(**common)
         return cls(**common, lgbm=GlobalLGBM(config).fit(panel.values, panel.dates, horizon, panel.discount), keys=panel.keys.copy())
@@ -73,12 +73,16 @@ class Forecaster:
         fc = self.forecast(panel)
         targets = pd.date_range(panel.dates[-1] + pd.Timedelta(days=1), periods=self.horizon, freq="D")
         n = panel.n_series
-        return pd.DataFrame({
-            "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), self.horizon),
-            "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), self.horizon),
-            "target_date": np.tile(targets.date, n),
-            "p10": fc.values[0].ravel(), "p50": fc.values[1].ravel(), "p90": fc.values[2].ravel(),
-        })
+        return pd.DataFrame(
+            {
+                "product_id": np.repeat(panel.keys["product_id"].to_numpy(dtype=object), self.horizon),
+                "warehouse_id": np.repeat(panel.keys["warehouse_id"].to_numpy(dtype=object), self.horizon),
+                "target_date": np.tile(targets.date, n),
+                "p10": fc.values[0].ravel(),
+                "p50": fc.values[1].ravel(),
+                "p90": fc.values[2].ravel(),
+            }
+        )
 
 
 def pyfunc_model(forecaster: Forecaster):

@@ -43,8 +43,7 @@ class ForecastConfig(PipelineConfig):
 def _forecast(run: Run, shard: int, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.forecast import score
 
-    return score.forecast_shard(run.settings, run.ds.isoformat(), shard, run.config.shards, champion["version"],
-                                run.config.history_days)
+    return score.forecast_shard(run.settings, run.ds.isoformat(), shard, run.config.shards, champion["version"], run.config.history_days)
 
 
 DEMAND_FORECAST = Pipeline(
@@ -52,8 +51,7 @@ DEMAND_FORECAST = Pipeline(
     dag_id="ecom_demand_forecast",
     doc=__doc__ or "",
     config=ForecastConfig,
-    steps=model_steps("ml.forecast.train", "ml.forecast.score", evaluate="backtest",
-                      items=lambda run: list(range(run.config.shards))),
+    steps=model_steps("ml.forecast.train", "ml.forecast.score", evaluate="backtest", items=lambda run: list(range(run.config.shards))),
     fan_out=FanOut("forecast", _forecast),
     publish=publish_shards("ml.forecast.score", "series"),
     outputs=("outputs/demand_forecasts",),

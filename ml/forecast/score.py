@@ -39,8 +39,18 @@ def forecast_shard(settings: Settings, ds: str, number: int, shards: int, versio
     rows = forecaster.forecast_rows(panel).assign(ds=as_date(ds).isoformat(), model_version=str(version))
     seconds = time.perf_counter() - t0
     staged = staging.stage(settings, TABLE, ds, number, rows[list(COLUMNS)])
-    log.info("shard %d/%d of ds=%s: %d series forecast %d days ahead by %s v%s in %.1fs (%.0f series/s)", number, shards,
-             ds, panel.n_series, forecaster.horizon, forecaster.kind, version, seconds, panel.n_series / max(seconds, 1e-9))
+    log.info(
+        "shard %d/%d of ds=%s: %d series forecast %d days ahead by %s v%s in %.1fs (%.0f series/s)",
+        number,
+        shards,
+        ds,
+        panel.n_series,
+        forecaster.horizon,
+        forecaster.kind,
+        version,
+        seconds,
+        panel.n_series / max(seconds, 1e-9),
+    )
     return {"shard": number, "series": panel.n_series, "rows": staged, "version": version}
 
 

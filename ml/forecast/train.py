@@ -53,8 +53,10 @@ def origins(panel: data.Panel, config: ForecastConfig, kind: str | None = None) 
         if kind == "lgbm" and found[0] < lgbm.min_days(config.horizon):
             raise ValueError(f"the first origin has {found[0]} days of history, LightGBM needs {lgbm.min_days(config.horizon)}")
     except ValueError as exc:
-        raise EcomError(f"demand history {panel.dates[0].date()}..{panel.dates[-1].date()} ({len(panel.dates)} days) is too "
-                        f"short for the {kind} backtest: {exc}; load more history, or lower horizon, origins or origin_step") from exc
+        raise EcomError(
+            f"demand history {panel.dates[0].date()}..{panel.dates[-1].date()} ({len(panel.dates)} days) is too "
+            f"short for the {kind} backtest: {exc}; load more history, or lower horizon, origins or origin_step"
+        ) from exc
     return found
 
 
@@ -71,12 +73,12 @@ def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
     origins(panel, config)  # fail before training when the history cannot hold the backtest
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
-        mlflow.log_params({f"forecast.{k}": v for k, v in config.as_dict().items()}
-                          | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)})
+        mlflow.log_params(
+            {f"forecast.{k}": v for k, v in config.as_dict().items()} | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)}
+        )
         forecaster = Forecaster.fit(config.model, panel, config.horizon, config.lgbm())
         example = data.to_long(panel.rows(np.arange(1)))  # one series, not all
-        uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example,
-                                        registry.pip_requirements("lightgbm", "statsmodels"))
+        uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example, registry.pip_requirements("lightgbm", "statsmodels"))
         mlflow.set_tags({"forecast.model": config.model, "forecast.trained_through": forecaster.trained_through})
     log.info("fitted %s on %d series through %s in run %s", config.model, panel.n_series, ds, run.info.run_id)
     return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
@@ -97,8 +99,10 @@ def evaluate_run(settings: Settings, trained: dict) -> dict:
     config = ForecastConfig.from_params(trained["config"])
     panel = load_panel(settings, trained["ds"], config.history_days)
     forecaster = load_forecaster(settings, trained["model_uri"])
-    results = {"model": backtest(panel, forecaster.kind, forecaster.method(), config),
-               "seasonal_naive": backtest(panel, "seasonal_naive", method("seasonal_naive"), config)}
+    results = {
+        "model": backtest(panel, forecaster.kind, forecaster.method(), config),
+        "seasonal_naive": backtest(panel, "seasonal_naive", method("seasonal_naive"), config),
+    }
     metrics = {who: r.metrics for who, r in results.items()}
     naive = metrics["seasonal_naive"]["mase"]
     # undefined (NaN, null in XCom) when seasonal naive is perfect or unscored, e.g. on windows without sales
@@ -111,8 +115,14 @@ def evaluate_run(settings: Settings, trained: dict) -> dict:
         mlflow.log_figure(fan_chart(panel, results, config), "evaluation/fan_chart.png")
         mlflow.log_dict(metrics | {"origins": [str(o.date()) for o in results["model"].origins]}, "evaluation/backtest.json")
     name = holdout_name(panel, config)
-    log.info("%s: %s MASE %.3f (%.3fx seasonal naive), P10-P90 coverage %.1f%%", name, config.model, metrics["model"]["mase"],
-             metrics["model"]["mase_vs_seasonal_naive"], 100 * metrics["model"]["coverage_p10_p90"])
+    log.info(
+        "%s: %s MASE %.3f (%.3fx seasonal naive), P10-P90 coverage %.1f%%",
+        name,
+        config.model,
+        metrics["model"]["mase"],
+        metrics["model"]["mase_vs_seasonal_naive"],
+        100 * metrics["model"]["coverage_p10_p90"],
+    )
     return trained | {"holdout": name, "metrics": metrics}
 
 
@@ -126,12 +136,12 @@ def fan_chart(panel: data.Panel, results: dict[str, evaluate.Backtest], config: 
     origin = panel.dates.get_loc(results["model"].origins[-1])
     top = np.argsort(-panel.values[:, :origin].sum(axis=1))[:FAN_CHART_SERIES]
     fig, axes = plt.subplots(len(top), 1, figsize=(8, 2.2 * len(top)), sharex=True, squeeze=False)
-    past = panel.dates[max(0, origin - 8 * 7):origin]
-    future = panel.dates[origin:origin + config.horizon]
+    past = panel.dates[max(0, origin - 8 * 7) : origin]
+    future = panel.dates[origin : origin + config.horizon]
     for ax, row in zip(axes[:, 0], top, strict=True):
         fc = results["model"].last.values[:, row, :]
-        ax.plot(past, panel.values[row, max(0, origin - 8 * 7):origin], color="black", lw=1, label="history")
-        ax.plot(future, panel.values[row, origin:origin + config.horizon], color="black", lw=1, ls="--", label="actual")
+        ax.plot(past, panel.values[row, max(0, origin - 8 * 7) : origin], color="black", lw=1, label="history")
+        ax.plot(future, panel.values[row, origin : origin + config.horizon], color="black", lw=1, ls="--", label="actual")
         ax.fill_between(future, fc[0], fc[2], alpha=0.3, label="P10-P90")
         ax.plot(future, fc[1], label=f"{config.model} P50")
         ax.plot(future, results["seasonal_naive"].last.values[1, row, :], lw=1, alpha=0.7, label="seasonal naive")
@@ -148,9 +158,17 @@ def fan_chart(panel: data.Panel, results: dict[str, evaluate.Backtest], config: 
 def register(settings: Settings, evaluated: dict) -> dict:
     """Register the run's model as a new version (tags: ds, model kind, backtest metrics)."""
     metrics = evaluated["metrics"]
-    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, evaluated, {
-        "forecast.model": evaluated["config"]["model"], **registry.metric_tags("backtest", metrics["model"]),
-        "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"])})
+    return registry.register_run(
+        settings,
+        EXPERIMENT,
+        MODEL_NAME,
+        evaluated,
+        {
+            "forecast.model": evaluated["config"]["model"],
+            **registry.metric_tags("backtest", metrics["model"]),
+            "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"]),
+        },
+    )
 
 
 def gate(settings: Settings, registered: dict) -> dict:
@@ -166,7 +184,15 @@ def gate(settings: Settings, registered: dict) -> dict:
         except EcomError as exc:
             raise registry.NotComparable(f"the champion ({uri}, {champion.kind}) cannot be backtested here: {exc}") from exc
 
-    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
-                                registered["metrics"]["model"][GATE_METRIC], registered["holdout"],
-                                margin=config.margin, higher_is_better=False, evaluate_champion=champion_mase)
+    decision = registry.promote(
+        client,
+        MODEL_NAME,
+        registered["version"],
+        GATE_METRIC,
+        registered["metrics"]["model"][GATE_METRIC],
+        registered["holdout"],
+        margin=config.margin,
+        higher_is_better=False,
+        evaluate_champion=champion_mase,
+    )
     return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -30,15 +30,29 @@ class Tables:
     top_recommendations: Callable[[pd.Timestamp], pd.DataFrame | None] = field(default=lambda as_of: None)
 
     def features(self, as_of: pd.Timestamp, lookback_days: int) -> pd.DataFrame:
-        return customer_features(self.customers, self.events, self.orders, self.items, self.products, as_of,
-                                 lookback_days, self.top_recommendations(as_of))
+        return customer_features(self.customers, self.events, self.orders, self.items, self.products, as_of, lookback_days, self.top_recommendations(as_of))
 
 
 FEATURES = (
-    "tenure_days", "days_since_order", "days_since_event",
-    "orders_30d", "orders_90d", "orders_365d", "spend_365d", "avg_order_value", "discount_share_365d",
-    "views_7d", "carts_7d", "views_30d", "carts_30d", "sessions_30d", "session_rate", "abandoned_carts_7d",
-    "top_category_share", "category_entropy", "top_recommendation_score",
+    "tenure_days",
+    "days_since_order",
+    "days_since_event",
+    "orders_30d",
+    "orders_90d",
+    "orders_365d",
+    "spend_365d",
+    "avg_order_value",
+    "discount_share_365d",
+    "views_7d",
+    "carts_7d",
+    "views_30d",
+    "carts_30d",
+    "sessions_30d",
+    "session_rate",
+    "abandoned_carts_7d",
+    "top_category_share",
+    "category_entropy",
+    "top_recommendation_score",
 )
 """Model inputs, in order (NaN where a customer has no such history; LightGBM treats it as missing)."""
 
@@ -47,9 +61,16 @@ def _days(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 86_400
 
 
-def customer_features(customers: pd.DataFrame, events: pd.DataFrame, orders: pd.DataFrame, items: pd.DataFrame,
-                      products: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int = 365,
-                      recommendations: pd.DataFrame | None = None) -> pd.DataFrame:
+def customer_features(
+    customers: pd.DataFrame,
+    events: pd.DataFrame,
+    orders: pd.DataFrame,
+    items: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lookback_days: int = 365,
+    recommendations: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per customer active (an event or an order) in the ``lookback_days`` before ``as_of``, with
     :data:`FEATURES`, from rows strictly before ``as_of``. ``recommendations`` (customer_id, score of rank 1)
     must itself be computed before ``as_of``; without it the score is missing."""
@@ -128,11 +149,14 @@ def campaign_rows(campaigns: pd.DataFrame, actions: tuple[str, ...]) -> pd.DataF
     unknown = found - {contract.CONTROL, *actions}
     if unknown:
         sample = campaigns.loc[campaigns["treatment"].isin(unknown), ["campaign_id", "customer_id", "treatment"]].head(3)
-        raise EcomError(f"coupon_campaigns: treatments {sorted(unknown)} are not actions {list(actions)} or "
-                        f"'{contract.CONTROL}', e.g. {sample.to_dict('records')}; add them to the actions or filter them out")
+        raise EcomError(
+            f"coupon_campaigns: treatments {sorted(unknown)} are not actions {list(actions)} or "
+            f"'{contract.CONTROL}', e.g. {sample.to_dict('records')}; add them to the actions or filter them out"
+        )
     if contract.CONTROL not in found:
-        raise EcomError(f"coupon_campaigns: no '{contract.CONTROL}' rows in {campaigns['campaign_id'].nunique()} campaign(s); "
-                        "uplift needs a randomized control group")
+        raise EcomError(
+            f"coupon_campaigns: no '{contract.CONTROL}' rows in {campaigns['campaign_id'].nunique()} campaign(s); uplift needs a randomized control group"
+        )
     return campaigns.assign(as_of=campaigns["sent_ts"].dt.floor("D"))
 
 
@@ -161,8 +185,10 @@ def split_campaigns(rows: pd.DataFrame, holdout_campaigns: int) -> tuple[pd.Data
     """Temporal split: the newest ``holdout_campaigns`` campaigns (by send time) are held out."""
     order = rows.groupby("campaign_id")["sent_ts"].min().sort_values()
     if len(order) <= holdout_campaigns:
-        raise EcomError(f"coupon_campaigns: {len(order)} campaign(s) ({', '.join(order.index)}) cannot hold out "
-                        f"{holdout_campaigns} and still train; lower holdout_campaigns or land more campaigns")
+        raise EcomError(
+            f"coupon_campaigns: {len(order)} campaign(s) ({', '.join(order.index)}) cannot hold out "
+            f"{holdout_campaigns} and still train; lower holdout_campaigns or land more campaigns"
+        )
     held = rows["campaign_id"].isin(order.index[-holdout_campaigns:])
     return rows[~held].reset_index(drop=True), rows[held].reset_index(drop=True)
 
@@ -171,8 +197,7 @@ def gross_margin(products: pd.DataFrame, items: pd.DataFrame) -> float:
     """Sales-weighted gross margin rate on list price: 1 - sum(qty x unit_cost) / sum(qty x price)."""
     lines = items.merge(products[["product_id", "price", "unit_cost"]], on="product_id").dropna(subset=["price", "unit_cost"])
     if lines.empty:
-        raise EcomError("products: no sold product has both price and unit_cost, so the coupon margin is unknown; "
-                        "set the margin explicitly")
+        raise EcomError("products: no sold product has both price and unit_cost, so the coupon margin is unknown; set the margin explicitly")
     return float(1 - (lines["qty"] * lines["unit_cost"]).sum() / (lines["qty"] * lines["price"]).sum())
 
 

@@ -70,16 +70,18 @@ def compare_on_resamples(a: np.ndarray, b: np.ndarray, test_share: float, confid
     df = d.size - 1
     half = stats.t.ppf((1 + confidence) / 2, df) * se
     p = 2 * stats.t.sf(abs(d.mean()) / se, df) if se > 0 else float(d.mean() == 0)
-    return PairedComparison(float(d.mean()), float(d.mean() - half), float(d.mean() + half), float(p),
-                            int((d > 0).sum()), int(d.size))
+    return PairedComparison(float(d.mean()), float(d.mean() - half), float(d.mean() + half), float(p), int((d > 0).sum()), int(d.size))
 
 
 def propensity_metrics(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
     """ROC-AUC, PR-AUC (average precision), Brier score, the base rate and the calibration curve."""
     observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
     return {
-        "roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)), "base_rate": float(np.mean(y)), "mean_predicted": float(np.mean(p)),
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "base_rate": float(np.mean(y)),
+        "mean_predicted": float(np.mean(p)),
         "calibration": {"predicted": predicted.tolist(), "observed": observed.tolist()},
     }
 

@@ -33,9 +33,18 @@ class TreeConfig:
     seed: int = 42
 
     def params(self) -> dict:
-        return {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-                "min_child_samples": self.min_child_samples, "subsample": 0.8, "subsample_freq": 1,
-                "colsample_bytree": 0.8, "random_state": self.seed, "verbose": -1, "n_jobs": 2}
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "random_state": self.seed,
+            "verbose": -1,
+            "n_jobs": 2,
+        }
 
     def classifier(self) -> lgb.LGBMClassifier:
         return lgb.LGBMClassifier(**self.params())
@@ -51,8 +60,10 @@ def _p(model: lgb.LGBMClassifier, X: pd.DataFrame) -> np.ndarray:
 def _arm(treatment: np.ndarray, y: np.ndarray, arm: str) -> np.ndarray:
     mask = treatment == arm
     if mask.sum() == 0 or len(np.unique(y[mask])) < 2:
-        raise ConfigError(f"uplift arm {arm!r} has {int(mask.sum())} rows and outcomes {sorted(set(y[mask].tolist()))}: "
-                          "it needs both converted and unconverted customers; use more campaign history")
+        raise ConfigError(
+            f"uplift arm {arm!r} has {int(mask.sum())} rows and outcomes {sorted(set(y[mask].tolist()))}: "
+            "it needs both converted and unconverted customers; use more campaign history"
+        )
     return mask
 
 
@@ -106,8 +117,10 @@ class UpliftLearner:
         p0 = _p(self.models[contract.CONTROL], X)
         if self.kind == "t":
             return p0, {a: _p(self.models[a], X) - p0 for a in self.actions}
-        return p0, {a: self.treated_share[a] * self.models[f"tau0_{a}"].predict(X)
-                    + (1 - self.treated_share[a]) * self.models[f"tau1_{a}"].predict(X) for a in self.actions}
+        return p0, {
+            a: self.treated_share[a] * self.models[f"tau0_{a}"].predict(X) + (1 - self.treated_share[a]) * self.models[f"tau1_{a}"].predict(X)
+            for a in self.actions
+        }
 
 
 @dataclass
@@ -121,8 +134,10 @@ class Propensity:
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_calibration: pd.DataFrame, y_calibration: np.ndarray) -> Propensity:
         for name, labels in (("training", y), ("calibration", y_calibration)):
             if len(np.unique(labels)) < 2:
-                raise ConfigError(f"propensity {name} snapshot(s) have only label {np.unique(labels).tolist()}: "
-                                  "need buyers and non-buyers; use more history or a longer window")
+                raise ConfigError(
+                    f"propensity {name} snapshot(s) have only label {np.unique(labels).tolist()}: "
+                    "need buyers and non-buyers; use more history or a longer window"
+                )
         self.model = self.trees.classifier().fit(X, y)
         self.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(_p(self.model, X_calibration), y_calibration)
         return self
@@ -169,8 +184,10 @@ class InterventionModel:
         """customer_id, propensity, p_control and uplift_<action> for each row of :func:`data.customer_features`."""
         X = features[list(FEATURES)]
         p0, uplift = self.uplift.predict(X)
-        return pd.DataFrame({"customer_id": features["customer_id"].to_numpy(), "propensity": self.propensity.predict(X),
-                             "p_control": p0} | {f"uplift_{a}": uplift[a] for a in self.actions})
+        return pd.DataFrame(
+            {"customer_id": features["customer_id"].to_numpy(), "propensity": self.propensity.predict(X), "p_control": p0}
+            | {f"uplift_{a}": uplift[a] for a in self.actions}
+        )
 
 
 def pyfunc_model(model: InterventionModel):

@@ -46,20 +46,24 @@ class Assignment:
         """Sum of ``profit`` and ``spend`` (customers x actions) over the chosen actions, and how many got each."""
         rows = np.flatnonzero(self.choice != NONE)
         cols = self.choice[rows]
-        return {"profit": float(profit[rows, cols].sum()), "spend": float(spend[rows, cols].sum()),
-                "customers": int(rows.size), "per_action": np.bincount(cols, minlength=profit.shape[1]).tolist()}
+        return {
+            "profit": float(profit[rows, cols].sum()),
+            "spend": float(spend[rows, cols].sum()),
+            "customers": int(rows.size),
+            "per_action": np.bincount(cols, minlength=profit.shape[1]).tolist(),
+        }
 
 
 def _check(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray) -> None:
     if profit.shape != spend.shape or profit.shape[0] != eligible.shape[0] or profit.shape[1] != len(limits.caps):
-        raise ConfigError(f"plan inputs disagree: profit {profit.shape}, spend {spend.shape}, eligible {eligible.shape}, "
-                          f"{len(limits.caps)} caps")
+        raise ConfigError(f"plan inputs disagree: profit {profit.shape}, spend {spend.shape}, eligible {eligible.shape}, {len(limits.caps)} caps")
     if (spend < 0).any():
         raise ConfigError("an action's expected spend is negative; check the discounts and the contact cost")
 
 
-def assign(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, time_limit_s: float = 60.0,
-           gap: float = 1e-3, solver: str = "highs") -> Assignment:
+def assign(
+    profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, time_limit_s: float = 60.0, gap: float = 1e-3, solver: str = "highs"
+) -> Assignment:
     """Choose at most one action per eligible customer maximising total ``profit`` with total ``spend`` within
     the budget and each action within its cap. Only (customer, action) pairs with positive expected profit are
     candidates: a pair that loses money never helps the objective."""
@@ -84,18 +88,23 @@ def assign(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.n
     used, status, found_gap = milp.solve(model, solver, time_limit_s, gap)
     if status in ("infeasible", "no_solution"):
         # Choosing nothing is always feasible (spend >= 0, caps >= 0), so this is a solver failure, not the data's.
-        raise ConfigError(f"intervention plan: {used} returned {status} on {rows.size} candidate pairs within "
-                          f"{time_limit_s}s; raise time_limit_s")
+        raise ConfigError(f"intervention plan: {used} returned {status} on {rows.size} candidate pairs within {time_limit_s}s; raise time_limit_s")
     chosen = np.array([v.varValue or 0.0 for v in x]) > 0.5
     choice[rows[chosen]] = cols[chosen]
     seconds = time.perf_counter() - t0
-    log.info("intervention plan: %d of %d candidate pairs chosen, %s (gap %s) by %s in %.1fs", int(chosen.sum()),
-             rows.size, status, "n/a" if found_gap is None else f"{found_gap:.2e}", used, seconds)
+    log.info(
+        "intervention plan: %d of %d candidate pairs chosen, %s (gap %s) by %s in %.1fs",
+        int(chosen.sum()),
+        rows.size,
+        status,
+        "n/a" if found_gap is None else f"{found_gap:.2e}",
+        used,
+        seconds,
+    )
     return Assignment(choice, status, found_gap, used, seconds)
 
 
-def ranked(order: np.ndarray, action: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray,
-           name: str) -> Assignment:
+def ranked(order: np.ndarray, action: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, name: str) -> Assignment:
     """A targeting rule: walk customers in ``order`` giving each ``action[customer]`` while it fits in the budget
     and its cap (the same limits the optimised plan obeys)."""
     t0 = time.perf_counter()

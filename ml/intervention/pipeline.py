@@ -30,8 +30,7 @@ class InterventionConfig(PipelineConfig):
     budget: float = option(500.0, "Expected spend of the day's plan (discounts redeemed + contacts)", minimum=0)
     caps: tuple[int | None, ...] = option((), "Most customers per action, in action order (empty: no caps)", minimum=0)
     contact_cost: float = option(0.05, "Cost of sending one message", minimum=0)
-    margin: float | None = option(None, "Gross margin rate on list price (empty: measured from catalogue and sales)",
-                                  exclusive_minimum=0, maximum=0.99)
+    margin: float | None = option(None, "Gross margin rate on list price (empty: measured from catalogue and sales)", exclusive_minimum=0, maximum=0.99)
     fatigue_days: int = option(14, "No second action within this many days", minimum=1, maximum=365)
     window_days: int = option(7, "Propensity: a purchase within this many days", minimum=1, maximum=90)
     lookback_days: int = option(365, "Features look this far back", minimum=1, maximum=3650)
@@ -48,8 +47,7 @@ class InterventionConfig(PipelineConfig):
 
     def check(self) -> None:
         if not self.actions or len(self.actions) != len(self.discounts) or CONTROL in self.actions:
-            raise ConfigError(f"intervention actions {list(self.actions)} need one discount each (got {list(self.discounts)}) "
-                              f"and must not include '{CONTROL}'")
+            raise ConfigError(f"intervention actions {list(self.actions)} need one discount each (got {list(self.discounts)}) and must not include '{CONTROL}'")
         if self.caps and len(self.caps) != len(self.actions):
             raise ConfigError(f"intervention caps {list(self.caps)} need one entry per action {list(self.actions)} (or none)")
 

@@ -44,8 +44,9 @@ def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: str, fat
     return contacted
 
 
-def plan_frame(scores: pd.DataFrame, bundle: InterventionModel, economics: Economics, limits: optimize.Limits,
-               eligible: np.ndarray, config: InterventionConfig) -> tuple[pd.DataFrame, optimize.Assignment]:
+def plan_frame(
+    scores: pd.DataFrame, bundle: InterventionModel, economics: Economics, limits: optimize.Limits, eligible: np.ndarray, config: InterventionConfig
+) -> tuple[pd.DataFrame, optimize.Assignment]:
     """The chosen (customer, action) rows with their expected figures and a reason a marketer can read."""
     uplift = {a: scores[f"uplift_{a}"].to_numpy() for a in bundle.actions}
     profit, spend = economics.of(scores["p_control"].to_numpy(), uplift)
@@ -53,14 +54,31 @@ def plan_frame(scores: pd.DataFrame, bundle: InterventionModel, economics: Econo
     rows = np.flatnonzero(chosen.choice != optimize.NONE)
     cols = chosen.choice[rows]
     actions = np.asarray(bundle.actions)[cols]
-    out = pd.DataFrame({"customer_id": scores["customer_id"].to_numpy()[rows], "action": actions,
-                        "expected_uplift": np.column_stack(list(uplift.values()))[rows, cols],
-                        "expected_profit": profit[rows, cols], "expected_spend": spend[rows, cols],
-                        "propensity": scores["propensity"].to_numpy()[rows], "p_control": scores["p_control"].to_numpy()[rows]})
-    out["reason"] = (out["action"] + ": +" + (100 * out["expected_uplift"]).round(1).astype(str) + " pp chance to buy within "
-                     + str(config.window_days) + " days on a " + (100 * out["p_control"]).round(1).astype(str)
-                     + "% baseline; expected profit " + out["expected_profit"].round(2).astype(str) + " for "
-                     + out["expected_spend"].round(2).astype(str) + " of budget")
+    out = pd.DataFrame(
+        {
+            "customer_id": scores["customer_id"].to_numpy()[rows],
+            "action": actions,
+            "expected_uplift": np.column_stack(list(uplift.values()))[rows, cols],
+            "expected_profit": profit[rows, cols],
+            "expected_spend": spend[rows, cols],
+            "propensity": scores["propensity"].to_numpy()[rows],
+            "p_control": scores["p_control"].to_numpy()[rows],
+        }
+    )
+    out["reason"] = (
+        out["action"]
+        + ": +"
+        + (100 * out["expected_uplift"]).round(1).astype(str)
+        + " pp chance to buy within "
+        + str(config.window_days)
+        + " days on a "
+        + (100 * out["p_control"]).round(1).astype(str)
+        + "% baseline; expected profit "
+        + out["expected_profit"].round(2).astype(str)
+        + " for "
+        + out["expected_spend"].round(2).astype(str)
+        + " of budget"
+    )
     return out.drop(columns="p_control").sort_values("expected_profit", ascending=False, ignore_index=True), chosen
 
 
@@ -75,21 +93,38 @@ def plan_day(settings: Settings, ds: str, config: InterventionConfig, version: s
     scores = bundle.score(features)
     contacted = recently_contacted(settings, tables.campaigns, ds, config.fatigue_days)
     eligible = ~scores["customer_id"].isin(contacted).to_numpy()
-    economics = replace(bundle.economics, contact_cost=config.contact_cost,
-                        margin=bundle.economics.margin if config.margin is None else config.margin)
+    economics = replace(bundle.economics, contact_cost=config.contact_cost, margin=bundle.economics.margin if config.margin is None else config.margin)
     caps = config.caps_per_action() if bundle.actions == config.actions else (None,) * len(bundle.actions)
     limits = optimize.Limits(config.budget, caps)
     rows, chosen = plan_frame(scores, bundle, economics, limits, eligible, config)
     frame = rows.assign(ds=as_date(ds).isoformat(), model_version=str(version))[list(COLUMNS)]
     written = len(frame)
-    summary = {"ds": as_date(ds).isoformat(), "model_version": str(version), "customers_scored": len(scores),
-               "eligible": int(eligible.sum()), "fatigued": int((~eligible).sum()), "rows": written,
-               "per_action": {a: int((frame["action"] == a).sum()) for a in bundle.actions},
-               "expected_profit": float(frame["expected_profit"].sum()), "expected_spend": float(frame["expected_spend"].sum()),
-               "budget": config.budget, "caps": list(caps), "solver_status": chosen.status, "mip_gap": chosen.gap,
-               "seconds": round(time.perf_counter() - t0, 1)}
+    summary = {
+        "ds": as_date(ds).isoformat(),
+        "model_version": str(version),
+        "customers_scored": len(scores),
+        "eligible": int(eligible.sum()),
+        "fatigued": int((~eligible).sum()),
+        "rows": written,
+        "per_action": {a: int((frame["action"] == a).sum()) for a in bundle.actions},
+        "expected_profit": float(frame["expected_profit"].sum()),
+        "expected_spend": float(frame["expected_spend"].sum()),
+        "budget": config.budget,
+        "caps": list(caps),
+        "solver_status": chosen.status,
+        "mip_gap": chosen.gap,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     staging.write(settings, TABLE, ds, frame, files={SUMMARY_FILE: json.dumps(summary, indent=2)})
-    log.info("interventions ds=%s: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
-             summary["ds"], written, summary["eligible"], summary["per_action"], summary["expected_profit"],
-             summary["expected_spend"], config.budget, chosen.status)
+    log.info(
+        "interventions ds=%s: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
+        summary["ds"],
+        written,
+        summary["eligible"],
+        summary["per_action"],
+        summary["expected_profit"],
+        summary["expected_spend"],
+        config.budget,
+        chosen.status,
+    )
     return summary

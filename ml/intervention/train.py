@@ -62,14 +62,17 @@ def load_tables(settings: Settings, ds: str, config: InterventionConfig, first_a
         day = as_of.date() - dt.timedelta(days=1)
         if day not in recommended:
             return None
-        return lake.read_partition(settings.lake_dir, "outputs", "recommendations", day, columns=["customer_id", "score"],
-                                   filters=[("rank", "==", 1)])
+        return lake.read_partition(settings.lake_dir, "outputs", "recommendations", day, columns=["customer_id", "score"], filters=[("rank", "==", 1)])
 
-    return Tables(customers=lake.read_latest(settings.lake_dir, "curated", "customers", end),
-                  events=events, orders=lake.read_range(settings.lake_dir, "curated", "orders", start, end),
-                  items=lake.read_range(settings.lake_dir, "curated", "order_items", start, end),
-                  products=lake.read_latest(settings.lake_dir, "curated", "products", end),
-                  campaigns=campaigns, top_recommendations=top_recommendations)
+    return Tables(
+        customers=lake.read_latest(settings.lake_dir, "curated", "customers", end),
+        events=events,
+        orders=lake.read_range(settings.lake_dir, "curated", "orders", start, end),
+        items=lake.read_range(settings.lake_dir, "curated", "order_items", start, end),
+        products=lake.read_latest(settings.lake_dir, "curated", "products", end),
+        campaigns=campaigns,
+        top_recommendations=top_recommendations,
+    )
 
 
 def fit(config: InterventionConfig, propensity_rows: pd.DataFrame, campaign_train: pd.DataFrame, economics: Economics) -> InterventionModel:
@@ -80,7 +83,8 @@ def fit(config: InterventionConfig, propensity_rows: pd.DataFrame, campaign_trai
     X = list(FEATURES)
     propensity = Propensity(config.trees()).fit(train[X], train["label"].to_numpy(), calibration[X], calibration["label"].to_numpy())
     uplift = UpliftLearner(config.learner, config.actions, config.trees()).fit(
-        campaign_train[X], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
+        campaign_train[X], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy()
+    )
     return InterventionModel(propensity, uplift, economics)
 
 
@@ -90,8 +94,9 @@ def qini_by_action(learner: UpliftLearner, holdout: pd.DataFrame) -> dict[str, f
     out = {}
     for action in learner.actions:
         rows = holdout["treatment"].isin([action, contract.CONTROL]).to_numpy()
-        out[action] = evaluate.qini_coefficient(holdout["converted"].astype(int).to_numpy()[rows], uplift[action][rows],
-                                                holdout["treatment"].to_numpy()[rows] == action)
+        out[action] = evaluate.qini_coefficient(
+            holdout["converted"].astype(int).to_numpy()[rows], uplift[action][rows], holdout["treatment"].to_numpy()[rows] == action
+        )
     return out
 
 
@@ -130,36 +135,53 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
     campaign_train, holdout = data.split_campaigns(campaign_rows, config.holdout_campaigns)
     bundle = fit(config, propensity_rows, campaign_train, economics_of(tables, campaign_train, config))
     test = propensity_rows[propensity_rows["as_of"] == propensity_rows["as_of"].max()]
-    metrics = {"propensity": evaluate.propensity_metrics(test["label"].to_numpy(), bundle.propensity.predict(test[list(FEATURES)])),
-               "uplift": qini_by_action(bundle.uplift, holdout)}
+    metrics = {
+        "propensity": evaluate.propensity_metrics(test["label"].to_numpy(), bundle.propensity.predict(test[list(FEATURES)])),
+        "uplift": qini_by_action(bundle.uplift, holdout),
+    }
     metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
     shown = {f"{config.learner}-learner": bundle.uplift}
     if config.learner != "s":
         single = UpliftLearner("s", config.actions, config.trees()).fit(
-            campaign_train[list(FEATURES)], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy())
+            campaign_train[list(FEATURES)], campaign_train["treatment"].to_numpy(), campaign_train["converted"].astype(int).to_numpy()
+        )
         metrics["uplift"]["s_learner_qini"] = float(np.mean(list(qini_by_action(single, holdout).values())))
         shown["s-learner (baseline)"] = single
     metrics["uplift"]["random_qini"] = random_qini(holdout, config.actions)
     holdout_name = holdout_of(holdout, ds)
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_name=f"{config.learner}-learner ds={as_date(ds)}") as run:
-        mlflow.log_params({f"intervention.{k}": v for k, v in config.as_dict().items()}
-                          | {"ds": str(as_date(ds)), "campaign_rows": len(campaign_rows), "propensity_rows": len(propensity_rows),
-                             "value_per_conversion": bundle.economics.value_per_conversion, "margin": bundle.economics.margin})
+        mlflow.log_params(
+            {f"intervention.{k}": v for k, v in config.as_dict().items()}
+            | {
+                "ds": str(as_date(ds)),
+                "campaign_rows": len(campaign_rows),
+                "propensity_rows": len(propensity_rows),
+                "value_per_conversion": bundle.economics.value_per_conversion,
+                "margin": bundle.economics.margin,
+            }
+        )
         scalar = {f"propensity.{k}": v for k, v in metrics["propensity"].items() if k != "calibration"}
         mlflow.log_metrics(scalar | {f"uplift.{k}": v for k, v in metrics["uplift"].items() if np.isfinite(v)})
-        mlflow.log_figure(evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"),
-                          "evaluation/calibration.png")
+        mlflow.log_figure(
+            evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"), "evaluation/calibration.png"
+        )
         for action in config.actions:
             mlflow.log_figure(qini_figure(shown, holdout, action), f"evaluation/qini_{action}.png")
         mlflow.log_dict(metrics | {"holdout": holdout_name}, "evaluation/metrics.json")
-        uri = registry.log_pyfunc_model(pyfunc_model(bundle), "model", campaign_rows[["customer_id", *FEATURES]].head(5),
-                                        registry.pip_requirements("lightgbm", "scikit-learn"))
-    log.info("intervention models through %s: propensity ROC-AUC %.3f; uplift Qini %.4f (S-learner %s, random %.4f) on %s",
-             ds, metrics["propensity"]["roc_auc"], metrics["uplift"][GATE_METRIC], metrics["uplift"].get("s_learner_qini", "-"),
-             metrics["uplift"]["random_qini"], holdout_name)
-    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict(),
-            "metrics": metrics, "holdout": holdout_name}
+        uri = registry.log_pyfunc_model(
+            pyfunc_model(bundle), "model", campaign_rows[["customer_id", *FEATURES]].head(5), registry.pip_requirements("lightgbm", "scikit-learn")
+        )
+    log.info(
+        "intervention models through %s: propensity ROC-AUC %.3f; uplift Qini %.4f (S-learner %s, random %.4f) on %s",
+        ds,
+        metrics["propensity"]["roc_auc"],
+        metrics["uplift"][GATE_METRIC],
+        metrics["uplift"].get("s_learner_qini", "-"),
+        metrics["uplift"]["random_qini"],
+        holdout_name,
+    )
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict(), "metrics": metrics, "holdout": holdout_name}
 
 
 def holdout_of(holdout: pd.DataFrame, ds: str) -> str:
@@ -171,17 +193,24 @@ def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, actio
     """The Qini curves of several learners for one action on the held-out campaigns."""
     rows = holdout[holdout["treatment"].isin([action, contract.CONTROL])]
     y, treated = rows["converted"].astype(int).to_numpy(), rows["treatment"].to_numpy() == action
-    curves = {name: evaluate.qini_curve(y, learner.predict(rows[list(FEATURES)])[1][action], treated)
-              for name, learner in learners.items()}
+    curves = {name: evaluate.qini_curve(y, learner.predict(rows[list(FEATURES)])[1][action], treated) for name, learner in learners.items()}
     return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
 
 
 def register(settings: Settings, trained: dict) -> dict:
     """Register the run's bundle as a new version (tags: ds, learner, holdout metrics)."""
     metrics = trained["metrics"]
-    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, trained, {
-        "intervention.learner": trained["config"]["learner"], **registry.metric_tags("uplift", metrics["uplift"]),
-        "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"])})
+    return registry.register_run(
+        settings,
+        EXPERIMENT,
+        MODEL_NAME,
+        trained,
+        {
+            "intervention.learner": trained["config"]["learner"],
+            **registry.metric_tags("uplift", metrics["uplift"]),
+            "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"]),
+        },
+    )
 
 
 def load_bundle(settings: Settings, uri: str) -> InterventionModel:
@@ -201,10 +230,19 @@ def gate(settings: Settings, registered: dict) -> dict:
         rows = lake.read_partition(settings.lake_dir, "features", CAMPAIGN_FEATURES, registered["ds"])
         train, holdout = data.split_campaigns(rows, config.holdout_campaigns)
         refit = UpliftLearner(champion.kind, champion.actions, champion.trees).fit(
-            train[list(FEATURES)], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
+            train[list(FEATURES)], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy()
+        )
         return float(np.mean(list(qini_by_action(refit, holdout).values())))
 
-    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
-                                registered["metrics"]["uplift"][GATE_METRIC], registered["holdout"],
-                                margin=config.gate_margin, higher_is_better=True, evaluate_champion=champion_qini)
+    decision = registry.promote(
+        client,
+        MODEL_NAME,
+        registered["version"],
+        GATE_METRIC,
+        registered["metrics"]["uplift"][GATE_METRIC],
+        registered["holdout"],
+        margin=config.gate_margin,
+        higher_is_better=True,
+        evaluate_champion=champion_qini,
+    )
     return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -18,8 +18,7 @@ def _sample(values) -> list:
     return sorted(map(str, values))[:5]
 
 
-def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehouses: pd.DataFrame,
-                       forecasts: pd.DataFrame) -> list[WarehouseProblem]:
+def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehouses: pd.DataFrame, forecasts: pd.DataFrame) -> list[WarehouseProblem]:
     """Every warehouse with forecasts, its SKUs being the forecast products. Stock is the newest snapshot at or
     before the first forecast day (no row: nothing on hand). Raises naming the table, column and SKUs when a
     forecast product has no planning fields or the forecast horizon has holes."""
@@ -30,8 +29,10 @@ def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehous
     for column in PLANNING_FIELDS:
         missing = planned.loc[forecasts["product_id"].astype(str).unique(), column].isna()
         if missing.any():
-            raise ContractError(f"products.{column} is null for {int(missing.sum())} forecast product(s), e.g. "
-                                f"{_sample(missing.index[missing])}: the inventory plan needs it for every SKU it plans")
+            raise ContractError(
+                f"products.{column} is null for {int(missing.sum())} forecast product(s), e.g. "
+                f"{_sample(missing.index[missing])}: the inventory plan needs it for every SKU it plans"
+            )
     capacity = warehouses.set_index(warehouses["warehouse_id"].astype(str))["capacity_units"]
     problems = []
     for warehouse_id, fc in forecasts.groupby(forecasts["warehouse_id"].astype(str), sort=True):
@@ -41,15 +42,27 @@ def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehous
         wide = {q: fc.pivot_table(index="product_id", columns="target_date", values=q, aggfunc="first") for q in ("p10", "p50", "p90")}
         holes = wide["p50"].reindex(columns=days).isna().any(axis=1)
         if holes.any():
-            raise ContractError(f"demand_forecasts: warehouse {warehouse_id} has days missing between {days[0].date()} and "
-                                f"{days[-1].date()} for {int(holes.sum())} product(s), e.g. {_sample(holes.index[holes])}")
+            raise ContractError(
+                f"demand_forecasts: warehouse {warehouse_id} has days missing between {days[0].date()} and "
+                f"{days[-1].date()} for {int(holes.sum())} product(s), e.g. {_sample(holes.index[holes])}"
+            )
         ids = wide["p50"].index.astype(str)
         stock = _stock_at(inventory, warehouse_id, days[0]).reindex(ids, fill_value=0)
-        skus = planned.loc[ids, list(PLANNING_FIELDS)].reset_index(names="product_id").assign(
-            on_hand=stock["on_hand"].to_numpy(float), on_order=stock["on_order"].to_numpy(float))
+        skus = (
+            planned.loc[ids, list(PLANNING_FIELDS)]
+            .reset_index(names="product_id")
+            .assign(on_hand=stock["on_hand"].to_numpy(float), on_order=stock["on_order"].to_numpy(float))
+        )
         skus["moq"] = skus["moq"].astype(int)
-        problems.append(WarehouseProblem(warehouse_id, skus, days, *(wide[q].reindex(columns=days).to_numpy(float) for q in ("p10", "p50", "p90")),
-                                         capacity_units=float(capacity[warehouse_id])))
+        problems.append(
+            WarehouseProblem(
+                warehouse_id,
+                skus,
+                days,
+                *(wide[q].reindex(columns=days).to_numpy(float) for q in ("p10", "p50", "p90")),
+                capacity_units=float(capacity[warehouse_id]),
+            )
+        )
     return problems
 
 
@@ -65,9 +78,13 @@ def _stock_at(inventory: pd.DataFrame, warehouse_id: str, day: pd.Timestamp) -> 
 def purchase_orders(ds: str, plan: Plan) -> pd.DataFrame:
     """The contract rows of one warehouse's plan: its order lines with their SKU's policy and the solve's status."""
     frame = plan.orders.merge(plan.skus, on="product_id", how="left")
-    frame = frame.assign(ds=pd.Timestamp(ds).date(), warehouse_id=plan.warehouse_id,
-                         order_date=pd.to_datetime(frame["order_date"]).dt.date,
-                         arrival_date=pd.to_datetime(frame["arrival_date"]).dt.date,
-                         qty=frame["qty"].astype(np.int64), solver_status=plan.status,
-                         mip_gap=np.nan if plan.mip_gap is None else plan.mip_gap)
+    frame = frame.assign(
+        ds=pd.Timestamp(ds).date(),
+        warehouse_id=plan.warehouse_id,
+        order_date=pd.to_datetime(frame["order_date"]).dt.date,
+        arrival_date=pd.to_datetime(frame["arrival_date"]).dt.date,
+        qty=frame["qty"].astype(np.int64),
+        solver_status=plan.status,
+        mip_gap=np.nan if plan.mip_gap is None else plan.mip_gap,
+    )
     return frame[list(PURCHASE_ORDER_COLUMNS)]

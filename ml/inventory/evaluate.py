@@ -34,8 +34,9 @@ def order_matrix(problem: WarehouseProblem, orders: pd.DataFrame) -> np.ndarray:
     row = pd.Series(np.arange(len(problem.skus)), index=problem.skus["product_id"].astype(str))
     day = pd.Series(np.arange(problem.horizon), index=problem.days)
     if len(orders):
-        np.add.at(qty, (row[orders["product_id"].astype(str)].to_numpy(), day[pd.DatetimeIndex(orders["order_date"])].to_numpy()),
-                  orders["qty"].to_numpy(float))
+        np.add.at(
+            qty, (row[orders["product_id"].astype(str)].to_numpy(), day[pd.DatetimeIndex(orders["order_date"])].to_numpy()), orders["qty"].to_numpy(float)
+        )
     return qty
 
 
@@ -83,10 +84,7 @@ def _serve_day(available: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, n
     return np.maximum(available - demand, 0.0), np.maximum(demand - available, 0.0)
 
 
-def _outcome(e, config: PlanConfig, placed: np.ndarray, demand: np.ndarray, lost: np.ndarray, holding: float,
-             closing: np.ndarray) -> Outcome:
+def _outcome(e, config: PlanConfig, placed: np.ndarray, demand: np.ndarray, lost: np.ndarray, holding: float, closing: np.ndarray) -> Outcome:
     total = demand.sum()
-    cost = (float(e.cost @ placed.sum(axis=1)) + holding + float(e.lost_sale @ lost)
-            + config.order_cost * int((placed > 0).sum()) - float(e.cost @ closing))
-    return Outcome(fill_rate=float(1 - lost.sum() / total) if total > 0 else 1.0, cost=cost,
-                   lost_units=float(lost.sum()), order_lines=int((placed > 0).sum()))
+    cost = float(e.cost @ placed.sum(axis=1)) + holding + float(e.lost_sale @ lost) + config.order_cost * int((placed > 0).sum()) - float(e.cost @ closing)
+    return Outcome(fill_rate=float(1 - lost.sum() / total) if total > 0 else 1.0, cost=cost, lost_units=float(lost.sum()), order_lines=int((placed > 0).sum()))

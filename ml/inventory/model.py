@@ -113,8 +113,10 @@ def _time_limit_advice(status: str, gap: float | None, config: PlanConfig) -> st
     if status in ("optimal", "within_gap"):
         return None
     proven = "no gap proven (CBC reports none)" if gap is None else f"a {gap:.1%} gap proven"
-    return (f"stopped by the {config.time_limit_s:g} s time limit with {proven}, above the {config.gap:.1%} asked for: "
-            "the best plan found is used; raise time_limit_s (or the gap) to tighten it")
+    return (
+        f"stopped by the {config.time_limit_s:g} s time limit with {proven}, above the {config.gap:.1%} asked for: "
+        "the best plan found is used; raise time_limit_s (or the gap) to tighten it"
+    )
 
 
 def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig()) -> Plan:
@@ -148,8 +150,16 @@ def plan_warehouse(problem: WarehouseProblem, config: PlanConfig = PlanConfig())
             gap = min(gap if gap is not None else np.inf, max(objective - lower, 0.0) / abs(objective))
             gap = None if not np.isfinite(gap) else gap
     seconds = time.perf_counter() - t0
-    log.info("warehouse %s: %d SKUs x %d days, %s (gap %s) in %.1fs with %s", problem.warehouse_id, len(problem.skus),
-             problem.horizon, status, "n/a" if gap is None else f"{gap:.2%}", seconds, solver_name)
+    log.info(
+        "warehouse %s: %d SKUs x %d days, %s (gap %s) in %.1fs with %s",
+        problem.warehouse_id,
+        len(problem.skus),
+        problem.horizon,
+        status,
+        "n/a" if gap is None else f"{gap:.2%}",
+        seconds,
+        solver_name,
+    )
     plan = _read_plan(problem, config, econ, solution, solver_name, status, gap, float(objective), seconds)
     if plan.advice:
         log.warning("warehouse %s: %s", problem.warehouse_id, plan.advice)
@@ -184,8 +194,7 @@ def _as_lp(model: pulp.LpProblem, relax: bool = True):
 
 def _raise_infeasible(problem: WarehouseProblem, config: PlanConfig, what: str, status: str):
     diagnosis = diagnose(problem, config)
-    raise PlanError(f"warehouse {problem.warehouse_id}: the replenishment MILP {what}; {diagnosis['message']}",
-                    status=status, diagnosis=diagnosis)
+    raise PlanError(f"warehouse {problem.warehouse_id}: the replenishment MILP {what}; {diagnosis['message']}", status=status, diagnosis=diagnosis)
 
 
 @dataclass
@@ -212,9 +221,22 @@ def _solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> _PerSku | N
     share = min(2.0, max(0.05, config.time_limit_s / 100))
     alone = replace(config, budget=None, threads=1, time_limit_s=share)
     deadline = time.time() + config.time_limit_s  # wall clock: comparable across the worker processes
-    jobs = [(WarehouseProblem(problem.warehouse_id, problem.skus.iloc[[i]].reset_index(drop=True), problem.days,
-                              problem.p10[[i]], problem.p50[[i]], problem.p90[[i]], capacity_units=np.inf), alone, deadline)
-            for i in range(n)]
+    jobs = [
+        (
+            WarehouseProblem(
+                problem.warehouse_id,
+                problem.skus.iloc[[i]].reset_index(drop=True),
+                problem.days,
+                problem.p10[[i]],
+                problem.p50[[i]],
+                problem.p90[[i]],
+                capacity_units=np.inf,
+            ),
+            alone,
+            deadline,
+        )
+        for i in range(n)
+    ]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_solve_alone, jobs, chunksize=max(1, n // (8 * workers))))
@@ -271,10 +293,17 @@ def economics(problem: WarehouseProblem, config: PlanConfig) -> Economics:
     arrival = np.minimum(np.arange(problem.horizon)[None, :] + lead[:, None], problem.horizon - 1)
     useful = np.take_along_axis(remaining, arrival, axis=1) + safety[:, None]
     big_m = np.maximum(np.ceil(np.maximum(useful, moq[:, None]) / case[:, None]) * case[:, None], case[:, None])
-    return Economics(safety=safety, holding=config.holding_rate * cost / 365.0,
-                      lost_sale=config.lost_sale_cost * price,
-                      big_m=big_m, lead=lead, case=case, moq=moq, cost=cost,
-                      start=(s["on_hand"].to_numpy(float) + s["on_order"].to_numpy(float)))
+    return Economics(
+        safety=safety,
+        holding=config.holding_rate * cost / 365.0,
+        lost_sale=config.lost_sale_cost * price,
+        big_m=big_m,
+        lead=lead,
+        case=case,
+        moq=moq,
+        cost=cost,
+        start=(s["on_hand"].to_numpy(float) + s["on_order"].to_numpy(float)),
+    )
 
 
 def order_days(lead: int, horizon: int) -> range:
@@ -314,14 +343,22 @@ def _build(problem: WarehouseProblem, config: PlanConfig, e: Economics, elastic:
         model += peak <= problem.capacity_units + slack_capacity[t], f"capacity_{t}"
     if elastic:  # every violation priced in money, so the families are comparable
         mean_cost = float(e.cost.mean()) if n else 1.0
-        model += (slack_budget + mean_cost * pulp.lpSum(slack_capacity.values())
-                  + pulp.lpSum(float(e.cost[i]) * s for (i, _), s in slack_safety.items()))
+        model += slack_budget + mean_cost * pulp.lpSum(slack_capacity.values()) + pulp.lpSum(float(e.cost[i]) * s for (i, _), s in slack_safety.items())
     else:
-        model += (pulp.lpSum(float(e.holding[i]) * x for (i, _), x in inv.items())
-                  + pulp.lpSum(float(max(e.lost_sale[i] - e.cost[i], 0.0)) * x for (i, _), x in short.items())
-                  + config.order_cost * pulp.lpSum(line.values()))
-    handles = {"cases": cases, "line": line, "inv": inv, "short": short, "slack_budget": slack_budget,
-               "slack_capacity": slack_capacity, "slack_safety": slack_safety}
+        model += (
+            pulp.lpSum(float(e.holding[i]) * x for (i, _), x in inv.items())
+            + pulp.lpSum(float(max(e.lost_sale[i] - e.cost[i], 0.0)) * x for (i, _), x in short.items())
+            + config.order_cost * pulp.lpSum(line.values())
+        )
+    handles = {
+        "cases": cases,
+        "line": line,
+        "inv": inv,
+        "short": short,
+        "slack_budget": slack_budget,
+        "slack_capacity": slack_capacity,
+        "slack_safety": slack_safety,
+    }
     return model, handles
 
 
@@ -368,8 +405,10 @@ def diagnose(problem: WarehouseProblem, config: PlanConfig, relaxed: bool = Fals
     if status == "no_solution" and not relaxed:
         return diagnose(problem, config, relaxed=True)  # the least violation even fractional cases must make
     if status == "infeasible":
-        return {"families": [], "message": "even with budget, capacity and safety stock relaxed no plan exists "
-                "(check MOQ / case-pack against the order-line cap)"}
+        return {
+            "families": [],
+            "message": "even with budget, capacity and safety stock relaxed no plan exists (check MOQ / case-pack against the order-line cap)",
+        }
     if status == "no_solution":
         return {"families": [], "message": f"the diagnosis itself found no answer within {solver.time_limit_s:g} s"}
     ids = problem.skus["product_id"].astype(str).to_numpy()
@@ -378,14 +417,18 @@ def diagnose(problem: WarehouseProblem, config: PlanConfig, relaxed: bool = Fals
     if over_budget and over_budget > 1e-6:
         findings.append({"family": "budget", "amount": float(over_budget)})
         short_by = f"at least {over_budget:,.2f}" if relaxed else f"{over_budget:,.2f}"
-        parts.append(f"budget: {config.budget:,.2f} is {short_by} short of what safety stock at service level "
-                     f"{config.service_level:.0%} costs (raise the budget or lower the service level)")
+        parts.append(
+            f"budget: {config.budget:,.2f} is {short_by} short of what safety stock at service level "
+            f"{config.service_level:.0%} costs (raise the budget or lower the service level)"
+        )
     cap = {problem.days[t].date().isoformat(): float(pulp.value(s)) for t, s in v["slack_capacity"].items() if pulp.value(s) > 1e-6}
     if cap:
         worst = max(cap, key=cap.get)
         findings.append({"family": "capacity", "days": cap})
-        parts.append(f"capacity: {problem.capacity_units:,.0f} units exceeded on {len(cap)} day(s), worst {worst} by "
-                     f"{cap[worst]:,.0f} (stock on hand + safety stock do not fit)")
+        parts.append(
+            f"capacity: {problem.capacity_units:,.0f} units exceeded on {len(cap)} day(s), worst {worst} by "
+            f"{cap[worst]:,.0f} (stock on hand + safety stock do not fit)"
+        )
     short = {}
     for (i, _), s in v["slack_safety"].items():
         value = pulp.value(s) or 0.0
@@ -410,17 +453,23 @@ def _values(v: dict, e: Economics, n: int, horizon: int) -> tuple[np.ndarray, np
     return qty, inv.reshape(n, horizon), short.reshape(n, horizon)
 
 
-def _read_plan(problem: WarehouseProblem, config: PlanConfig, e: Economics, solution: tuple, solver: str, status: str,
-               gap: float | None, objective: float, seconds: float) -> Plan:
+def _read_plan(
+    problem: WarehouseProblem, config: PlanConfig, e: Economics, solution: tuple, solver: str, status: str, gap: float | None, objective: float, seconds: float
+) -> Plan:
     n, horizon = len(problem.skus), problem.horizon
     ids = problem.skus["product_id"].astype(str).to_numpy()
     qty, inv, short = solution
     sku, day = np.nonzero(qty > 0)
-    orders = pd.DataFrame({"product_id": ids[sku], "order_date": problem.days[day],
-                           "arrival_date": problem.days[day] + pd.to_timedelta(e.lead[sku], unit="D"), "qty": qty[sku, day]})
+    orders = pd.DataFrame(
+        {
+            "product_id": ids[sku],
+            "order_date": problem.days[day],
+            "arrival_date": problem.days[day] + pd.to_timedelta(e.lead[sku], unit="D"),
+            "qty": qty[sku, day],
+        }
+    )
     lines = (qty > 0).sum(axis=1)
-    cost = (e.cost * qty.sum(axis=1) + e.holding * inv.sum(axis=1) + e.lost_sale * short.sum(axis=1)
-            + config.order_cost * lines)
+    cost = e.cost * qty.sum(axis=1) + e.holding * inv.sum(axis=1) + e.lost_sale * short.sum(axis=1) + config.order_cost * lines
     # Silver-Pyke fill rate: the plan's own lost sales plus, per order cycle, the expected units short beyond
     # the safety stock (protection-period sd x normal loss at the service level's z)
     z = stats.norm.ppf(config.service_level)
@@ -430,7 +479,7 @@ def _read_plan(problem: WarehouseProblem, config: PlanConfig, e: Economics, solu
         fill = np.where(demand > 0, np.clip(1 - expected_short / demand, 0.0, 1.0), 1.0)
     lead_days = np.minimum(e.lead, horizon)
     lead_demand = np.array([problem.p50[i, : lead_days[i]].sum() for i in range(n)])
-    skus = pd.DataFrame({"product_id": ids, "safety_stock": e.safety, "reorder_point": lead_demand + e.safety,
-                         "expected_fill_rate": fill, "expected_cost": cost})
-    return Plan(problem.warehouse_id, orders, skus, status, gap, float(objective), solver, seconds,
-                advice=_time_limit_advice(status, gap, config))
+    skus = pd.DataFrame(
+        {"product_id": ids, "safety_stock": e.safety, "reorder_point": lead_demand + e.safety, "expected_fill_rate": fill, "expected_cost": cost}
+    )
+    return Plan(problem.warehouse_id, orders, skus, status, gap, float(objective), solver, seconds, advice=_time_limit_advice(status, gap, config))

@@ -32,8 +32,7 @@ class InventoryConfig(PipelineConfig):
     def plan_config(self) -> PlanConfig:
         from ml.inventory.model import PlanConfig
 
-        return PlanConfig(service_level=self.service_level, budget=self.budget, time_limit_s=self.time_limit_s,
-                          gap=self.gap, solver=self.solver)
+        return PlanConfig(service_level=self.service_level, budget=self.budget, time_limit_s=self.time_limit_s, gap=self.gap, solver=self.solver)
 
 
 def _warehouses(run: Run, planned: dict[str, Any]) -> dict[str, Any]:

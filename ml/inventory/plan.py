@@ -62,10 +62,19 @@ def plan_one(settings: Settings, ds: str, warehouse_id: str, config: InventoryCo
     rows = data.purchase_orders(ds, plan)
     unit_cost = problem.skus.set_index("product_id")["unit_cost"]
     staging.stage(settings, TABLE, ds, number, rows.assign(ds=as_date(ds).isoformat()))
-    summary = {"warehouse_id": warehouse_id, "status": plan.status, "mip_gap": plan.mip_gap, "solver": plan.solver,
-               "objective": plan.objective, "seconds": round(plan.seconds, 2), "order_lines": len(rows),
-               "units": int(rows["qty"].sum()), "spend": round(float((rows["qty"] * rows["product_id"].map(unit_cost)).sum()), 2),
-               "skus": len(problem.skus), "advice": plan.advice}
+    summary = {
+        "warehouse_id": warehouse_id,
+        "status": plan.status,
+        "mip_gap": plan.mip_gap,
+        "solver": plan.solver,
+        "objective": plan.objective,
+        "seconds": round(plan.seconds, 2),
+        "order_lines": len(rows),
+        "units": int(rows["qty"].sum()),
+        "spend": round(float((rows["qty"] * rows["product_id"].map(unit_cost)).sum()), 2),
+        "skus": len(problem.skus),
+        "advice": plan.advice,
+    }
     log.info("plan for %s ds=%s: %s", warehouse_id, ds, json.dumps(summary))
     return summary
 

@@ -40,6 +40,7 @@ def with_new_items(score, siblings: sp.csr_matrix, unavailable: np.ndarray):
         block[:, unavailable] = -np.inf
         new[:, orphans] = -np.inf
         return np.hstack([block, new])
+
     return extended
 
 
@@ -55,6 +56,9 @@ def popular_by_region(recent: pd.DataFrame, customers: pd.DataFrame, product_ids
     for region in [None, *sorted(customers["region"].dropna().unique())]:
         local = recent[recent["region"] == region]["product_id"].value_counts().reindex(allowed, fill_value=0) if region else 0.0
         score = (local + tie_break).sort_values(ascending=False, kind="stable").head(k)
-        lists.append(pd.DataFrame({"region": region, "rank": np.arange(1, len(score) + 1), "product_id": score.index.to_numpy(dtype=str),
-                                   "score": score.to_numpy(dtype=float)}))
+        lists.append(
+            pd.DataFrame(
+                {"region": region, "rank": np.arange(1, len(score) + 1), "product_id": score.index.to_numpy(dtype=str), "score": score.to_numpy(dtype=float)}
+            )
+        )
     return pd.concat(lists, ignore_index=True)

@@ -27,8 +27,13 @@ class Metrics:
     users: int
 
     def as_dict(self) -> dict:
-        return {f"recall_at_{self.k}": self.recall, f"ndcg_at_{self.k}": self.ndcg, "coverage": self.coverage,
-                "popularity_bias": self.popularity_bias, "users": self.users}
+        return {
+            f"recall_at_{self.k}": self.recall,
+            f"ndcg_at_{self.k}": self.ndcg,
+            "coverage": self.coverage,
+            "popularity_bias": self.popularity_bias,
+            "users": self.users,
+        }
 
 
 def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:

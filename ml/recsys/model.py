@@ -69,8 +69,14 @@ class Recommender:
         seen = data.user_item_matrix(histories, self.n_items)
         items, scores = evaluate.top_k(self.scorer(histories), seen, min(k, self.n_items))
         k = items.shape[1]
-        frame = pd.DataFrame({"customer_id": np.repeat(customers, k), "rank": np.tile(np.arange(1, k + 1), len(customers)),
-                              "product_id": self.item_ids[items.ravel()], "score": scores.ravel().astype(np.float64)})
+        frame = pd.DataFrame(
+            {
+                "customer_id": np.repeat(customers, k),
+                "rank": np.tile(np.arange(1, k + 1), len(customers)),
+                "product_id": self.item_ids[items.ravel()],
+                "score": scores.ravel().astype(np.float64),
+            }
+        )
         return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 
     def __getstate__(self):  # the rebuilt network is a cache, not part of the artifact
@@ -81,8 +87,7 @@ def sasrec_state(net, n_items: int) -> dict[str, Any]:
     """What a trained SASRec needs to be rebuilt anywhere: sizes, config and CPU weights."""
     from dataclasses import asdict
 
-    return {"n_items": n_items, "config": asdict(net.config),
-            "weights": {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}}
+    return {"n_items": n_items, "config": asdict(net.config), "weights": {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}}
 
 
 def pyfunc_model(recommender: Recommender):

@@ -28,8 +28,7 @@ class RecsysConfig(PipelineConfig):
     holdout_days: int = option(14, "Temporal holdout length in days", minimum=1, maximum=180)
     history_days: int = option(365, "Days of events to train and score on", minimum=2, maximum=3650)
     popularity_days: int = option(28, "Recent popularity window (baseline and cold-start fallback)", minimum=1, maximum=365)
-    event_types: tuple[str, ...] = option(("purchase",), "Event types that count as interactions",
-                                          choices=("view", "cart", "purchase"))
+    event_types: tuple[str, ...] = option(("purchase",), "Event types that count as interactions", choices=("view", "cart", "purchase"))
     ease_l2: float = option(200.0, "EASE: L2 regularisation", exclusive_minimum=0)
     margin: float = option(0.01, "Relative NDCG@10 gain to replace the champion", minimum=0, maximum=1)
     shards: int = option(4, "Parallel scoring tasks", minimum=1, maximum=256)
@@ -46,8 +45,7 @@ def _score(run: Run, shard: int, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.recsys import score
 
     c = run.config
-    return score.score_shard(run.settings, run.ds.isoformat(), shard, c.shards, champion["version"], c.k,
-                             c.popularity_days, c.history_days)
+    return score.score_shard(run.settings, run.ds.isoformat(), shard, c.shards, champion["version"], c.k, c.popularity_days, c.history_days)
 
 
 RECOMMENDATIONS = Pipeline(

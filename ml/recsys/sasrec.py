@@ -49,7 +49,7 @@ def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
     for i, seq in enumerate(sequences):
         tail = seq[-length:]
         if len(tail):
-            out[i, -len(tail):] = tail
+            out[i, -len(tail) :] = tail
     return out
 
 
@@ -64,8 +64,7 @@ class SASRec(pl.LightningModule):
         self.item_emb = nn.Embedding(n_items + 1, config.dim, padding_idx=0)
         self.pos_emb = nn.Embedding(config.max_len, config.dim)
         self.dropout = nn.Dropout(config.dropout)
-        layer = nn.TransformerEncoderLayer(config.dim, config.heads, config.dim * 2, config.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(config.dim, config.heads, config.dim * 2, config.dropout, activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.dim)
         for emb in (self.item_emb, self.pos_emb):  # small init keeps the first logits near uniform
@@ -137,8 +136,7 @@ class SequenceScorer:
     @torch.no_grad()
     def score(self, rows: np.ndarray) -> np.ndarray:
         device = next(self.model.parameters()).device
-        parts = [self.model.last_scores(self.inputs[rows[i:i + self.batch_size]].to(device))[:, 1:].cpu()
-                 for i in range(0, len(rows), self.batch_size)]
+        parts = [self.model.last_scores(self.inputs[rows[i : i + self.batch_size]].to(device))[:, 1:].cpu() for i in range(0, len(rows), self.batch_size)]
         return torch.cat(parts).numpy()
 
 
@@ -152,11 +150,9 @@ class SequenceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         length = self.config.max_len
         train = [s for s in self.split.train if len(s) >= 2]
-        self.train_set = TensorDataset(torch.from_numpy(left_pad([s[:-1] for s in train], length)),
-                                       torch.from_numpy(left_pad([s[1:] for s in train], length)))
+        self.train_set = TensorDataset(torch.from_numpy(left_pad([s[:-1] for s in train], length)), torch.from_numpy(left_pad([s[1:] for s in train], length)))
         self.eval_sets = {
-            stage: TensorDataset(torch.from_numpy(left_pad(self.split.history(stage), length)),
-                                 torch.from_numpy(self.split.target(stage).astype(np.int64)))
+            stage: TensorDataset(torch.from_numpy(left_pad(self.split.history(stage), length)), torch.from_numpy(self.split.target(stage).astype(np.int64)))
             for stage in ("valid", "test")
         }
 

@@ -47,7 +47,7 @@ class EmbeddingScorer:
             self._buffer = torch.empty((len(rows), self.items_t.shape[1]))
         out = self._buffer[: len(rows)]
         contiguous = len(rows) and rows[-1] - rows[0] == len(rows) - 1
-        users = self.users[rows[0]: rows[-1] + 1] if contiguous else self.users[torch.from_numpy(rows)]
+        users = self.users[rows[0] : rows[-1] + 1] if contiguous else self.users[torch.from_numpy(rows)]
         torch.mm(users, self.items_t, out=out)
         return out.numpy()
 
@@ -58,30 +58,43 @@ def recommend(score: evaluate.Scorer, seen: sp.csr_matrix, k: int = 100, chunk: 
     k = min(k, seen.shape[1])
     items, scores = evaluate.top_k(score, seen, k, chunk)
     elapsed = time.perf_counter() - t0
-    log.info("scored %d customers x %d products (top %d) in %.1fs: %.0f customers/s",
-             seen.shape[0], seen.shape[1], k, elapsed, seen.shape[0] / max(elapsed, 1e-9))
+    log.info(
+        "scored %d customers x %d products (top %d) in %.1fs: %.0f customers/s", seen.shape[0], seen.shape[1], k, elapsed, seen.shape[0] / max(elapsed, 1e-9)
+    )
     return items, scores
 
 
-def to_frame(ds: str, customer_ids: np.ndarray, product_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
-             model_name: str, model_version: str) -> pd.DataFrame:
+def to_frame(
+    ds: str, customer_ids: np.ndarray, product_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, model_name: str, model_version: str
+) -> pd.DataFrame:
     """Rows of the contract ``recommendations(ds, customer_id, rank, product_id, score, model_name, model_version)``;
     slots with no candidate left (every product seen) are dropped."""
     n_users, k = items.shape
-    frame = pd.DataFrame({
-        "ds": lake.as_date(ds).isoformat(),
-        "customer_id": np.repeat(np.asarray(customer_ids), k),
-        "rank": np.tile(np.arange(1, k + 1), n_users),
-        "product_id": np.asarray(product_ids)[items.ravel()],
-        "score": scores.ravel(),
-        "model_name": model_name,
-        "model_version": str(model_version),
-    })
+    frame = pd.DataFrame(
+        {
+            "ds": lake.as_date(ds).isoformat(),
+            "customer_id": np.repeat(np.asarray(customer_ids), k),
+            "rank": np.tile(np.arange(1, k + 1), n_users),
+            "product_id": np.asarray(product_ids)[items.ravel()],
+            "score": scores.ravel(),
+            "model_name": model_name,
+            "model_version": str(model_version),
+        }
+    )
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 
 
-def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.DataFrame, catalogue: pd.DataFrame,
-                        k: int, popularity_days: int, ds: str, model_name: str, model_version: str) -> pd.DataFrame:
+def recommend_customers(
+    model: Recommender,
+    customers: pd.DataFrame,
+    events: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    k: int,
+    popularity_days: int,
+    ds: str,
+    model_name: str,
+    model_version: str,
+) -> pd.DataFrame:
     """Top-k rows for every customer in ``customers``: the model over known and (by siblings) new catalogue
     products for customers with a known history, recent regional popularity for the others.
     ``events`` must hold everyone's events (recent popularity is shop-wide); seen products are never shown."""
@@ -98,16 +111,16 @@ def recommend_customers(model: Recommender, customers: pd.DataFrame, events: pd.
     cold = customers[~customers["customer_id"].isin(warm)]
     if len(cold):
         end = pd.Timestamp(as_date(ds) + dt.timedelta(days=1), tz="UTC")
-        recent = events[events["event_type"].isin(model.event_types) & (events["event_ts"] < end)
-                        & (events["event_ts"] >= end - pd.Timedelta(days=popularity_days))]
+        recent = events[
+            events["event_type"].isin(model.event_types) & (events["event_ts"] < end) & (events["event_ts"] >= end - pd.Timedelta(days=popularity_days))
+        ]
         lists = coldstart.popular_by_region(recent, customers, catalogue_ids, k)
         regional = cold[["customer_id", "region"]].merge(lists[lists["region"].notna()], on="region", how="inner")
         rest = cold[~cold["customer_id"].isin(regional["customer_id"])][["customer_id"]]
         overall = rest.merge(lists[lists["region"].isna()].drop(columns="region"), how="cross")
         fallback = pd.concat([regional.drop(columns="region"), overall], ignore_index=True)
         frames.append(fallback.assign(ds=as_date(ds).isoformat(), model_name=COLD_START_MODEL, model_version=str(model_version)))
-        log.info("%d customers without a known history get recent regional popularity (%d days before %s)",
-                 len(cold), popularity_days, end.date())
+        log.info("%d customers without a known history get recent regional popularity (%d days before %s)", len(cold), popularity_days, end.date())
     columns_out = contract.table(TABLE).column_names
     return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
 
@@ -124,8 +137,7 @@ def champion_version(settings: Settings) -> str:
     return registry.champion_version(settings, EXPERIMENT, MODEL_NAME)
 
 
-def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: str, k: int, popularity_days: int,
-                history_days: int) -> dict:
+def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: str, k: int, popularity_days: int, history_days: int) -> dict:
     """Score one shard of ds's customers with champion ``version`` and stage the rows."""
     from ml.recsys.train import MODEL_NAME, load_recommender
 
@@ -134,8 +146,9 @@ def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: s
     events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
     customers = lake.read_latest(settings.lake_dir, "curated", "customers", ds)
     catalogue = lake.read_latest(settings.lake_dir, "curated", "products", ds)
-    everyone = pd.concat([customers[["customer_id", "region"]],
-                          pd.DataFrame({"customer_id": events["customer_id"].unique(), "region": None})]).drop_duplicates("customer_id")
+    everyone = pd.concat([customers[["customer_id", "region"]], pd.DataFrame({"customer_id": events["customer_id"].unique(), "region": None})]).drop_duplicates(
+        "customer_id"
+    )
     mine = everyone[staging.shard_of(everyone["customer_id"], shards) == shard]
     frame = recommend_customers(model, mine, events, catalogue, k, popularity_days, ds, MODEL_NAME, version)
     rows = staging.stage(settings, TABLE, ds, shard, frame)

@@ -155,8 +155,7 @@ def top_k_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < k <= n:
         raise ValueError(f"top-k needs 0 < k <= {n} columns, got k={k}")
     expected = k / SAMPLE_STRIDE  # sampled scores at or above the row's k-th best, on average
-    first_rank, rank = (math.ceil(expected + sigmas * math.sqrt(expected)) + 1
-                        for sigmas in (FIRST_GUESS_SIGMAS, SECOND_GUESS_SIGMAS))
+    first_rank, rank = (math.ceil(expected + sigmas * math.sqrt(expected)) + 1 for sigmas in (FIRST_GUESS_SIGMAS, SECOND_GUESS_SIGMAS))
     if n // SAMPLE_STRIDE < 4 * rank:
         rank = 0
     columns = np.empty((n_rows, k), dtype=np.int64)

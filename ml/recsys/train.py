@@ -49,16 +49,16 @@ def holdout(events: pd.DataFrame, ds: str, config: RecsysConfig) -> tuple[pd.Dat
     at = cutoff(ds, config.holdout_days)
     train, test = data.temporal_split(events, at)
     if train.empty or test.empty:
-        raise EcomError(f"events: the temporal holdout at {at.date()} leaves train={len(train)} and test={len(test)} rows; "
-                        "load more history or shorten holdout_days")
+        raise EcomError(
+            f"events: the temporal holdout at {at.date()} leaves train={len(train)} and test={len(test)} rows; load more history or shorten holdout_days"
+        )
     return train, test, at
 
 
 def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None) -> tuple[Recommender, dict]:
     """Fit the configured model kind on training events; returns it and training facts (epochs, seconds)."""
     inter = data.from_events(train)
-    common = {"item_ids": inter.item_ids, "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(),
-              "event_types": tuple(config.event_types)}
+    common = {"item_ids": inter.item_ids, "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(), "event_types": tuple(config.event_types)}
     if config.model == "popularity":
         counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
         return Recommender("popularity", state={"counts": counts}, **common), {}
@@ -105,9 +105,10 @@ def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
     train, test, at = holdout(events, ds, config)
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
-        mlflow.log_params({f"recsys.{k}": v for k, v in config.as_dict().items()}
-                          | {"ds": str(as_date(ds)), "holdout": holdout_name(ds, at, config),
-                             "train_rows": len(train), "test_rows": len(test)})
+        mlflow.log_params(
+            {f"recsys.{k}": v for k, v in config.as_dict().items()}
+            | {"ds": str(as_date(ds)), "holdout": holdout_name(ds, at, config), "train_rows": len(train), "test_rows": len(test)}
+        )
         logger = None
         if config.model == "sasrec":
             from pytorch_lightning.loggers import MLFlowLogger
@@ -116,9 +117,13 @@ def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
         model, facts = fit(train, at, config, logger)
         mlflow.log_metrics({f"train.{k}": float(v) for k, v in facts.items() if isinstance(v, int | float) and v is not None})
         example = _pyfunc_example(train)
-        uri = registry.log_pyfunc_model(pyfunc_model(model), "model", example,
-                                        registry.pip_requirements("scipy", *(("torch", "pytorch-lightning") if config.model == "sasrec" else ())),
-                                        params={"k": 10})
+        uri = registry.log_pyfunc_model(
+            pyfunc_model(model),
+            "model",
+            example,
+            registry.pip_requirements("scipy", *(("torch", "pytorch-lightning") if config.model == "sasrec" else ())),
+            params={"k": 10},
+        )
         mlflow.set_tags({"recsys.model": config.model, "recsys.trained_through": model.trained_through})
     log.info("trained %s for ds=%s in run %s (%s items)", config.model, ds, run.info.run_id, model.n_items)
     return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
@@ -128,7 +133,8 @@ def _pyfunc_example(events: pd.DataFrame) -> pd.DataFrame:
     """A few input rows for the signature: MLflow schemas take naive datetimes, so event_ts is naive UTC."""
     example = events[["customer_id", "product_id", "event_ts", "event_type"]].head(20)
     return example.astype({"customer_id": object, "product_id": object, "event_type": object}).assign(
-        event_ts=example["event_ts"].dt.tz_convert("UTC").dt.tz_localize(None))
+        event_ts=example["event_ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+    )
 
 
 def load_recommender(settings: Settings, uri: str) -> Recommender:
@@ -142,8 +148,10 @@ def evaluate_run(settings: Settings, trained: dict) -> dict:
     config = RecsysConfig.from_params(trained["config"])
     train, test, at = holdout(load_events(settings, trained["ds"], config), trained["ds"], config)
     model = load_recommender(settings, trained["model_uri"])
-    results = {"model": holdout_metrics(model, train, test),
-               "recent_popularity": holdout_metrics(recent_popularity(model, train, at, config.popularity_days), train, test)}
+    results = {
+        "model": holdout_metrics(model, train, test),
+        "recent_popularity": holdout_metrics(recent_popularity(model, train, at, config.popularity_days), train, test),
+    }
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_id=trained["run_id"]):
         for who, metrics in results.items():
@@ -178,9 +186,17 @@ def _recall_curve_figure(results: dict, config: RecsysConfig):
 def register(settings: Settings, evaluated: dict) -> dict:
     """Register the run's model as a new version (tags: ds, model kind, holdout metrics)."""
     metrics = evaluated["metrics"]
-    return registry.register_run(settings, EXPERIMENT, MODEL_NAME, evaluated, {
-        "recsys.model": evaluated["config"]["model"], **registry.metric_tags("holdout", metrics["model"]),
-        f"holdout.recent_popularity.{GATE_METRIC}": repr(metrics["recent_popularity"][GATE_METRIC])})
+    return registry.register_run(
+        settings,
+        EXPERIMENT,
+        MODEL_NAME,
+        evaluated,
+        {
+            "recsys.model": evaluated["config"]["model"],
+            **registry.metric_tags("holdout", metrics["model"]),
+            f"holdout.recent_popularity.{GATE_METRIC}": repr(metrics["recent_popularity"][GATE_METRIC]),
+        },
+    )
 
 
 def gate(settings: Settings, registered: dict) -> dict:
@@ -194,11 +210,19 @@ def gate(settings: Settings, registered: dict) -> dict:
         champion = load_recommender(settings, uri)
         train, test, at = holdout(load_events(settings, registered["ds"], config), registered["ds"], config)
         if pd.Timestamp(champion.trained_through) >= at:
-            raise registry.NotComparable(f"the champion ({uri}) trained on data through {champion.trained_through}, "
-                                         f"inside this holdout ({registered['holdout']})")
+            raise registry.NotComparable(
+                f"the champion ({uri}) trained on data through {champion.trained_through}, inside this holdout ({registered['holdout']})"
+            )
         return holdout_metrics(champion, train, test)[GATE_METRIC]
 
-    decision = registry.promote(client, MODEL_NAME, registered["version"], GATE_METRIC,
-                                registered["metrics"]["model"][GATE_METRIC], registered["holdout"],
-                                margin=config.margin, evaluate_champion=champion_ndcg)
+    decision = registry.promote(
+        client,
+        MODEL_NAME,
+        registered["version"],
+        GATE_METRIC,
+        registered["metrics"]["model"][GATE_METRIC],
+        registered["holdout"],
+        margin=config.margin,
+        evaluate_champion=champion_ndcg,
+    )
     return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}

@@ -31,8 +31,9 @@ def route_cost(routes: Sequence[Sequence[int]], cost: np.ndarray) -> float:
     return total
 
 
-def check(problem: RoutingProblem, routes: Sequence[Sequence[int]], cost: np.ndarray | None = None,
-          duration: np.ndarray | None = None, tolerance: float = 1e-6) -> Check:
+def check(
+    problem: RoutingProblem, routes: Sequence[Sequence[int]], cost: np.ndarray | None = None, duration: np.ndarray | None = None, tolerance: float = 1e-6
+) -> Check:
     """Replay ``routes`` (lists of stops 1..n) leaving the depot at the shift start and waiting for each window;
     every stop at most once. ``duration`` and ``cost`` default to the problem's own integer matrices."""
     duration = problem.duration if duration is None else duration
@@ -59,8 +60,7 @@ def check(problem: RoutingProblem, routes: Sequence[Sequence[int]], cost: np.nda
             waited += clock - arrival
             slack = min(slack, waited + float(problem.window_end[stop]) - clock)
             if clock > problem.window_end[stop] + tolerance:
-                violations.append(f"route {number} starts service at stop {stop} at {clock:g}, after its window ends "
-                                  f"({problem.window_end[stop]:g})")
+                violations.append(f"route {number} starts service at stop {stop} at {clock:g}, after its window ends ({problem.window_end[stop]:g})")
             starts.append(clock)
             clock += float(problem.service[stop])
             previous = stop
@@ -71,8 +71,7 @@ def check(problem: RoutingProblem, routes: Sequence[Sequence[int]], cost: np.nda
         if shortest > fleet.max_duration + tolerance:
             violations.append(f"route {number} lasts {shortest:g} at best, longer than the maximum {fleet.max_duration:g}")
         arrivals.append(tuple(starts))
-    return Check(feasible=not violations, violations=tuple(violations), cost=route_cost(routes, cost),
-                 arrivals=tuple(arrivals))
+    return Check(feasible=not violations, violations=tuple(violations), cost=route_cost(routes, cost), arrivals=tuple(arrivals))
 
 
 def gap(cost: float, best_known: float) -> float:

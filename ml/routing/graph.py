@@ -33,17 +33,48 @@ EARTH_RADIUS_M = 6_371_009.0  # osmnx's mean Earth radius
 
 # Speeds for edges whose maxspeed tag is missing or unreadable (km/h): urban European defaults per class.
 HIGHWAY_SPEEDS_KPH: dict[str, float] = {
-    "motorway": 100, "motorway_link": 60, "trunk": 80, "trunk_link": 50, "primary": 50, "primary_link": 40,
-    "secondary": 50, "secondary_link": 40, "tertiary": 40, "tertiary_link": 30, "unclassified": 30,
-    "residential": 30, "living_street": 10, "road": 30, "busway": 30,
+    "motorway": 100,
+    "motorway_link": 60,
+    "trunk": 80,
+    "trunk_link": 50,
+    "primary": 50,
+    "primary_link": 40,
+    "secondary": 50,
+    "secondary_link": 40,
+    "tertiary": 40,
+    "tertiary_link": 30,
+    "unclassified": 30,
+    "residential": 30,
+    "living_street": 10,
+    "road": 30,
+    "busway": 30,
 }
 FALLBACK_SPEED_KPH = 30.0
 
 # osmnx's "drive" network filter (osmnx 2.1 ``_get_network_filter("drive")``), as sets.
 _EXCLUDED_HIGHWAY = {
-    "abandoned", "bridleway", "bus_guideway", "construction", "corridor", "cycleway", "elevator", "escalator",
-    "footway", "no", "path", "pedestrian", "planned", "platform", "proposed", "raceway", "razed", "rest_area",
-    "service", "services", "steps", "track",
+    "abandoned",
+    "bridleway",
+    "bus_guideway",
+    "construction",
+    "corridor",
+    "cycleway",
+    "elevator",
+    "escalator",
+    "footway",
+    "no",
+    "path",
+    "pedestrian",
+    "planned",
+    "platform",
+    "proposed",
+    "raceway",
+    "razed",
+    "rest_area",
+    "service",
+    "services",
+    "steps",
+    "track",
 }
 _EXCLUDED_SERVICE = {"alley", "driveway", "emergency_access", "parking", "parking_aisle", "private"}
 _ONEWAY = {"yes", "true", "1", "-1", "reverse", "T", "F"}
@@ -92,8 +123,7 @@ class RoadNetwork:
         from scipy.sparse import csr_matrix
 
         u, v = self.node_index(self.edges["u"]), self.node_index(self.edges["v"])
-        best = (pd.DataFrame({"u": u, "v": v, "w": self.edges[weight].to_numpy(float)})
-                .groupby(["u", "v"], sort=False)["w"].min().reset_index())
+        best = pd.DataFrame({"u": u, "v": v, "w": self.edges[weight].to_numpy(float)}).groupby(["u", "v"], sort=False)["w"].min().reset_index()
         n = len(self.nodes)
         return csr_matrix((best["w"].to_numpy(), (best["u"].to_numpy(), best["v"].to_numpy())), shape=(n, n))
 
@@ -101,7 +131,7 @@ class RoadNetwork:
         """(lon, lat) vertices of the given edge rows, in the edge's direction."""
         out = []
         for start, end, rev in self.edges[["geom_start", "geom_end", "reversed"]].to_numpy()[rows]:
-            line = self.coords[int(start):int(end)]
+            line = self.coords[int(start) : int(end)]
             out.append(line[::-1] if rev else line)
         return out
 
@@ -111,11 +141,12 @@ class RoadNetwork:
         import osmnx as ox
         import shapely
 
-        nodes = gpd.GeoDataFrame(self.nodes, geometry=gpd.points_from_xy(self.nodes["x"], self.nodes["y"]),
-                                 crs="EPSG:4326")
+        nodes = gpd.GeoDataFrame(self.nodes, geometry=gpd.points_from_xy(self.nodes["x"], self.nodes["y"]), crs="EPSG:4326")
         nodes.index.name = "osmid"
-        lines = shapely.linestrings(np.concatenate(self.edge_geometry(np.arange(len(self.edges)))),
-                                    indices=np.repeat(np.arange(len(self.edges)), (self.edges["geom_end"] - self.edges["geom_start"]).to_numpy()))
+        lines = shapely.linestrings(
+            np.concatenate(self.edge_geometry(np.arange(len(self.edges)))),
+            indices=np.repeat(np.arange(len(self.edges)), (self.edges["geom_end"] - self.edges["geom_start"]).to_numpy()),
+        )
         edges = gpd.GeoDataFrame(self.edges.drop(columns=["geom_start", "geom_end"]), geometry=lines, crs="EPSG:4326")
         edges = edges.set_index(["u", "v", "key"])
         return ox.convert.graph_from_gdfs(nodes, edges)
@@ -129,8 +160,12 @@ class RoadNetwork:
 
     @classmethod
     def load(cls, folder: Path) -> RoadNetwork:
-        return cls(nodes=pd.read_parquet(folder / "nodes.parquet"), edges=pd.read_parquet(folder / "edges.parquet"),
-                   coords=np.load(folder / "coords.npy"), source=(folder / "source.txt").read_text())
+        return cls(
+            nodes=pd.read_parquet(folder / "nodes.parquet"),
+            edges=pd.read_parquet(folder / "edges.parquet"),
+            coords=np.load(folder / "coords.npy"),
+            source=(folder / "source.txt").read_text(),
+        )
 
 
 def great_circle_m(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -142,6 +177,7 @@ def great_circle_m(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 def parse_maxspeed(values: pd.Series) -> pd.Series:
     """km/h from OSM maxspeed tags: "50", "30 mph", "50;70" (the mean); NaN for "none", "PT:urban" and the like."""
+
     def one(text) -> float:
         if not isinstance(text, str):
             return np.nan
@@ -160,8 +196,12 @@ def _read_ways(path: Path) -> tuple[list[dict], list[np.ndarray], list[np.ndarra
     import osmium
 
     tags, ids, coords = [], [], []
-    processor = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
-                 .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY)).with_filter(osmium.filter.KeyFilter("highway")))
+    processor = (
+        osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        .with_locations()
+        .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+        .with_filter(osmium.filter.KeyFilter("highway"))
+    )
     for way in processor:
         way_tags = dict(way.tags)
         if not is_drivable(way_tags) or len(way.nodes) < 2:
@@ -179,8 +219,7 @@ def _read_ways(path: Path) -> tuple[list[dict], list[np.ndarray], list[np.ndarra
     return tags, ids, coords
 
 
-def build_network(ways: tuple[list[dict], list[np.ndarray], list[np.ndarray]], source: str,
-                  largest_component: bool = True) -> RoadNetwork:
+def build_network(ways: tuple[list[dict], list[np.ndarray], list[np.ndarray]], source: str, largest_component: bool = True) -> RoadNetwork:
     """Split ways at intersections and ends, direct them by their oneway tags, price them in seconds, and keep the
     largest strongly connected component."""
     tags, ids, coords = ways
@@ -210,11 +249,21 @@ def build_network(ways: tuple[list[dict], list[np.ndarray], list[np.ndarray]], s
     segment = way_tags.iloc[way_of[starts]].reset_index(drop=True)
     oneway = segment["oneway"].isin(_ONEWAY) | (segment["junction"] == "roundabout")
     backwards_only = segment["oneway"].isin(_REVERSED)
-    forward = pd.DataFrame({
-        "u": refs[starts], "v": refs[stops], "osmid": segment["osmid"].to_numpy(), "highway": segment["highway"].to_numpy(),
-        "name": segment["name"].to_numpy(), "maxspeed": segment["maxspeed"].to_numpy(), "oneway": oneway.to_numpy(),
-        "reversed": False, "length": travelled[stops] - travelled[starts], "geom_start": starts, "geom_end": stops + 1,
-    })
+    forward = pd.DataFrame(
+        {
+            "u": refs[starts],
+            "v": refs[stops],
+            "osmid": segment["osmid"].to_numpy(),
+            "highway": segment["highway"].to_numpy(),
+            "name": segment["name"].to_numpy(),
+            "maxspeed": segment["maxspeed"].to_numpy(),
+            "oneway": oneway.to_numpy(),
+            "reversed": False,
+            "length": travelled[stops] - travelled[starts],
+            "geom_start": starts,
+            "geom_end": stops + 1,
+        }
+    )
     backward = forward.assign(u=forward["v"], v=forward["u"], reversed=True)
     edges = pd.concat([forward[~backwards_only.to_numpy()], backward[(~oneway | backwards_only).to_numpy()]], ignore_index=True)
     edges = edges[edges["u"] != edges["v"]]  # closed loops without an intersection carry no route
@@ -225,8 +274,14 @@ def build_network(ways: tuple[list[dict], list[np.ndarray], list[np.ndarray]], s
     edges = _price(edges.reset_index(drop=True))
     edges["key"] = edges.groupby(["u", "v"]).cumcount()
     network = RoadNetwork(nodes=nodes, edges=edges, coords=xy, source=source)
-    log.info("road network %s: %d nodes, %d edges (%.0f km of lanes); speeds imputed on %.1f%% of edges (no usable maxspeed)",
-             source, len(nodes), len(edges), edges["length"].sum() / 1000, 100 * network.imputed_share)
+    log.info(
+        "road network %s: %d nodes, %d edges (%.0f km of lanes); speeds imputed on %.1f%% of edges (no usable maxspeed)",
+        source,
+        len(nodes),
+        len(edges),
+        edges["length"].sum() / 1000,
+        100 * network.imputed_share,
+    )
     return network
 
 
@@ -241,8 +296,9 @@ def _largest_strong_component(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple
     inside = label == biggest
     dropped = int((~inside).sum())
     if dropped:
-        log.info("kept the largest strongly connected component: %d of %d nodes (%d dropped: one-way dead ends, "
-                 "islands)", int(inside.sum()), len(nodes), dropped)
+        log.info(
+            "kept the largest strongly connected component: %d of %d nodes (%d dropped: one-way dead ends, islands)", int(inside.sum()), len(nodes), dropped
+        )
     kept = inside[u] & inside[v]
     return nodes[inside], edges[kept]
 
@@ -280,8 +336,7 @@ def load_network(path: Path, cache_dir: Path | None = None, largest_component: b
         return read_osm_file(path, largest_component)
     if not path.exists():
         raise ConfigError(f"road network file {path} does not exist; pass an .osm.pbf, .osm or .osm.bz2 extract")
-    settings = {"version": CACHE_VERSION, "largest_component": largest_component, "speeds": HIGHWAY_SPEEDS_KPH,
-                "fallback": FALLBACK_SPEED_KPH}
+    settings = {"version": CACHE_VERSION, "largest_component": largest_component, "speeds": HIGHWAY_SPEEDS_KPH, "fallback": FALLBACK_SPEED_KPH}
     key = hashlib.sha256((file_sha256(path) + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:16]
     return cached(Path(cache_dir) / f"{path.name}-{key}", lambda: read_osm_file(path, largest_component))
 
@@ -320,16 +375,25 @@ def from_networkx(graph, source: str, largest_component: bool = True) -> RoadNet
     straight = nodes.loc[edges["u"], ["x", "y"]].to_numpy(), nodes.loc[edges["v"], ["x", "y"]].to_numpy()
     lines = [line if line is not None else np.vstack([straight[0][i], straight[1][i]]) for i, line in enumerate(lines)]
     sizes = np.array([len(line) for line in lines])
+
     def first(value):  # osmnx lists the tags of merged ways
         return value[0] if isinstance(value, list) else value
 
-    out = pd.DataFrame({
-        "u": edges["u"].to_numpy(np.int64), "v": edges["v"].to_numpy(np.int64), "osmid": edges["osmid"].map(first),
-        "highway": edges["highway"].map(first), "name": edges.get("name", pd.Series(None, index=edges.index)).map(first),
-        "maxspeed": edges.get("maxspeed", pd.Series(None, index=edges.index)).map(first), "oneway": edges["oneway"].astype(bool),
-        "reversed": False, "length": edges["length"].astype(float),
-        "geom_start": np.concatenate([[0], np.cumsum(sizes)[:-1]]), "geom_end": np.cumsum(sizes),
-    })
+    out = pd.DataFrame(
+        {
+            "u": edges["u"].to_numpy(np.int64),
+            "v": edges["v"].to_numpy(np.int64),
+            "osmid": edges["osmid"].map(first),
+            "highway": edges["highway"].map(first),
+            "name": edges.get("name", pd.Series(None, index=edges.index)).map(first),
+            "maxspeed": edges.get("maxspeed", pd.Series(None, index=edges.index)).map(first),
+            "oneway": edges["oneway"].astype(bool),
+            "reversed": False,
+            "length": edges["length"].astype(float),
+            "geom_start": np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+            "geom_end": np.cumsum(sizes),
+        }
+    )
     out = out[out["u"] != out["v"]]
     frame = pd.DataFrame({"y": nodes["y"].astype(float), "x": nodes["x"].astype(float)}, index=nodes.index.astype(np.int64))
     frame.index.name = "osmid"

@@ -14,8 +14,7 @@ from ml.routing.matrix import TravelMatrix
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f"]
 
 
-def route_features(routes: pd.DataFrame, road: RoadNetwork, matrix: TravelMatrix, fastest: dict,
-                   positions: pd.Series) -> list[dict]:
+def route_features(routes: pd.DataFrame, road: RoadNetwork, matrix: TravelMatrix, fastest: dict, positions: pd.Series) -> list[dict]:
     """One LineString per vehicle following the road geometry of every leg, and one Point per stop."""
     features = []
     for vehicle, stops in routes.groupby("vehicle_id", sort=True):
@@ -26,15 +25,35 @@ def route_features(routes: pd.DataFrame, road: RoadNetwork, matrix: TravelMatrix
             rows = [row for _, _, row in matrix.path_edges(int(a), int(b), fastest)]
             for part in road.edge_geometry(np.asarray(rows, dtype=np.int64)):
                 line.extend(part.round(6).tolist())
-        features.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
-                         "properties": {"kind": "route", "vehicle_id": vehicle, "depot_id": stops["depot_id"].iloc[0],
-                                        "stops": int(stops["order_id"].notna().sum()), "km": round(stops["leg_metres"].sum() / 1000, 2),
-                                        "hours": round(stops["leg_seconds"].sum() / 3600, 2)}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": line},
+                "properties": {
+                    "kind": "route",
+                    "vehicle_id": vehicle,
+                    "depot_id": stops["depot_id"].iloc[0],
+                    "stops": int(stops["order_id"].notna().sum()),
+                    "km": round(stops["leg_metres"].sum() / 1000, 2),
+                    "hours": round(stops["leg_seconds"].sum() / 3600, 2),
+                },
+            }
+        )
         for stop in stops.itertuples():
-            features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(stop.lon, 6), round(stop.lat, 6)]},
-                             "properties": {"kind": "depot" if stop.order_id is None else "stop", "vehicle_id": vehicle,
-                                            "order_id": stop.order_id, "stop_seq": int(stop.stop_seq), "eta": str(stop.eta),
-                                            "window": "" if pd.isna(stop.window_start) else f"{stop.window_start:%H:%M}-{stop.window_end:%H:%M}"}})
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [round(stop.lon, 6), round(stop.lat, 6)]},
+                    "properties": {
+                        "kind": "depot" if stop.order_id is None else "stop",
+                        "vehicle_id": vehicle,
+                        "order_id": stop.order_id,
+                        "stop_seq": int(stop.stop_seq),
+                        "eta": str(stop.eta),
+                        "window": "" if pd.isna(stop.window_start) else f"{stop.window_start:%H:%M}-{stop.window_end:%H:%M}",
+                    },
+                }
+            )
     return features
 
 
@@ -42,8 +61,10 @@ def coloured(features: list[dict]) -> dict:
     """A FeatureCollection with one colour per vehicle over the whole day (every depot)."""
     vehicles = sorted({f["properties"]["vehicle_id"] for f in features})
     colour = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(vehicles)}
-    return {"type": "FeatureCollection",
-            "features": [{**f, "properties": {**f["properties"], "color": colour[f["properties"]["vehicle_id"]]}} for f in features]}
+    return {
+        "type": "FeatureCollection",
+        "features": [{**f, "properties": {**f["properties"], "color": colour[f["properties"]["vehicle_id"]]}} for f in features],
+    }
 
 
 def html_map(collection: dict, path: Path) -> None:
@@ -56,18 +77,29 @@ def html_map(collection: dict, path: Path) -> None:
     for feature in collection["features"]:
         props = feature["properties"]
         if props["kind"] == "route":
-            folium.GeoJson(feature, style_function=lambda f: {"color": f["properties"]["color"], "weight": 4, "opacity": 0.8},
-                           tooltip=f"{props['vehicle_id']}: {props['stops']} stops, {props['km']} km, {props['hours']} h").add_to(fmap)
+            folium.GeoJson(
+                feature,
+                style_function=lambda f: {"color": f["properties"]["color"], "weight": 4, "opacity": 0.8},
+                tooltip=f"{props['vehicle_id']}: {props['stops']} stops, {props['km']} km, {props['hours']} h",
+            ).add_to(fmap)
         else:
             lon, lat = feature["geometry"]["coordinates"]
-            text = props["vehicle_id"] if props["kind"] == "depot" else (
-                f"{props['vehicle_id']} #{props['stop_seq']}: order {props['order_id']}, ETA {props['eta'][11:16]}"
-                + (f", window {props['window']}" if props["window"] else ""))
-            folium.CircleMarker([lat, lon], radius=6 if props["kind"] == "depot" else 4, color=props["color"], fill=True,
-                                tooltip=text).add_to(fmap)
+            text = (
+                props["vehicle_id"]
+                if props["kind"] == "depot"
+                else (
+                    f"{props['vehicle_id']} #{props['stop_seq']}: order {props['order_id']}, ETA {props['eta'][11:16]}"
+                    + (f", window {props['window']}" if props["window"] else "")
+                )
+            )
+            folium.CircleMarker([lat, lon], radius=6 if props["kind"] == "depot" else 4, color=props["color"], fill=True, tooltip=text).add_to(fmap)
     kinds = [f["properties"]["kind"] for f in collection["features"]]
-    fmap.get_root().html.add_child(folium.Element(f"<div style='position:fixed;bottom:10px;left:10px;z-index:999;background:white;"
-                                                  f"padding:4px'>{kinds.count('route')} routes, {kinds.count('stop')} deliveries</div>"))
+    fmap.get_root().html.add_child(
+        folium.Element(
+            f"<div style='position:fixed;bottom:10px;left:10px;z-index:999;background:white;"
+            f"padding:4px'>{kinds.count('route')} routes, {kinds.count('stop')} deliveries</div>"
+        )
+    )
     fmap.save(str(path))
 
 
@@ -80,8 +112,9 @@ def png_map(collection: dict, path: Path, road: RoadNetwork | None = None) -> No
     from matplotlib.collections import LineCollection
 
     fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
-    points = [c for f in collection["features"] for c in (f["geometry"]["coordinates"] if f["properties"]["kind"] == "route"
-                                                           else [f["geometry"]["coordinates"]])]
+    points = [
+        c for f in collection["features"] for c in (f["geometry"]["coordinates"] if f["properties"]["kind"] == "route" else [f["geometry"]["coordinates"]])
+    ]
     if road is not None and points:
         (west, south), (east, north) = np.min(points, axis=0) - 0.005, np.max(points, axis=0) + 0.005
         nodes = road.nodes
@@ -93,8 +126,9 @@ def png_map(collection: dict, path: Path, road: RoadNetwork | None = None) -> No
         if props["kind"] == "route" and len(coords):
             ax.plot(coords[:, 0], coords[:, 1], color=props["color"], linewidth=1.6, label=props["vehicle_id"])
         elif props["kind"] != "route":
-            ax.scatter(coords[0], coords[1], color=props["color"], s=60 if props["kind"] == "depot" else 12,
-                       marker="s" if props["kind"] == "depot" else "o", zorder=3)
+            ax.scatter(
+                coords[0], coords[1], color=props["color"], s=60 if props["kind"] == "depot" else 12, marker="s" if props["kind"] == "depot" else "o", zorder=3
+            )
     ax.set_aspect(1 / np.cos(np.radians(np.mean(ax.get_ylim()))))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")

@@ -81,8 +81,13 @@ def fastest_edges(network: RoadNetwork) -> dict[tuple[int, int], tuple[float, fl
     """(travel_time, length, edge row) of the fastest edge between each pair of adjacent node positions: the edge
     the matrix's paths take."""
     u, v = network.node_index(network.edges["u"]), network.node_index(network.edges["v"])
-    frame = pd.DataFrame({"u": u, "v": v, "t": network.edges["travel_time"].to_numpy(), "m": network.edges["length"].to_numpy(),
-                          "row": np.arange(len(network.edges))}).sort_values("t", kind="stable").drop_duplicates(["u", "v"])
+    frame = (
+        pd.DataFrame(
+            {"u": u, "v": v, "t": network.edges["travel_time"].to_numpy(), "m": network.edges["length"].to_numpy(), "row": np.arange(len(network.edges))}
+        )
+        .sort_values("t", kind="stable")
+        .drop_duplicates(["u", "v"])
+    )
     return {(int(a), int(b)): (float(t), float(m), int(r)) for a, b, t, m, r in frame.itertuples(index=False)}
 
 
@@ -113,8 +118,7 @@ def _fastest(graph, origins: np.ndarray, targets: np.ndarray, with_paths: bool):
     return dijkstra(graph, directed=True, indices=origins)[:, targets], None
 
 
-def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel_time", with_paths: bool = True,
-                  workers: int | None = None) -> TravelMatrix:
+def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel_time", with_paths: bool = True, workers: int | None = None) -> TravelMatrix:
     """Many-to-many fastest times between network node positions ``nodes`` (seconds with the default weight).
 
     Origins are split over ``workers`` processes (default: every core; scipy's Dijkstra holds the GIL, so threads
@@ -131,8 +135,7 @@ def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel
     at = np.full(full.shape[0], -1)
     at[core] = np.arange(len(core))
     targets = at[origins]
-    workers = process_workers(min(workers or multiprocessing.cpu_count(), max(1, len(origins) // MIN_ORIGINS_PER_WORKER)),
-                              "travel matrix")
+    workers = process_workers(min(workers or multiprocessing.cpu_count(), max(1, len(origins) // MIN_ORIGINS_PER_WORKER)), "travel matrix")
     if workers > 1:
         chunks = np.array_split(targets, workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -147,10 +150,15 @@ def travel_matrix(network: RoadNetwork, nodes: np.ndarray, weight: str = "travel
         full_tree[:, core] = predecessors
         predecessors = full_tree
     seconds = times[row_of][:, row_of]
-    matrix = TravelMatrix(nodes=nodes, seconds=seconds, predecessors=predecessors,
-                          origin_row={int(o): k for k, o in enumerate(origins)})
+    matrix = TravelMatrix(nodes=nodes, seconds=seconds, predecessors=predecessors, origin_row={int(o): k for k, o in enumerate(origins)})
     missing = int((~np.isfinite(seconds)).sum())
-    log.info("travel matrix %dx%d (%d distinct origins, %d processes) in %.2fs; %d unreachable pairs",
-             len(nodes), len(nodes), len(origins), workers, time.perf_counter() - started, missing)
+    log.info(
+        "travel matrix %dx%d (%d distinct origins, %d processes) in %.2fs; %d unreachable pairs",
+        len(nodes),
+        len(nodes),
+        len(origins),
+        workers,
+        time.perf_counter() - started,
+        missing,
+    )
     return matrix
-

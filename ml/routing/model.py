@@ -165,12 +165,24 @@ def solve(problem: RoutingProblem, time_limit_s: float, seed: int = 0, no_improv
     routes = tuple(_route(problem, number, route) for number, route in enumerate(best.routes()))
     served = {v.stop for r in routes for v in r.visits}
     unserved = tuple(i for i in range(1, problem.stops + 1) if i not in served)
-    solution = RoutingSolution(routes=routes, unserved=unserved, cost=int(result.cost()) if best.is_feasible() else -1,
-                               feasible=bool(best.is_feasible()), seconds=time.perf_counter() - started,
-                               iterations=int(result.num_iterations))
-    log.info("PyVRP: %d stops on %d routes, %d unserved, cost %s, feasible=%s, %d iterations in %.1fs",
-             problem.stops - len(unserved), len(routes), len(unserved), solution.cost, solution.feasible,
-             solution.iterations, solution.seconds)
+    solution = RoutingSolution(
+        routes=routes,
+        unserved=unserved,
+        cost=int(result.cost()) if best.is_feasible() else -1,
+        feasible=bool(best.is_feasible()),
+        seconds=time.perf_counter() - started,
+        iterations=int(result.num_iterations),
+    )
+    log.info(
+        "PyVRP: %d stops on %d routes, %d unserved, cost %s, feasible=%s, %d iterations in %.1fs",
+        problem.stops - len(unserved),
+        len(routes),
+        len(unserved),
+        solution.cost,
+        solution.feasible,
+        solution.iterations,
+        solution.seconds,
+    )
     return solution
 
 
@@ -188,5 +200,11 @@ def _route(problem: RoutingProblem, number: int, route) -> Route:
         visits.append(Visit(stop=stop, arrival=arrival, service_start=int(activity.start_time), load=load))
         load -= int(problem.demand[stop])
         previous, clock = stop, int(activity.end_time)
-    return Route(vehicle=number, visits=tuple(visits), start=int(route.start_time()), end=int(route.end_time()),
-                 distance=int(route.distance()), duration=int(route.duration()))
+    return Route(
+        vehicle=number,
+        visits=tuple(visits),
+        start=int(route.start_time()),
+        end=int(route.end_time()),
+        distance=int(route.distance()),
+        duration=int(route.duration()),
+    )

@@ -55,8 +55,12 @@ def _road_network(run: Run, planned: dict[str, Any]) -> dict[str, Any]:
     from ml.routing import plan
 
     road = plan.network(run.settings, run.config)
-    return {ITEMS: plan.depot_ids(run.settings, run.ds.isoformat(), run.config), "road_network": road.source,
-            "nodes": len(road.nodes), "imputed_speed_share": road.imputed_share}
+    return {
+        ITEMS: plan.depot_ids(run.settings, run.ds.isoformat(), run.config),
+        "road_network": road.source,
+        "nodes": len(road.nodes),
+        "imputed_speed_share": road.imputed_share,
+    }
 
 
 def _route(run: Run, depot: str, planned: dict[str, Any]) -> dict[str, Any]:

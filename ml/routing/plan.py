@@ -99,14 +99,23 @@ def depot_day(orders: pd.DataFrame, warehouse: pd.Series, config: RoutingConfig,
         values = pd.to_datetime(orders[column], utc=True) if column in orders else pd.Series(pd.NaT, index=orders.index)
         return ((values - midnight).dt.total_seconds()).fillna(default).to_numpy().astype(np.int64)
 
-    orders = orders.assign(tw_start=np.maximum(seconds("window_start", start_s), start_s),
-                           tw_end=np.minimum(seconds("window_end", end_s), end_s))
-    fleet = Fleet(vehicles=int(config.fleet_size or warehouse["vehicles"]),
-                  capacity=int(config.vehicle_capacity or warehouse["vehicle_capacity"]),
-                  shift_start=start_s, shift_end=end_s, max_duration=int(config.max_route_h * 3600),
-                  fixed_cost=round(config.van_cost_min * 60))
-    return DepotDay(depot_id=str(warehouse["warehouse_id"]), depot=warehouse, orders=orders.reset_index(drop=True),
-                    fleet=fleet, service_s=round(config.service_min * 60), max_snap_m=config.max_snap_m)
+    orders = orders.assign(tw_start=np.maximum(seconds("window_start", start_s), start_s), tw_end=np.minimum(seconds("window_end", end_s), end_s))
+    fleet = Fleet(
+        vehicles=int(config.fleet_size or warehouse["vehicles"]),
+        capacity=int(config.vehicle_capacity or warehouse["vehicle_capacity"]),
+        shift_start=start_s,
+        shift_end=end_s,
+        max_duration=int(config.max_route_h * 3600),
+        fixed_cost=round(config.van_cost_min * 60),
+    )
+    return DepotDay(
+        depot_id=str(warehouse["warehouse_id"]),
+        depot=warehouse,
+        orders=orders.reset_index(drop=True),
+        fleet=fleet,
+        service_s=round(config.service_min * 60),
+        max_snap_m=config.max_snap_m,
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -128,8 +137,12 @@ def screen(day: DepotDay, road: RoadNetwork) -> tuple[pd.DataFrame, pd.DataFrame
 
     depot_snap = snap(road, np.array([day.depot["lat"]]), np.array([day.depot["lon"]]))
     if depot_snap.distance_m[0] > day.max_snap_m:
-        reject(orders, "depot_off_network", f"depot {day.depot_id} is {depot_snap.distance_m[0]:.0f} m from the nearest "
-                                            f"road of {road.source} (limit {day.max_snap_m:g} m): check its coordinates or the road network")
+        reject(
+            orders,
+            "depot_off_network",
+            f"depot {day.depot_id} is {depot_snap.distance_m[0]:.0f} m from the nearest "
+            f"road of {road.source} (limit {day.max_snap_m:g} m): check its coordinates or the road network",
+        )
         return orders.iloc[:0], pd.DataFrame(exceptions), None
     no_address = orders["ship_lat"].isna() | orders["ship_lon"].isna()
     reject(orders[no_address], "no_address", "the order has no delivery coordinates (ship_lat/ship_lon)")
@@ -146,9 +159,14 @@ def screen(day: DepotDay, road: RoadNetwork) -> tuple[pd.DataFrame, pd.DataFrame
     orders["pos"] = np.arange(1, len(orders) + 1)
     out_s, back_s = matrix.seconds[0, orders["pos"]], matrix.seconds[orders["pos"], 0]
     unreachable = ~np.isfinite(out_s) | ~np.isfinite(back_s)
-    reject(orders[unreachable], "unreachable", [
-        f"no road path {'from' if not np.isfinite(o) else 'back to'} depot {day.depot_id} (node {n})"
-        for o, n in zip(out_s[unreachable], orders.loc[unreachable, "node_id"], strict=True)])
+    reject(
+        orders[unreachable],
+        "unreachable",
+        [
+            f"no road path {'from' if not np.isfinite(o) else 'back to'} depot {day.depot_id} (node {n})"
+            for o, n in zip(out_s[unreachable], orders.loc[unreachable, "node_id"], strict=True)
+        ],
+    )
     keep = ~unreachable
     orders, out_s, back_s = orders[keep], out_s[keep], back_s[keep]
     fleet = day.fleet
@@ -156,14 +174,27 @@ def screen(day: DepotDay, road: RoadNetwork) -> tuple[pd.DataFrame, pd.DataFrame
     late = (earliest > orders["tw_end"].to_numpy()) | (orders["tw_end"] < orders["tw_start"]).to_numpy()
     no_return = ~late & (earliest + day.service_s + back_s > fleet.shift_end)
     too_long = ~late & ~no_return & (out_s + day.service_s + back_s > fleet.max_duration)
-    reject(orders[late], "time_window", [
-        f"window {_clock(a)}-{_clock(b)} cannot be kept: the earliest arrival from depot {day.depot_id} is {_clock(e)}"
-        for a, b, e in zip(orders.loc[late, "tw_start"], orders.loc[late, "tw_end"], fleet.shift_start + out_s[late], strict=True)])
-    reject(orders[no_return], "time_window", [
-        f"after serving it at {_clock(e)} no vehicle can be back by the shift end {_clock(fleet.shift_end)}" for e in earliest[no_return]])
-    reject(orders[too_long], "time_window", [
-        f"the round trip takes {(o + b) / 3600:.1f} h, more than the maximum route of {fleet.max_duration / 3600:g} h"
-        for o, b in zip(out_s[too_long], back_s[too_long], strict=True)])
+    reject(
+        orders[late],
+        "time_window",
+        [
+            f"window {_clock(a)}-{_clock(b)} cannot be kept: the earliest arrival from depot {day.depot_id} is {_clock(e)}"
+            for a, b, e in zip(orders.loc[late, "tw_start"], orders.loc[late, "tw_end"], fleet.shift_start + out_s[late], strict=True)
+        ],
+    )
+    reject(
+        orders[no_return],
+        "time_window",
+        [f"after serving it at {_clock(e)} no vehicle can be back by the shift end {_clock(fleet.shift_end)}" for e in earliest[no_return]],
+    )
+    reject(
+        orders[too_long],
+        "time_window",
+        [
+            f"the round trip takes {(o + b) / 3600:.1f} h, more than the maximum route of {fleet.max_duration / 3600:g} h"
+            for o, b in zip(out_s[too_long], back_s[too_long], strict=True)
+        ],
+    )
     orders = orders[~(late | no_return | too_long)].reset_index(drop=True)
     return orders, pd.DataFrame(exceptions, columns=["order_id", "reason", "detail"]), matrix
 
@@ -179,38 +210,70 @@ def routing_problem(day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix) -
     fleet = day.fleet
     prize = np.full(n, 10 * (fleet.shift_end - fleet.shift_start + 2 * int(seconds.max()) + day.service_s + fleet.fixed_cost), np.int64)
     return RoutingProblem(
-        distance=seconds, duration=seconds, demand=np.concatenate([[0], orders["demand"].to_numpy()]).astype(np.int64),
-        service=service, window_start=np.concatenate([[fleet.shift_start], orders["tw_start"].to_numpy()]).astype(np.int64),
+        distance=seconds,
+        duration=seconds,
+        demand=np.concatenate([[0], orders["demand"].to_numpy()]).astype(np.int64),
+        service=service,
+        window_start=np.concatenate([[fleet.shift_start], orders["tw_start"].to_numpy()]).astype(np.int64),
         window_end=np.concatenate([[fleet.shift_end], orders["tw_end"].to_numpy()]).astype(np.int64),
-        fleet=fleet, minimise="duration", prize=prize,
+        fleet=fleet,
+        minimise="duration",
+        prize=prize,
     )
 
 
-def route_rows(ds: str, day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix, solution: RoutingSolution,
-               road: RoadNetwork, fastest: dict) -> pd.DataFrame:
+def route_rows(ds: str, day: DepotDay, orders: pd.DataFrame, matrix: TravelMatrix, solution: RoutingSolution, road: RoadNetwork, fastest: dict) -> pd.DataFrame:
     """One row per stop: the depot departure (stop 0), each delivery, the return; ETAs as UTC timestamps."""
     midnight = pd.Timestamp(delivery_day(ds), tz="UTC")
     depot_node = int(road.nodes.index[matrix.nodes[0]])
     rows = []
     for route in solution.routes:
         vehicle = f"{day.depot_id}-V{route.vehicle + 1:02d}"
-        base = {"depot_id": day.depot_id, "vehicle_id": vehicle, "order_id": None, "node_id": depot_node,
-                "lat": float(day.depot["lat"]), "lon": float(day.depot["lon"]), "window_start": np.nan, "window_end": np.nan,
-                "demand": 0}
-        rows.append({**base, "stop_seq": 0, "eta": route.start, "load": route.visits[0].load if route.visits else 0,
-                     "leg_seconds": 0.0, "leg_metres": 0.0})
+        base = {
+            "depot_id": day.depot_id,
+            "vehicle_id": vehicle,
+            "order_id": None,
+            "node_id": depot_node,
+            "lat": float(day.depot["lat"]),
+            "lon": float(day.depot["lon"]),
+            "window_start": np.nan,
+            "window_end": np.nan,
+            "demand": 0,
+        }
+        rows.append({**base, "stop_seq": 0, "eta": route.start, "load": route.visits[0].load if route.visits else 0, "leg_seconds": 0.0, "leg_metres": 0.0})
         previous = 0
         for seq, visit in enumerate(route.visits, start=1):
             order = orders.iloc[visit.stop - 1]
             here = int(order["pos"])
-            rows.append({"depot_id": day.depot_id, "vehicle_id": vehicle, "stop_seq": seq, "order_id": order["order_id"],
-                         "node_id": int(order["node_id"]), "lat": float(order["ship_lat"]), "lon": float(order["ship_lon"]),
-                         "eta": visit.service_start, "window_start": int(order["tw_start"]), "window_end": int(order["tw_end"]),
-                         "demand": int(order["demand"]), "load": visit.load,
-                         "leg_seconds": float(matrix.seconds[previous, here]), "leg_metres": path_metres(matrix, previous, here, fastest)})
+            rows.append(
+                {
+                    "depot_id": day.depot_id,
+                    "vehicle_id": vehicle,
+                    "stop_seq": seq,
+                    "order_id": order["order_id"],
+                    "node_id": int(order["node_id"]),
+                    "lat": float(order["ship_lat"]),
+                    "lon": float(order["ship_lon"]),
+                    "eta": visit.service_start,
+                    "window_start": int(order["tw_start"]),
+                    "window_end": int(order["tw_end"]),
+                    "demand": int(order["demand"]),
+                    "load": visit.load,
+                    "leg_seconds": float(matrix.seconds[previous, here]),
+                    "leg_metres": path_metres(matrix, previous, here, fastest),
+                }
+            )
             previous = here
-        rows.append({**base, "stop_seq": len(route.visits) + 1, "eta": route.end, "load": 0,
-                     "leg_seconds": float(matrix.seconds[previous, 0]), "leg_metres": path_metres(matrix, previous, 0, fastest)})
+        rows.append(
+            {
+                **base,
+                "stop_seq": len(route.visits) + 1,
+                "eta": route.end,
+                "load": 0,
+                "leg_seconds": float(matrix.seconds[previous, 0]),
+                "leg_metres": path_metres(matrix, previous, 0, fastest),
+            }
+        )
     frame = pd.DataFrame(rows, columns=[c for c in ROUTE_COLUMNS if c != "ds"])
     for column in ("eta", "window_start", "window_end"):
         frame[column] = midnight + pd.to_timedelta(frame[column].astype("float"), unit="s")
@@ -240,22 +303,41 @@ def route_depot(settings: Settings, ds: str, depot_id: str, config: RoutingConfi
     if solution and solution.unserved:
         dropped = routable.iloc[[s - 1 for s in solution.unserved]]
         fleet = day.fleet
-        exceptions = pd.concat([exceptions, pd.DataFrame({
-            "order_id": dropped["order_id"], "reason": "fleet_full",
-            "detail": f"no room left on {fleet.vehicles} vehicles of {fleet.capacity} units within the shift "
-                      f"{_clock(fleet.shift_start)}-{_clock(fleet.shift_end)} (max route {fleet.max_duration / 3600:g} h)"})], ignore_index=True)
+        exceptions = pd.concat(
+            [
+                exceptions,
+                pd.DataFrame(
+                    {
+                        "order_id": dropped["order_id"],
+                        "reason": "fleet_full",
+                        "detail": f"no room left on {fleet.vehicles} vehicles of {fleet.capacity} units within the shift "
+                        f"{_clock(fleet.shift_start)}-{_clock(fleet.shift_end)} (max route {fleet.max_duration / 3600:g} h)",
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
     exceptions = exceptions.assign(ds=as_date(ds).isoformat(), depot_id=depot_id)[EXCEPTION_COLUMNS]
     staging.stage(settings, ROUTES, ds, shard, routes)
     staging.stage(settings, EXCEPTIONS, ds, shard, exceptions)
     features = maps.route_features(routes, road, matrix, fastest, _positions(routes, routable)) if len(routes) else []
     staging.stage(settings, MAPS, ds, shard, pd.DataFrame({"feature": [json.dumps(f) for f in features]}))
     served = routes["order_id"].notna().sum() if len(routes) else 0
-    summary = {"depot_id": depot_id, "orders": len(day.orders), "served": int(served), "exceptions": len(exceptions),
-               "exception_reasons": exceptions["reason"].value_counts().to_dict(), "vehicles_used": len(solution.routes) if solution else 0,
-               "vehicles": day.fleet.vehicles, "driving_hours": round(float(routes["leg_seconds"].sum()) / 3600, 2) if len(routes) else 0.0,
-               "km": round(float(routes["leg_metres"].sum()) / 1000, 1) if len(routes) else 0.0,
-               "feasible": bool(solution.feasible) if solution else True, "solve_seconds": round(solution.seconds, 1) if solution else 0.0,
-               "road_network": road.source, "imputed_speed_share": round(road.imputed_share, 3)}
+    summary = {
+        "depot_id": depot_id,
+        "orders": len(day.orders),
+        "served": int(served),
+        "exceptions": len(exceptions),
+        "exception_reasons": exceptions["reason"].value_counts().to_dict(),
+        "vehicles_used": len(solution.routes) if solution else 0,
+        "vehicles": day.fleet.vehicles,
+        "driving_hours": round(float(routes["leg_seconds"].sum()) / 3600, 2) if len(routes) else 0.0,
+        "km": round(float(routes["leg_metres"].sum()) / 1000, 1) if len(routes) else 0.0,
+        "feasible": bool(solution.feasible) if solution else True,
+        "solve_seconds": round(solution.seconds, 1) if solution else 0.0,
+        "road_network": road.source,
+        "imputed_speed_share": round(road.imputed_share, 3),
+    }
     log.info("routes for depot %s, delivery day %s: %s", depot_id, delivery_day(ds), json.dumps(summary))
     return summary
 
@@ -266,8 +348,7 @@ def _positions(routes: pd.DataFrame, routable: pd.DataFrame) -> pd.Series:
     return pos.fillna(0).astype(int)
 
 
-def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | None = None,
-            config: RoutingConfig | None = None) -> dict:
+def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | None = None, config: RoutingConfig | None = None) -> dict:
     """Gather every depot's staged rows and write the day: routes, exceptions, GeoJSON, HTML map, PNG, summary.
     A day without orders gets empty tables (and maps), so yesterday's rows never stand in for it."""
     features = [json.loads(f) for f in staging.gather(settings, MAPS, ds, depots)["feature"]] if depots else []
@@ -284,7 +365,17 @@ def publish(settings: Settings, ds: str, depots: int, summaries: list[dict] | No
         (folder / "routes.geojson").write_text(json.dumps(collection))
         maps.html_map(collection, folder / "routes.html")
         maps.png_map(collection, folder / "routes.png", network(settings, config) if config and features else None)
-        (folder / "summary.json").write_text(json.dumps({"ds": as_date(ds).isoformat(), "delivery_day": delivery_day(ds).isoformat(),
-                                                         "routes": routes, "exceptions": exceptions, "depots": summaries or []}, indent=2))
+        (folder / "summary.json").write_text(
+            json.dumps(
+                {
+                    "ds": as_date(ds).isoformat(),
+                    "delivery_day": delivery_day(ds).isoformat(),
+                    "routes": routes,
+                    "exceptions": exceptions,
+                    "depots": summaries or [],
+                },
+                indent=2,
+            )
+        )
     target = lake.partition_dir(settings.lake_dir, "outputs", MAPS, ds)
     return {"ds": as_date(ds).isoformat(), "route_rows": routes, "exceptions": exceptions, "maps": str(target)}

@@ -70,11 +70,7 @@ def in_window(tables: dict[str, pd.DataFrame], request: SourceRequest) -> Source
     """Keep the fact rows dated in the request's window; the window starts at the earliest fact day when the
     request sets no backfill. Order lines follow their orders."""
     end = as_date(request.ds)
-    days = [
-        frame[contract.table(name).time_column].dt.date.min()
-        for name, frame in tables.items()
-        if contract.table(name).time_column and len(frame)
-    ]
+    days = [frame[contract.table(name).time_column].dt.date.min() for name, frame in tables.items() if contract.table(name).time_column and len(frame)]
     if request.backfill_days is not None:
         start = end - dt.timedelta(days=request.backfill_days)
     elif days:
@@ -105,5 +101,12 @@ def get_source(name: str) -> Source:
 
 
 SOURCE_NAMES = (
-    "synthetic", "files", "amazon_beauty", "amazon_instruments", "movielens_100k", "bakery", "pharma", "hillstrom",
+    "synthetic",
+    "files",
+    "amazon_beauty",
+    "amazon_instruments",
+    "movielens_100k",
+    "bakery",
+    "pharma",
+    "hillstrom",
 )

@@ -42,8 +42,7 @@ def _products_from(ids: pd.Series, category, title=None) -> pd.DataFrame:
     frame = pd.DataFrame({"product_id": ids.to_numpy(), "category": category, "brand": None, "title": title})
     for col in ("price", "unit_cost", "case_pack", "moq", "lead_time_days", "supplier_id"):
         frame[col] = None
-    return frame.astype({c: "float64" for c in ("price", "unit_cost")}).astype(
-        {c: "Int64" for c in ("case_pack", "moq", "lead_time_days")})
+    return frame.astype({c: "float64" for c in ("price", "unit_cost")}).astype({c: "Int64" for c in ("case_pack", "moq", "lead_time_days")})
 
 
 def read_amazon_beauty(path: Path) -> dict[str, pd.DataFrame]:
@@ -72,9 +71,7 @@ def read_amazon_instruments(path: Path) -> dict[str, pd.DataFrame]:
     """``Musical_Instruments.json``: one review per line; a review is taken as a purchase at its review time."""
     raw = pd.read_json(path / "Musical_Instruments.json", lines=True)
     ts = pd.to_datetime(raw["unixReviewTime"], unit="s", utc=True)
-    events = pd.DataFrame(
-        {"customer_id": raw["reviewerID"], "product_id": raw["asin"].astype(str), "event_ts": ts, "event_type": "purchase"}
-    )
+    events = pd.DataFrame({"customer_id": raw["reviewerID"], "product_id": raw["asin"].astype(str), "event_ts": ts, "event_type": "purchase"})
     events["session_id"] = events["customer_id"] + "-" + ts.dt.strftime("%Y%m%d")
     events = events.drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"])
     products = _products_from(pd.Series(sorted(events["product_id"].unique())), "musical_instruments")
@@ -87,12 +84,10 @@ def read_movielens_100k(path: Path) -> dict[str, pd.DataFrame]:
     ratings = pd.read_csv(path / "u.data", sep="\t", names=["user", "item", "rating", "ts"])
     genres = [g.split("|")[0] for g in (path / "u.genre").read_text(encoding="latin-1").strip().splitlines() if g]
     items = pd.read_csv(path / "u.item", sep="|", header=None, encoding="latin-1")
-    flags = items.iloc[:, 5:5 + len(genres)].to_numpy()
+    flags = items.iloc[:, 5 : 5 + len(genres)].to_numpy()
     users = pd.read_csv(path / "u.user", sep="|", names=["user", "age", "gender", "occupation", "zip"])
     ts = pd.to_datetime(ratings["ts"], unit="s", utc=True)
-    events = pd.DataFrame(
-        {"customer_id": ratings["user"].astype(str), "product_id": ratings["item"].astype(str), "event_ts": ts, "event_type": "purchase"}
-    )
+    events = pd.DataFrame({"customer_id": ratings["user"].astype(str), "product_id": ratings["item"].astype(str), "event_ts": ts, "event_type": "purchase"})
     events["session_id"] = events["customer_id"] + "-" + ts.dt.strftime("%Y%m%d")
     products = _products_from(items[0].astype(str), np.asarray(genres)[flags.argmax(axis=1)], items[1])
     customers = _customers_from(users["user"].astype(str), "zip_" + users["zip"].astype(str))
@@ -110,8 +105,7 @@ def read_bakery(path: Path) -> dict[str, pd.DataFrame]:
     raw["order_id"] = "T" + raw["Transaction"].str.zfill(6)
     ts = pd.to_datetime(raw["Date"] + "T" + raw["Time"], utc=True)
     orders = pd.DataFrame({"order_id": raw["order_id"], "order_ts": ts}).groupby("order_id", as_index=False)["order_ts"].min()
-    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None,
-                           window_start=pd.NaT, window_end=pd.NaT)
+    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None, window_start=pd.NaT, window_end=pd.NaT)
     items = raw.groupby(["order_id", "product_id"], as_index=False).size().rename(columns={"size": "qty"})
     items = items.assign(unit_price=np.nan, discount=np.nan)
     names = raw.drop_duplicates("product_id").sort_values("product_id")
@@ -127,8 +121,7 @@ def read_pharma(path: Path) -> dict[str, pd.DataFrame]:
     day = pd.to_datetime(raw["datum"], format="%m/%d/%Y", utc=True)
     raw["order_id"] = "PH" + day.dt.strftime("%Y%m%d")
     orders = pd.DataFrame({"order_id": raw["order_id"], "order_ts": day}).drop_duplicates("order_id")
-    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None,
-                           window_start=pd.NaT, window_end=pd.NaT)
+    orders = orders.assign(customer_id=None, ship_lat=np.nan, ship_lon=np.nan, promised_date=pd.NaT, warehouse_id=None, window_start=pd.NaT, window_end=pd.NaT)
     items = raw.melt(id_vars="order_id", value_vars=atc, var_name="product_id", value_name="qty")
     items = items[items["qty"] > 0].assign(unit_price=np.nan, discount=np.nan)
     products = _products_from(pd.Series(atc), [a[:3] for a in atc], atc)

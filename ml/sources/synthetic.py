@@ -68,9 +68,7 @@ class ShopConfig:
 SCALES: dict[str, ShopConfig] = {
     "tiny": ShopConfig(n_customers=300, n_products=60, n_days=90, n_categories=6),
     "demo": ShopConfig(n_customers=5_000, n_products=400, n_days=420),
-    "large": ShopConfig(
-        n_customers=100_000, n_products=20_000, n_days=730, n_categories=40, n_warehouses=3, sessions_per_customer_day=0.03
-    ),
+    "large": ShopConfig(n_customers=100_000, n_products=20_000, n_days=730, n_categories=40, n_warehouses=3, sessions_per_customer_day=0.03),
 }
 
 
@@ -223,9 +221,9 @@ def _promotions(rng: np.random.Generator, cfg: ShopConfig) -> pd.DataFrame:
     n = rng.poisson(cfg.n_products * total_days / 90)
     product = rng.integers(0, cfg.n_products, n)
     start = rng.integers(0, total_days, n)
-    frame = pd.DataFrame(
-        {"product": product, "start": start, "length": rng.integers(3, 11, n), "discount": rng.choice([0.1, 0.2, 0.3], n)}
-    ).sort_values(["product", "start"])
+    frame = pd.DataFrame({"product": product, "start": start, "length": rng.integers(3, 11, n), "discount": rng.choice([0.1, 0.2, 0.3], n)}).sort_values(
+        ["product", "start"]
+    )
     # One promotion at a time per product: drop those that start before the previous one ended.
     prev_end = frame.groupby("product")["start"].shift() + frame.groupby("product")["length"].shift()
     frame = frame[~(frame["start"] < prev_end)].drop_duplicates(["product", "start"])
@@ -352,7 +350,13 @@ def simulate(
     elapsed = time.perf_counter() - t0
     log.info(
         "simulated %d days (%s..%s kept): %d events, %d orders in %.1fs (%.0f events/s)",
-        n_days, start, end, len(tables["events"]), len(tables["orders"]), elapsed, len(tables["events"]) / max(elapsed, 1e-9),
+        n_days,
+        start,
+        end,
+        len(tables["events"]),
+        len(tables["orders"]),
+        elapsed,
+        len(tables["events"]) / max(elapsed, 1e-9),
     )
     return Batch(tables=tables, ground_truth={"coupon_uplift": truth})
 
@@ -374,9 +378,7 @@ def _inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: 
     )
 
 
-def _simulate_day(
-    world: World, i: int, day: dt.date, materialize: bool
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
     """One day of sessions. Returns events, orders, order items and units sold per (warehouse, product)."""
     cfg = world.cfg
     rng = np.random.default_rng([cfg.seed, 1, i])
@@ -453,20 +455,22 @@ def _simulate_day(
     )
     idx = np.tile(np.arange(len(session)), 3)
     keep = events["m"].to_numpy()
-    events = pd.DataFrame(
-        {
-            "customer_id": customer_ids[idx[keep]],
-            "product_id": product_ids[idx[keep]],
-            "event_ts": events["event_ts"].to_numpy()[keep],
-            "event_type": events["event_type"].to_numpy()[keep],
-            "session_id": session_ids[idx[keep]],
-        }
-    ).drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"]).sort_values("event_ts", kind="stable")
+    events = (
+        pd.DataFrame(
+            {
+                "customer_id": customer_ids[idx[keep]],
+                "product_id": product_ids[idx[keep]],
+                "event_ts": events["event_ts"].to_numpy()[keep],
+                "event_type": events["event_type"].to_numpy()[keep],
+                "session_id": session_ids[idx[keep]],
+            }
+        )
+        .drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"])
+        .sort_values("event_ts", kind="stable")
+    )
 
     # One order per session with a purchase; lines aggregate repeated products.
-    lines = pd.DataFrame(
-        {"session": session[bought], "product": product[bought], "qty": qty[bought], "ts": view_ts[bought]}
-    )
+    lines = pd.DataFrame({"session": session[bought], "product": product[bought], "qty": qty[bought], "ts": view_ts[bought]})
     lines = lines.groupby(["session", "product"], as_index=False).agg(qty=("qty", "sum"), ts=("ts", "max"))
     sess_orders = lines.groupby("session", as_index=False)["ts"].max()
     sess_orders["order_id"] = [f"O{i:04d}{s:06d}" for s in sess_orders["session"]]
@@ -554,10 +558,7 @@ def _coupon_experiment(world: World, start: dt.date, end: dt.date) -> tuple[pd.D
             )
         )
         truth.append(
-            pd.DataFrame(
-                {"campaign_id": campaign_id, "customer_id": customer_ids, "p_base": p_base}
-                | {f"uplift_{a}": uplift[a] for a in COUPON_ACTIONS}
-            )
+            pd.DataFrame({"campaign_id": campaign_id, "customer_id": customer_ids, "p_base": p_base} | {f"uplift_{a}": uplift[a] for a in COUPON_ACTIONS})
         )
     campaigns = _concat("coupon_campaigns", rows)
     return campaigns, (pd.concat(truth, ignore_index=True) if truth else pd.DataFrame())

@@ -27,8 +27,10 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 demo: setup  ## the main job on embedded defaults: synthetic shop -> validation gate -> curated lake
 	$(BIN)/ecom demo
 
-test: setup  ## lint (ruff), then the whole test suite (PostgreSQL tests run when ECOM_TEST_POSTGRES_URL is set)
+test: setup  ## lint, format and type checks (ruff, mypy), then the whole test suite (PostgreSQL tests run when ECOM_TEST_POSTGRES_URL is set)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## everything but the end-to-end DAG runs

@@ -38,7 +38,7 @@ def one_run(scale: str, days: int, end: dt.date) -> dict[str, float]:
         settings = get_settings()
         ingest.ensure_dirs(settings)
         synthetic_source.open_shop(settings, scale, end)
-        request = SourceRequest(source="synthetic", ds=end.isoformat(), scale=scale, backfill_days=days - 1)
+        request = SourceRequest(source="synthetic", ds=end, scale=scale, backfill_days=days - 1)
         seconds = {}
         t0 = time.perf_counter()
         ingest.land(settings, request)

@@ -25,7 +25,8 @@ import pandas as pd
 
 from ml.errors import PlanError
 from ml.inventory import evaluate, policy
-from ml.inventory.model import PlanConfig, WarehouseProblem, plan_warehouse
+from ml.inventory.formulation import PlanConfig, WarehouseProblem
+from ml.inventory.model import plan_warehouse
 
 
 def generate(n_skus: int, horizon: int, seed: int = 0) -> WarehouseProblem:

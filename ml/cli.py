@@ -191,7 +191,7 @@ def generate(
 
     settings_, request = _ingest_request(ds, scale=scale)
     cfg = synthetic_source.shop_config(settings_, request.scale, request.seed)
-    end = dt.date.fromisoformat(request.ds)
+    end = request.ds
     start = max(cfg.start, end - dt.timedelta(days=days - 1))
     road = settings_.shared_data_dir / ROAD_NETWORK
     world = shop.build_world(cfg, shop.road_node_coordinates(road) if road.exists() else None)
@@ -242,18 +242,20 @@ def manifest(folder: Annotated[Path, typer.Argument(help="the folder of <table>.
 def validate(ds: Annotated[str, typer.Option(help="logical date YYYY-MM-DD")]) -> None:
     """Run the validation gate on the drop of ds (quarantines it if it fails)."""
     from ml import ingest
+    from ml.dates import as_date
     from ml.settings import get_settings
 
-    _print(_run(ingest.validate, get_settings(), ds))
+    _print(_run(ingest.validate, get_settings(), _run(as_date, ds)))
 
 
 @app.command()
 def publish(ds: Annotated[str, typer.Option(help="logical date YYYY-MM-DD")]) -> None:
     """Publish the validated drop of ds to the curated lake."""
     from ml import ingest
+    from ml.dates import as_date
     from ml.settings import get_settings
 
-    _print(_run(ingest.publish, get_settings(), ds))
+    _print(_run(ingest.publish, get_settings(), _run(as_date, ds)))
 
 
 def land_history(scale: str, days: int, end: str | None) -> tuple[dict[str, Any], dict[str, Any]]:

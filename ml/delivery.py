@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ml import contract
 from ml.errors import SourceError
-from ml.validation_report import Failure
+from ml.validation.report import Failure
 
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import contract, delivery, lake, validation
+from ml import contract, delivery, lake
 from ml.errors import DataValidationError, EcomError
 from ml.settings import Settings
 from ml.sources import SourceRequest, get_source
+from ml.validation import checks, gate, window
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def land(settings: Settings, request: SourceRequest) -> LandResult:
             shutil.copyfile(path, folder / name)
         rows = {name.removesuffix(".csv"): entry["rows"] for name, entry in listed.items() if name.endswith(".csv")}
         manifest = {
-            "ds": lake.as_date(request.ds).isoformat(),
+            "ds": request.ds.isoformat(),
             "source": request.source,
             "window_start": batch.window_start.isoformat(),
             "request": request.describe(),
@@ -75,7 +76,7 @@ def land(settings: Settings, request: SourceRequest) -> LandResult:
             change.write("ground_truth", name, request.ds, frame)
     target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
     log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds, batch.window_start, time.perf_counter() - t0, rows)
-    return LandResult(manifest["ds"], request.source, str(target), manifest["window_start"], rows)
+    return LandResult(str(manifest["ds"]), request.source, str(target), str(manifest["window_start"]), rows)
 
 
 def write_csv(table: str, frame: pd.DataFrame, path: Path) -> None:
@@ -112,7 +113,7 @@ def _drop(drop_dir: Path, manifest: dict) -> delivery.Drop:
     return delivery.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
 
 
-def report_dir(settings: Settings, ds: str | dt.date) -> Path:
+def report_dir(settings: Settings, ds: dt.date) -> Path:
     return lake.partition_dir(settings.lake_dir, "reports", "validation", ds)
 
 
@@ -146,7 +147,7 @@ def check_continuity(settings: Settings, start: dt.date, end: dt.date, tables: l
     )
 
 
-def validate(settings: Settings, ds: str | dt.date) -> dict:
+def validate(settings: Settings, ds: dt.date) -> dict:
     """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails; a drop
     that would leave a hole in the curated history is refused before any check (and not quarantined: it is
     valid, only incomplete)."""
@@ -155,13 +156,13 @@ def validate(settings: Settings, ds: str | dt.date) -> dict:
     manifest = _read_manifest(drop_dir)
     drop = _drop(drop_dir, manifest)
     tables = list(drop.tables())
-    start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
+    start, end = dt.date.fromisoformat(manifest["window_start"]), ds
     check_continuity(settings, start, end, tables)
-    window = validation.batch_window(settings.lake_dir, start, end, tables)
+    batch = window.batch_window(settings.lake_dir, start, end, tables)
     reference = _reference_tables(settings, start, tables)
     with lake.commit(settings.lake_dir, label=f"validation report ds={end}") as change:
         folder = change.folder("reports", "validation", ds)
-        report, _ = validation.validate_drop(drop, window, reference, folder)
+        report, _ = gate.validate_drop(drop, batch, reference, folder)
         payload = json.loads((folder / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
         (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
     final_report = report_dir(settings, ds)
@@ -192,7 +193,7 @@ def _reference_tables(settings: Settings, start: dt.date, tables: list[str]) -> 
     return ref
 
 
-def publish(settings: Settings, ds: str | dt.date) -> dict:
+def publish(settings: Settings, ds: dt.date) -> dict:
     """Split the validated drop into curated partitions and record the validation in the serving store, all in one
     lake commit: readers see the whole day or none of it."""
     lake.recover(settings.lake_dir, settings.serving_url)
@@ -201,10 +202,10 @@ def publish(settings: Settings, ds: str | dt.date) -> dict:
     report_path = report_dir(settings, ds) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
-        raise EcomError(f"the drop for ds={lake.as_date(ds)} has no passing validation report for its current bytes; run validate first")
-    start, end = lake.as_date(manifest["window_start"]), lake.as_date(ds)
+        raise EcomError(f"the drop for ds={ds} has no passing validation report for its current bytes; run validate first")
+    start, end = dt.date.fromisoformat(manifest["window_start"]), ds
     drop = _drop(drop_dir, manifest)
-    typed = {name: contract.conform(name, contract.fill_nullable(name, validation.read_csv_text(path))[0]) for name, path in drop.tables().items()}
+    typed = {name: contract.conform(name, contract.fill_nullable(name, checks.read_csv_text(path))[0]) for name, path in drop.tables().items()}
     written = {}
     with lake.commit(settings.lake_dir, settings.serving_url, label=f"ingest ds={end}") as change:
         for name, frame in typed.items():
@@ -250,8 +251,8 @@ def _partition_day(name: str, frame: pd.DataFrame, typed: dict[str, pd.DataFrame
 def run_day(settings: Settings, request: SourceRequest) -> dict:
     """land -> validate -> publish for one ds, as the DAG does; used by the CLI and the demo."""
     landed = land(settings, request)
-    checked = validate(settings, landed.ds)
-    published = publish(settings, landed.ds)
+    checked = validate(settings, request.ds)
+    published = publish(settings, request.ds)
     return {"land": landed.__dict__, "validate": checked, "publish": published}
 
 

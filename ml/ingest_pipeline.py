@@ -34,7 +34,7 @@ def request_for(settings: Settings, ds: dt.date, config: IngestConfig) -> Source
             backfill = max(backfill or 0, (ds - newest).days - 1)
     return SourceRequest(
         source=config.source,
-        ds=ds.isoformat(),
+        ds=ds,
         scale=config.scale or settings.default_scale,
         seed=settings.seed,
         backfill_days=backfill,
@@ -55,7 +55,7 @@ def _default_ds(settings: Settings, config: IngestConfig, limit: dt.date | None)
     return None
 
 
-def _land(run: Run, planned: dict[str, Any]) -> dict[str, Any]:
+def _land(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
     from ml import ingest
 
     ingest.ensure_dirs(run.settings)

@@ -1,4 +1,5 @@
-"""How many worker processes a step may start where it runs.
+"""How work is split: into shards for mapped tasks (a stable hash of the ids), and over the worker processes a
+step may start where it runs.
 
 A Celery prefork worker runs each task in a daemonic process, and a daemonic process may not have children
 (``AssertionError: daemonic processes are not allowed to have children``), so there the work stays in one process.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 
+import numpy as np
+import pandas as pd
+
 log = logging.getLogger(__name__)
 
 
@@ -18,3 +22,9 @@ def process_workers(wanted: int, what: str) -> int:
         log.info("running inside a daemonic worker process (e.g. a Celery prefork child): %s in one process", what)
         return 1
     return wanted
+
+
+def shard_of(ids: np.ndarray | pd.Series, shards: int) -> np.ndarray:
+    """Stable shard number per id (the same in every process and on every day)."""
+    hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(ids, dtype=str), dtype=object), index=False)
+    return (hashed.to_numpy() % np.uint64(shards)).astype(np.int64)

@@ -6,7 +6,7 @@ The Airflow DAG factory (``dags/ecom_factory.py``), the ``ecom`` CLI and the UI'
 
 A run flows like this, in Airflow and in the CLI alike::
 
-    plan (ds + config) -> steps[0] -> ... -> steps[-1] -> fan_out over items (mapped) -> publish
+    resolve (ds + config) -> steps[0] -> ... -> steps[-1] -> fan_out over items (mapped) -> publish
 
 Each step takes the :class:`Run` and the previous step's return value (a small JSON-able dict) and returns the
 next one; the last step lists the fan-out items under ``"items"``.
@@ -140,7 +140,12 @@ class PipelineConfig:
         out = []
         for f in dataclasses.fields(cls):
             json_types, item = _json_types(hints[f.name])
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                raise TypeError(f"{cls.__name__}.{f.name} needs a default: declare it with option()")
             meta = f.metadata
             out.append(
                 FieldSpec(
@@ -267,22 +272,33 @@ def model_steps(
 ) -> tuple[Step, ...]:
     """The chain every trained pipeline shares: train -> [evaluate] -> register -> gate -> champion.
 
-    ``train_module`` provides ``train_run(settings, ds, config)``, ``evaluate_run``, ``register`` and ``gate``
-    (each ``(settings, previous) -> dict``); ``champion_module`` provides ``champion_version(settings)``. The
+    ``train_module`` provides ``train_run(settings, ds, config)``, ``evaluate_run`` and ``gate`` (each
+    ``(settings, ds, previous) -> dict``, ds a ``datetime.date``), and for the shared register step its
+    ``REGISTRY_ENTRY`` and ``version_tags(evaluated)``; ``champion_module`` provides ``champion_version(settings)``. The
     champion step resolves the version once per run, so every fan-out item uses the same model, and lists
     ``items(run)`` for the fan-out."""
 
     def call(module: str, name: str, *args: Any) -> Any:
         return getattr(importlib.import_module(module), name)(*args)
 
-    def train(run: Run, planned: dict[str, Any]) -> dict[str, Any]:
-        return call(train_module, "train_run", run.settings, run.ds.isoformat(), run.config)
+    def step(module: str, name: str, *args: Any) -> dict[str, Any]:
+        out: dict[str, Any] = call(module, name, *args)
+        return out
+
+    def train(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
+        return step(train_module, "train_run", run.settings, run.ds, run.config)
 
     def forward(name: str) -> StepFn:
-        return lambda run, previous: call(train_module, name, run.settings, previous)
+        return lambda run, previous: step(train_module, name, run.settings, run.ds, previous)
+
+    def register(run: Run, evaluated: dict[str, Any]) -> dict[str, Any]:
+        from ml import registry
+
+        module = importlib.import_module(train_module)
+        return registry.register_run(run.settings, module.REGISTRY_ENTRY, evaluated, module.version_tags(evaluated))
 
     def gate(run: Run, registered: dict[str, Any]) -> dict[str, Any]:
-        decision = call(train_module, "gate", run.settings, registered)
+        decision = step(train_module, "gate", run.settings, run.ds, registered)
         return {**decision, "holdout": registered["holdout"], "metrics": registered["metrics"]}
 
     def champion(run: Run, gated: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +308,7 @@ def model_steps(
     chain = [Step("train", train, queue=train_queue)]
     if evaluate:
         chain.append(Step(evaluate, forward("evaluate_run")))
-    return (*chain, Step("register", forward("register")), Step("gate", gate), Step("champion", champion))
+    return (*chain, Step("register", register), Step("gate", gate), Step("champion", champion))
 
 
 def publish_shards(score_module: str, counted: str) -> Callable[[Run, dict[str, Any], list[dict[str, Any]]], dict[str, Any]]:
@@ -301,7 +317,7 @@ def publish_shards(score_module: str, counted: str) -> Callable[[Run, dict[str, 
 
     def publish(run: Run, champion: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         module = importlib.import_module(score_module)
-        rows = module.publish(run.settings, run.ds.isoformat(), run.config.shards, champion["version"])
+        rows = module.publish(run.settings, run.ds, run.config.shards, champion["version"])
         return {"ds": run.ds.isoformat(), "rows": rows, "version": champion["version"], counted: sum(r[counted] for r in results)}
 
     return publish

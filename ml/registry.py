@@ -95,11 +95,21 @@ def register(client, model_uri: str, name: str, tags: dict[str, str] | None = No
     return str(version.version)
 
 
-def register_run(settings: Settings, experiment: str, name: str, result: dict, tags: dict[str, str]) -> dict:
-    """The register step every trained pipeline shares: ``result["model_uri"]`` becomes a new version of ``name``,
-    tagged with the run's ds and ``tags``; returns ``result`` with the version."""
-    client = configure(settings, experiment)
-    return result | {"version": register(client, result["model_uri"], name, tags={"ds": result["ds"], **tags})}
+@dataclass(frozen=True)
+class RegistryEntry:
+    """Where a trained pipeline's runs go and what its gate compares: experiment, registered model, gate metric."""
+
+    experiment: str
+    model: str
+    metric: str
+    higher_is_better: bool
+
+
+def register_run(settings: Settings, entry: RegistryEntry, result: dict, tags: dict[str, str]) -> dict:
+    """The register step every trained pipeline shares: ``result["model_uri"]`` becomes a new version of the entry's
+    model, tagged with the run's ds and ``tags``; returns ``result`` with the version."""
+    client = configure(settings, entry.experiment)
+    return result | {"version": register(client, result["model_uri"], entry.model, tags={"ds": result["ds"], **tags})}
 
 
 def metric_tags(prefix: str, metrics: dict[str, Any]) -> dict[str, str]:
@@ -206,6 +216,23 @@ def promote(
             client.set_model_version_tag(name, champion_version, "gate.replaced_by", version)
     log.info("%s v%s %s: %s", name, version, verdict, decision.reason)
     return decision
+
+
+def gate_run(settings: Settings, entry: RegistryEntry, registered: dict, value: float, margin: float, evaluate_champion: Callable[[str], float]) -> dict:
+    """The gate step every trained pipeline shares: :func:`promote` the registered version (its ``value`` of the
+    metric on its holdout), the champion re-measured there by ``evaluate_champion``; returns the decision."""
+    decision = promote(
+        configure(settings, entry.experiment),
+        entry.model,
+        registered["version"],
+        entry.metric,
+        value,
+        registered["holdout"],
+        margin=margin,
+        higher_is_better=entry.higher_is_better,
+        evaluate_champion=evaluate_champion,
+    )
+    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
 
 
 def champion_version(settings: Settings, experiment: str, name: str) -> str:

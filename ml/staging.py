@@ -9,19 +9,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
 from ml import contract, lake
 from ml.dates import as_date
 from ml.errors import EcomError
 from ml.settings import Settings
-
-
-def shard_of(ids: np.ndarray | pd.Series, shards: int) -> np.ndarray:
-    """Stable shard number per id (the same in every process and on every day)."""
-    hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(ids, dtype=str), dtype=object), index=False)
-    return (hashed.to_numpy() % np.uint64(shards)).astype(np.int64)
 
 
 def _staging_table(table: str, shard: int) -> str:

@@ -2,7 +2,7 @@
 
 What the factory adds to the declaration, once for every pipeline:
 - Params generated from the config dataclass's fields (defaults, bounds, choices, descriptions), plus ``ds``;
-- a first task, ``plan``, that refuses unknown Params, applies the deployment's defaults (Airflow Variable
+- a first task, ``resolve``, that refuses unknown Params, applies the deployment's defaults (Airflow Variable
   ``<dag_id>_params``) under the run's own Params, and resolves ds once: the ds Param, else the ds carried by
   the triggering Asset events, else the pipeline's default (see ``ml.orchestration.resolve_ds``);
 - one task per step (training steps on their queue), the fan-out mapped over the items the last step lists;
@@ -15,12 +15,18 @@ processor, workers); it defines no DAG and no plugin itself.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.orchestration import DAG_DEFAULTS
 from ml.pipeline import ITEMS, Pipeline, Step, asset_uri, table_ref
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from ml.pipeline import Run
 
 SUMMARY = "summary"
 
@@ -38,7 +44,7 @@ def params_of(pipeline: Pipeline) -> dict[str, Param]:
     return {"ds": ds, **{f.name: Param(f.default, **f.schema()) for f in pipeline.config.fields()}}
 
 
-def _call(fn: Any, *args: Any) -> Any:
+def _call(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run a step; the platform's own errors (bad data, bad Params, an infeasible plan) fail the task at once with
     their message, because a retry would redo the same work to the same end."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -47,12 +53,13 @@ def _call(fn: Any, *args: Any) -> Any:
     from ml.orchestration import xcom_safe
 
     try:
-        return xcom_safe(fn(*args))
+        out: dict[str, Any] = xcom_safe(fn(*args))
+        return out
     except EcomError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _run(pipeline: Pipeline, planned: dict[str, Any]):
+def _run(pipeline: Pipeline, resolved: dict[str, Any]) -> Run:
     """The step's Run, after finishing any commit a crashed task left half applied (lake and serving store)."""
     from ml import lake
     from ml.dates import as_date
@@ -61,7 +68,7 @@ def _run(pipeline: Pipeline, planned: dict[str, Any]):
 
     settings = get_settings()
     lake.recover(settings.lake_dir, settings.serving_url)
-    return Run(settings, as_date(planned["ds"]), pipeline.config.from_params(planned["config"]))
+    return Run(settings, as_date(resolved["ds"]), pipeline.config.from_params(resolved["config"]))
 
 
 def refuse_unknown(pipeline: Pipeline, keys: Any, where: str) -> None:
@@ -98,7 +105,7 @@ def deployment_params(pipeline: Pipeline) -> dict[str, Any]:
     return values
 
 
-def _plan(pipeline: Pipeline) -> dict[str, Any]:
+def _resolve(pipeline: Pipeline) -> dict[str, Any]:
     import logging
 
     from ml.orchestration import resolve_ds
@@ -112,7 +119,9 @@ def _plan(pipeline: Pipeline) -> dict[str, Any]:
     deployment = deployment_params(pipeline)
     chosen.update({k: v for k, v in deployment.items() if k not in explicit})
     config = pipeline.config.from_params(chosen)
-    events = {key.uri: [dict(e.extra or {}) for e in found] for key, found in (ctx.get("triggering_asset_events") or {}).items()}
+    events: dict[str, list[Mapping[str, Any]]] = {
+        key.uri: [dict(e.extra or {}) for e in found] for key, found in (ctx.get("triggering_asset_events") or {}).items()
+    }
     ds, how = resolve_ds(
         pipeline, get_settings(), config, param_ds=params.get("ds"), asset_events=events, logical_date=run.logical_date, run_after=run.run_after
     )
@@ -120,7 +129,7 @@ def _plan(pipeline: Pipeline) -> dict[str, Any]:
     return {"ds": ds.isoformat(), "ds_from": how, "config": config.as_dict()}
 
 
-def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
+def _step_task(pipeline: Pipeline, step: Step, fans_out: bool) -> Any:
     """A step's task. The step before a fan-out returns its item list (what ``expand`` maps over: Airflow maps
     only over a return value) and pushes its whole result under the ``summary`` key for the tasks after it."""
     # multiple_outputs=False everywhere: TaskFlow would otherwise push every key of a dict return as its own XCom
@@ -129,8 +138,8 @@ def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
         options["retries"] = step.retries
 
     @task(**options)
-    def run_step(planned: dict[str, Any], previous: dict[str, Any]) -> Any:
-        out = _call(step.fn, _run(pipeline, planned), previous)
+    def run_step(resolved: dict[str, Any], previous: dict[str, Any]) -> Any:
+        out = _call(step.fn, _run(pipeline, resolved), previous)
         if not fans_out:
             return out
         get_current_context()["ti"].xcom_push(key=SUMMARY, value=out)
@@ -139,8 +148,8 @@ def _step_task(pipeline: Pipeline, step: Step, fans_out: bool):
     return run_step
 
 
-def build_dag(pipeline: Pipeline):
-    """The DAG of ``pipeline``: plan -> steps -> fan-out (mapped) -> publish."""
+def build_dag(pipeline: Pipeline) -> DAG:
+    """The DAG of ``pipeline``: resolve -> steps -> fan-out (mapped) -> publish."""
     outlets = [asset(ref) for ref in pipeline.outputs]
 
     @dag(
@@ -151,15 +160,15 @@ def build_dag(pipeline: Pipeline):
         params=params_of(pipeline),
         **DAG_DEFAULTS,
     )
-    def pipeline_dag():
-        @task(task_id="plan", multiple_outputs=False)
-        def plan() -> dict[str, Any]:
-            return _call(_plan, pipeline)
+    def pipeline_dag() -> None:
+        @task(task_id="resolve", multiple_outputs=False)
+        def resolve() -> dict[str, Any]:
+            return _call(_resolve, pipeline)
 
-        planned = previous = plan()
+        resolved = previous = resolve()
         for number, step in enumerate(pipeline.steps):
             fans_out = pipeline.fan_out is not None and number == len(pipeline.steps) - 1
-            output = _step_task(pipeline, step, fans_out)(planned, previous)
+            output = _step_task(pipeline, step, fans_out)(resolved, previous)
             previous = output[SUMMARY] if fans_out else output
 
         results: Any = []
@@ -167,20 +176,20 @@ def build_dag(pipeline: Pipeline):
             fan_out = pipeline.fan_out
 
             @task(task_id=fan_out.name, multiple_outputs=False)
-            def each(item: Any, planned: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-                return _call(fan_out.fn, _run(pipeline, planned), item, previous)
+            def each(item: Any, resolved: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+                return _call(fan_out.fn, _run(pipeline, resolved), item, previous)
 
-            results = each.partial(planned=planned, previous=previous).expand(item=output)
+            results = each.partial(resolved=resolved, previous=previous).expand(item=output)
 
         # none_failed: a fan-out over no items (a day without orders) is skipped, and the day is still published
         @task(task_id=pipeline.publish_name, outlets=outlets, trigger_rule="none_failed", multiple_outputs=False)
-        def publish(planned: dict[str, Any], previous: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-            summary = _call(pipeline.publish, _run(pipeline, planned), previous, list(results or []))
+        def publish(resolved: dict[str, Any], previous: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+            summary = _call(pipeline.publish, _run(pipeline, resolved), previous, list(results or []))
             events = get_current_context()["outlet_events"]
             for outlet in outlets:
-                events[outlet].extra = {"ds": planned["ds"]}
+                events[outlet].extra = {"ds": resolved["ds"]}
             return summary
 
-        publish(planned, previous, results)
+        publish(resolved, previous, results)  # type: ignore[arg-type]  # TaskFlow passes XComArgs, resolved at run time
 
     return pipeline_dag()

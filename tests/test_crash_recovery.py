@@ -9,6 +9,7 @@ applying, each rename into place, each serving-store write, deleting the record)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from ml import ingest, lake, serving
 from ml.pipeline import Pipeline, table_ref
 from ml.sources import SourceRequest
 
-DS = "2024-03-30"
+DS = dt.date(2024, 3, 30)
 
 
 def _points(trace: Path) -> list[str]:
@@ -68,7 +69,7 @@ def _served_equals_lake(settings, table: str, zone: str, ds: str) -> bool:
     return len(served) == len(stored)
 
 
-def _crash_each_point(settings, snapshot: Path, code: str, tables: list[tuple[str, str]], ds: str, served: list[tuple[str, str]]) -> int:
+def _crash_each_point(settings, snapshot: Path, code: str, tables: list[tuple[str, str]], ds: dt.date, served: list[tuple[str, str]]) -> int:
     """Restore ``snapshot``, run ``code`` to a crash at each point; check readers, recovery and the rerun."""
     home = settings.home
     old = _seen(settings, tables, ds)
@@ -102,7 +103,7 @@ def tiny_shop(tmp_path_factory) -> Path:
     and DS), so publishing it changes DS - 1's partitions and adds DS's."""
     home = tmp_path_factory.mktemp("shop") / "ecom"
     s = make_settings(home)
-    ingest.run_day(s, SourceRequest("synthetic", "2024-03-29", scale="tiny", backfill_days=88))
+    ingest.run_day(s, SourceRequest("synthetic", dt.date(2024, 3, 29), scale="tiny", backfill_days=88))
     ingest.land(s, SourceRequest("synthetic", DS, scale="tiny", backfill_days=1))
     ingest.validate(s, DS)
     return home
@@ -121,7 +122,7 @@ def test_ingest_publish_crashed_at_every_boundary_shows_a_whole_day(tiny_shop, t
     shutil.copytree(home, snapshot)
     settings = _settings_at(home, monkeypatch)
     tables = [("curated", t) for t in ("events", "orders", "order_items", "inventory", "customers", "products")]
-    code = f"from ml import ingest; from ml.settings import get_settings; ingest.publish(get_settings(), {DS!r})"
+    code = f"import datetime; from ml import ingest; from ml.settings import get_settings; ingest.publish(get_settings(), {DS!r})"
     tried = _crash_each_point(settings, snapshot, code, tables, DS, served=[("reports", ingest.VALIDATION_RUNS)])
     assert tried >= 8  # first and last staged partition and rename; record; apply; serving write; record deleted
 
@@ -146,11 +147,11 @@ def _stage_without_publishing(pipeline: Pipeline, settings, config: dict) -> dic
     from ml.pipeline import ITEMS, Run
 
     run = Run(settings, as_date(DS), pipeline.config.from_params(config))
-    previous = {"ds": DS, "config": run.config.as_dict()}
+    previous = {"ds": DS.isoformat(), "config": run.config.as_dict()}
     for step in pipeline.steps:
         previous = xcom_safe(step.fn(run, previous))
     results = [xcom_safe(pipeline.fan_out.fn(run, item, previous)) for item in previous[ITEMS]] if pipeline.fan_out else []
-    return {"ds": DS, "config": run.config.as_dict(), "previous": previous, "results": results}
+    return {"ds": DS.isoformat(), "config": run.config.as_dict(), "previous": previous, "results": results}
 
 
 CASES = {
@@ -212,7 +213,7 @@ def test_a_validation_killed_mid_way_leaves_nothing_after_the_next_run(tiny_shop
     shutil.copytree(tiny_shop, home)
     settings = _settings_at(home, monkeypatch)
     temp_before = set(os.listdir(tempfile.gettempdir()))
-    code = f"from ml import ingest; from ml.settings import get_settings; ingest.validate(get_settings(), {DS!r})"
+    code = f"import datetime; from ml import ingest; from ml.settings import get_settings; ingest.validate(get_settings(), {DS!r})"
     crashed = _subprocess(code, home, ECOM_CRASH_AT="record#1")
     assert crashed.returncode == lake.CRASH_EXIT, crashed.stderr[-3000:]
     staged = [p for p in (settings.lake_dir / "reports" / "validation").iterdir() if p.name.startswith(".")]

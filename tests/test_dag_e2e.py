@@ -48,7 +48,7 @@ def test_twice_for_the_same_ds_gives_identical_outputs(ingest_dag, settings):
 
 
 def test_bad_drop_fails_validate_and_never_publishes(ingest_dag, settings, tmp_path):
-    ingest.land(settings, SourceRequest("synthetic", DS.date().isoformat(), scale="tiny", backfill_days=0))
+    ingest.land(settings, SourceRequest("synthetic", DS.date(), scale="tiny", backfill_days=0))
     drop = lake.partition_dir(settings.lake_dir, "raw", ingest.DROP, DS.date())
     export = tmp_path / "export"
     export.mkdir()

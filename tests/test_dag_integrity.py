@@ -96,7 +96,7 @@ def test_ingest_dag_shape_and_params(dagbag):
 
 def test_recommendations_dag_shape_and_params(dagbag):
     dag = dagbag.dags["ecom_recommendations"]
-    chain = ["plan", "train", "evaluate", "register", "gate", "champion"]
+    chain = ["resolve", "train", "evaluate", "register", "gate", "champion"]
     for upstream, downstream in itertools.pairwise(chain):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("train").queue == "gpu"
@@ -108,7 +108,7 @@ def test_recommendations_dag_shape_and_params(dagbag):
 
 def test_forecast_dag_shape_and_params(dagbag):
     dag = dagbag.dags["ecom_demand_forecast"]
-    chain = ["plan", "train", "backtest", "register", "gate", "champion"]
+    chain = ["resolve", "train", "backtest", "register", "gate", "champion"]
     for upstream, downstream in itertools.pairwise(chain):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("forecast").downstream_task_ids == {"publish"}
@@ -127,7 +127,7 @@ def test_inventory_plan_runs_when_the_forecast_is_published(dagbag):
 
 def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
     dag = dagbag.dags["ecom_intervention"]
-    for upstream, downstream in itertools.pairwise(["plan", "train", "register", "gate", "champion", "target"]):
+    for upstream, downstream in itertools.pairwise(["resolve", "train", "register", "gate", "champion", "target"]):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     condition = str(dag.timetable.asset_condition)
     # the recommendations of a ds are published after its curated tables: their event alone starts the run (so a
@@ -188,7 +188,7 @@ def test_dag_params_cli_options_and_config_fields_agree(dagbag, ref):
     command = typer.main.get_command(app).commands[pipeline.name]
     options = {p.name for p in command.params if p.param_type_name == "option"}
     assert options == {"ds", *fields}
-    assert [t.task_id for t in dag.tasks if t.task_id not in ("plan", pipeline.publish_name)] == [s.name for s in pipeline.steps] + (
+    assert [t.task_id for t in dag.tasks if t.task_id not in ("resolve", pipeline.publish_name)] == [s.name for s in pipeline.steps] + (
         [pipeline.fan_out.name] if pipeline.fan_out else []
     )
 
@@ -199,7 +199,7 @@ def test_every_published_asset_event_carries_its_ds(dagbag):
 
     import ecom_factory
 
-    assert 'events[outlet].extra = {"ds": planned["ds"]}' in inspect.getsource(ecom_factory.build_dag)
+    assert 'events[outlet].extra = {"ds": resolved["ds"]}' in inspect.getsource(ecom_factory.build_dag)
     for ref in PIPELINES:
         pipeline = _pipeline(ref)
         outlets = {a.uri for a in dagbag.dags[pipeline.dag_id].get_task(pipeline.publish_name).outlets}

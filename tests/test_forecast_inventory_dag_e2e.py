@@ -28,7 +28,7 @@ def test_forecast_then_plan_publish_one_set_of_rows_per_ds(airflow_db, settings)
     from airflow.dag_processing.dagbag import DagBag
 
     end = scale_config("tiny").end
-    ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=89))
+    ingest.run_day(settings, SourceRequest("synthetic", end, scale="tiny", backfill_days=89))
     bag = DagBag(dag_folder=str(REPO / "dags"))
     when = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import pytest
@@ -10,7 +11,7 @@ from ml import contract, delivery, ingest, lake, serving
 from ml.errors import SourceError
 from ml.sources import SourceRequest, public
 
-DS = "2024-02-10"
+DS = dt.date(2024, 2, 10)
 
 
 def _curated_bytes(settings) -> dict[str, str]:
@@ -33,7 +34,7 @@ def test_rerunning_a_day_is_idempotent(settings):
 
 def test_daily_drop_after_history_checks_volume_against_it(settings):
     ingest.run_day(settings, SourceRequest("synthetic", DS, scale="tiny", backfill_days=10))
-    result = ingest.run_day(settings, SourceRequest("synthetic", "2024-02-11", scale="tiny", backfill_days=0))
+    result = ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 11), scale="tiny", backfill_days=0))
     assert result["validate"]["rows"]["events"] > 0
     assert (
         lake.read_partition(settings.lake_dir, "curated", "order_items", "2024-02-11")["order_id"]
@@ -59,7 +60,7 @@ def test_files_source_copies_a_folder_as_delivered(settings, tmp_path):
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", sorted(public.DATASETS))
 def test_public_dataset_passes_the_gate(settings, shared_data, name):
-    ds = public.last_day(settings, name).isoformat()
+    ds = public.last_day(settings, name)
     result = ingest.run_day(settings, SourceRequest(name, ds))
     assert result["validate"]["checks"] > 10
     assert set(result["publish"]["tables"]) == set(public.DATASETS[name][1](settings.shared_data_dir / public.DATASETS[name][0]))
@@ -88,10 +89,10 @@ def test_a_drop_that_leaves_a_gap_is_refused_and_fill_gap_lands_the_missing_days
     from ml.errors import DataValidationError
     from ml.ingest_pipeline import IngestConfig, request_for
 
-    ingest.run_day(settings, SourceRequest("synthetic", "2024-02-10", scale="tiny", backfill_days=5))
+    ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 10), scale="tiny", backfill_days=5))
     before = sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir())
     with pytest.raises(DataValidationError, match=r"ends on 2024-02-10 .* 9 day\(s\) 2024-02-11..2024-02-19 .* backfill_days=9"):
-        ingest.run_day(settings, SourceRequest("synthetic", "2024-02-20", scale="tiny", backfill_days=0))
+        ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 20), scale="tiny", backfill_days=0))
     assert sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir()) == before
     assert serving.read_ds(settings.serving_url, "validation_runs", "2024-02-20").empty
     filled = ingest.run_day(settings, request_for(settings, dt.date(2024, 2, 20), IngestConfig(scale="tiny", fill_gap=True)))
@@ -102,7 +103,7 @@ def test_a_drop_that_leaves_a_gap_is_refused_and_fill_gap_lands_the_missing_days
 def test_a_missing_day_is_an_error_not_a_zero(settings):
     from ml.lake import MissingPartitionsError
 
-    ingest.run_day(settings, SourceRequest("synthetic", "2024-02-10", scale="tiny", backfill_days=5))
+    ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 10), scale="tiny", backfill_days=5))
     assert len(lake.read_range(settings.lake_dir, "curated", "orders", "2023-01-01", "2024-02-10")) > 0  # before history: fine
     import shutil
 
@@ -124,6 +125,6 @@ def test_the_shop_calendar_ends_the_demo_history_where_asked_and_the_schedule_co
     cfg = synthetic_source.open_shop(settings, "tiny", last)
     assert cfg.end == last and cfg.start == last - dt.timedelta(days=89)
     assert synthetic_source.open_shop(settings, "tiny", last + dt.timedelta(days=5)).start == cfg.start  # kept
-    ingest.run_day(settings, SourceRequest("synthetic", last.isoformat(), scale="tiny", backfill_days=3))
-    today = ingest.run_day(settings, SourceRequest("synthetic", (last + dt.timedelta(days=1)).isoformat(), scale="tiny", backfill_days=0))
+    ingest.run_day(settings, SourceRequest("synthetic", last, scale="tiny", backfill_days=3))
+    today = ingest.run_day(settings, SourceRequest("synthetic", last + dt.timedelta(days=1), scale="tiny", backfill_days=0))
     assert today["publish"]["ds"] == "2026-11-30" and len(lake.read_range(settings.lake_dir, "curated", "orders", "2026-11-26", "2026-11-30")) > 0

@@ -1,4 +1,4 @@
-"""ecom_intervention end to end with dag.test() on the tiny shop: train -> register -> gate -> plan, on two days;
+"""ecom_intervention end to end with dag.test() on the tiny shop: train -> register -> gate -> target, on two days;
 the plan keeps the budget and the caps, skips customers nudged the day before, and a rerun replaces its ds."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def test_intervention_plans_within_budget_caps_and_fatigue_and_reruns_replace(ai
 
     end = scale_config("tiny").end
     day_before = end - dt.timedelta(days=1)
-    ingest.run_day(settings, SourceRequest("synthetic", day_before.isoformat(), scale="tiny", backfill_days=88))
-    ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=0))
+    ingest.run_day(settings, SourceRequest("synthetic", day_before, scale="tiny", backfill_days=88))
+    ingest.run_day(settings, SourceRequest("synthetic", end, scale="tiny", backfill_days=0))
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_intervention")
     when = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
     conf = {"budget": 25.0, "holdout_campaigns": 1, "fatigue_days": 14}

@@ -3,13 +3,17 @@ diagnosis of infeasible plans, simulation, and the contract tables in and out.""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml.errors import ContractError, PlanError
 from ml.inventory import data, evaluate, policy
-from ml.inventory.model import PlanConfig, WarehouseProblem, diagnose, plan_warehouse
+from ml.inventory.diagnosis import diagnose
+from ml.inventory.formulation import PlanConfig, WarehouseProblem
+from ml.inventory.model import plan_warehouse
 
 
 def test_newsvendor_textbook_value():
@@ -169,7 +173,7 @@ def test_problems_come_from_the_contract_tables_and_plans_go_back_as_purchase_or
         "B": {"on_hand": 3.0, "on_order": 2.0},
     }
     assert problem.horizon == 7 and problem.p50.sum() == 28.0
-    rows = data.purchase_orders("2024-04-30", plan_warehouse(problem))
+    rows = data.purchase_orders(dt.date(2024, 4, 30), plan_warehouse(problem))
     assert list(rows.columns) == list(data.PURCHASE_ORDER_COLUMNS) and len(rows) > 0
     assert set(rows["solver_status"]) <= {"optimal", "within_gap"} and (rows["ds"].astype(str) == "2024-04-30").all()
 

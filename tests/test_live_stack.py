@@ -91,12 +91,12 @@ class Stack:
         return self._token
 
     def runs(self, dag_id: str) -> list[dict]:
-        """The DAG's runs, each with the ds its plan task resolved (None before plan has run or when it failed)."""
+        """The DAG's runs, each with the ds its resolve task resolved (None before resolve has run or when it failed)."""
         out = []
         for run in self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100")["dag_runs"]:
             try:
-                planned = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/plan/xcomEntries/return_value")
-                run["ds"] = planned["value"]["ds"]
+                resolved = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/resolve/xcomEntries/return_value")
+                run["ds"] = resolved["value"]["ds"]
             except urllib.error.HTTPError:
                 run["ds"] = None
             out.append(run)
@@ -243,8 +243,8 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
 def test_bad_input_fails_in_the_first_task_with_a_clear_message_and_publishes_nothing(stack):
     future = (dt.date.today() + dt.timedelta(days=5)).isoformat()
     cases = [
-        ("ecom_recommendations", {"dss": future}, "plan", "unknown Param(s) ['dss']"),
-        ("ecom_intervention", {"ds": "2020-01-01"}, "plan", "has no partition for that day"),
+        ("ecom_recommendations", {"dss": future}, "resolve", "unknown Param(s) ['dss']"),
+        ("ecom_intervention", {"ds": "2020-01-01"}, "resolve", "has no partition for that day"),
         ("ecom_ingest", {"ds": future, "scale": "tiny"}, "validate", "gap before the drop"),
     ]
     for dag, conf, task, message in cases:

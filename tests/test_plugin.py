@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_airflow_finds_the_plugin():
 
 
 def test_reports_are_served_and_listed(settings):
-    ingest.run_day(settings, SourceRequest("synthetic", "2024-01-15", scale="tiny", backfill_days=1))
+    ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 1, 15), scale="tiny", backfill_days=1))
     client = TestClient(_load_plugin_module().create_app())
     index = client.get("/")
     assert index.status_code == 200 and "validation ds=2024-01-15" in index.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_scoring_writes_one_set_of_rows_per_ds(settings):
     exact = users @ items.T
     exact[seen.toarray() > 0] = -np.inf
     assert (top == np.argsort(-exact, axis=1)[:, :10]).all()
-    frame = score.to_frame("2024-03-01", np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]), top, best, "toy", "1")
+    frame = score.to_frame(dt.date(2024, 3, 1), np.array([f"C{i}" for i in range(50)]), np.array([f"P{i}" for i in range(30)]), top, best, "toy", "1")
     for _ in range(2):  # a rerun replaces the day
         staging.write(settings, "recommendations", "2024-03-01", frame)
     stored = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")

@@ -23,7 +23,7 @@ def test_recommendations_dag_scores_everyone_once_with_the_champion(airflow_db, 
     from airflow.dag_processing.dagbag import DagBag
 
     end = scale_config("tiny").end
-    ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=89))
+    ingest.run_day(settings, SourceRequest("synthetic", end, scale="tiny", backfill_days=89))
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_recommendations")
     conf = {"model": "ease", "k": 10, "shards": 3, "holdout_days": 14}
     when = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml import lake, serving, staging
+from ml import lake, parallel, registry, serving, staging
 from ml.errors import ConfigError, EcomError
-from ml.recsys import baselines, coldstart, score, train
+from ml.recsys import baselines, coldstart, io, score, train
 from ml.recsys.model import Recommender
 
 
@@ -79,7 +81,7 @@ def _shop():
 def test_every_customer_gets_k_unseen_products_warm_or_cold():
     events, customers = _shop()
     model, _ = train.fit(events, pd.Timestamp("2024-02-01", tz="UTC"), train.RecsysConfig(model="ease", ease_l2=1.0))
-    frame = score.recommend_customers(model, customers, events, CATALOGUE, 3, 28, "2024-01-31", "m", "7")
+    frame = score.recommend_customers(model, customers, events, CATALOGUE, 3, 28, dt.date(2024, 1, 31), "m", "7")
     assert set(frame["customer_id"]) == set(customers["customer_id"])
     assert not frame.duplicated(["customer_id", "rank"]).any() and (frame["model_version"] == "7").all()
     seen = set(zip(events["customer_id"], events["product_id"], strict=True))
@@ -92,7 +94,7 @@ def test_every_customer_gets_k_unseen_products_warm_or_cold():
 
 def test_shards_are_stable_and_cover_everyone():
     ids = np.array([f"C{i:05d}" for i in range(1000)])
-    first, again = staging.shard_of(ids, 4), staging.shard_of(ids[::-1], 4)[::-1]
+    first, again = parallel.shard_of(ids, 4), parallel.shard_of(ids[::-1], 4)[::-1]
     assert (first == again).all() and set(first) == {0, 1, 2, 3}
     assert np.bincount(first).min() > 200
 
@@ -106,23 +108,23 @@ def test_publish_replaces_the_ds_and_refuses_incomplete_or_mixed_shards(settings
     ]
     staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
     with pytest.raises(EcomError, match="shard 1 of 2 is missing"):
-        score.publish(settings, "2024-01-31", 2, "3")
+        io.publish(settings, dt.date(2024, 1, 31), 2, "3")
     for _ in range(2):  # a rerun leaves exactly one set of rows
         for s, frame in enumerate(frames):
             staging.stage(settings, "recommendations", "2024-01-31", s, frame)
-        assert score.publish(settings, "2024-01-31", 2, "3") == 2
+        assert io.publish(settings, dt.date(2024, 1, 31), 2, "3") == 2
     assert len(serving.read_ds(settings.serving_url, "recommendations", "2024-01-31")) == 2
     staging.stage(settings, "recommendations", "2024-01-31", 0, frames[0])
     staging.stage(settings, "recommendations", "2024-01-31", 1, frames[1].assign(model_version="4"))
     with pytest.raises(EcomError, match="model versions"):
-        score.publish(settings, "2024-01-31", 2, "3")
+        io.publish(settings, dt.date(2024, 1, 31), 2, "3")
 
 
 def test_temporal_holdout_never_trains_on_the_holdout():
     events, _ = _shop()
     late = _events([("w1", "B1", "2024-01-30", "purchase"), ("w2", "A1", "2024-01-31", "purchase")])
     config = train.RecsysConfig(model="popularity", holdout_days=3, popularity_days=30)
-    trn, test, at = train.holdout(pd.concat([events, late]), "2024-01-31", config)
+    trn, test, at = train.holdout(pd.concat([events, late]), dt.date(2024, 1, 31), config)
     assert at == pd.Timestamp("2024-01-29", tz="UTC") and trn["event_ts"].max() < at <= test["event_ts"].min()
     model, _ = train.fit(trn, at, config)
     assert pd.Timestamp(model.trained_through) < at
@@ -147,6 +149,11 @@ def _publish_events(settings, events: pd.DataFrame, through: str | None = None) 
         lake.write_partition(settings.lake_dir, "curated", "events", day, by_day.get(day, events.iloc[0:0].assign(session_id="s")))
 
 
+def _register(settings, evaluated: dict) -> dict:
+    """The pipeline's register step (ml.pipeline.model_steps) on its own."""
+    return registry.register_run(settings, train.REGISTRY_ENTRY, evaluated, train.version_tags(evaluated))
+
+
 def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(settings):
     rng = np.random.default_rng(0)
     # customers buy item i then i+1 (mod 20): co-occurrence that EASE learns and popularity cannot
@@ -156,18 +163,20 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
         for step in range(4):
             day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 5)) + (5 * step if step < 3 else 35))
             rows.append((f"c{c}", f"P{(start + step) % 20:02d}", day, "purchase"))
-    ds = "2024-02-12"  # holdout Feb 3..12 holds every customer's fourth purchase
+    ds = dt.date(2024, 2, 12)  # holdout Feb 3..12 holds every customer's fourth purchase
     _publish_events(settings, _events(rows), through=ds)
     results = {}
     for kind in ("popularity", "ease", "popularity"):
         config = train.RecsysConfig(model=kind, holdout_days=10, history_days=60, ease_l2=1.0)
-        registered = train.register(settings, train.evaluate_run(settings, train.train_run(settings, ds, config)))
-        results[registered["version"]] = train.gate(settings, registered)
+        registered = _register(settings, train.evaluate_run(settings, ds, train.train_run(settings, ds, config)))
+        results[registered["version"]] = train.gate(settings, ds, registered)
     assert [r["promoted"] for r in results.values()] == [True, True, False]
     assert score.champion_version(settings) == "2"
     # a backfill for an earlier ds: the champion trained on part of that holdout, so it is not compared
     backfill = train.RecsysConfig(model="ease", holdout_days=10, history_days=60, ease_l2=1.0)
-    earlier = train.gate(settings, train.register(settings, train.evaluate_run(settings, train.train_run(settings, "2024-02-08", backfill))))
+    backfill_ds = dt.date(2024, 2, 8)
+    trained = train.train_run(settings, backfill_ds, backfill)
+    earlier = train.gate(settings, backfill_ds, _register(settings, train.evaluate_run(settings, backfill_ds, trained)))
     assert not earlier["promoted"] and earlier["reason"].startswith("not compared: the champion")
     assert score.champion_version(settings) == "2"
     ease_model = train.load_recommender(settings, f"models:/{train.MODEL_NAME}@champion")

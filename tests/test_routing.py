@@ -11,8 +11,11 @@ import pandas as pd
 import pytest
 
 from ml.errors import ConfigError
-from ml.routing import graph, matrix, model, plan
+from ml.routing import data as routing_data
+from ml.routing import graph, matrix, model, rows, screening
+from ml.routing import io as routing_io
 from ml.routing.evaluate import check, route_cost
+from ml.routing.pipeline import RoutingConfig
 
 LAT, LON = 43.73, 7.42
 STEP = 0.001  # degrees: about 111 m north-south, 80 m east-west here
@@ -228,7 +231,7 @@ def test_bad_problems_are_refused():
             fleet=model.Fleet(vehicles=1, capacity=1),
         )
     with pytest.raises(ConfigError, match="shift"):
-        plan.RoutingConfig(shift_start_h=20, shift_end_h=8)
+        RoutingConfig(shift_start_h=20, shift_end_h=8)
 
 
 def test_each_unservable_order_gets_its_reason_and_the_rest_are_routed(osm_file):
@@ -271,23 +274,23 @@ def test_each_unservable_order_gets_its_reason_and_the_rest_are_routed(osm_file)
         ]
     )
     warehouse = pd.Series({"warehouse_id": "W0", "lat": LAT, "lon": LON, "vehicles": 2, "vehicle_capacity": 10})
-    config = plan.RoutingConfig(time_limit_s=1)
-    depot_day = plan.depot_day(orders, warehouse, config, day)
-    routable, exceptions, m = plan.screen(depot_day, road)
+    config = RoutingConfig(time_limit_s=1)
+    depot_day = routing_data.depot_day(orders, warehouse, config, day)
+    routable, exceptions, m = screening.screen(depot_day, road)
     reasons = dict(zip(exceptions["order_id"], exceptions["reason"], strict=True))
     assert reasons == {"dead-end": "unreachable", "too-early": "time_window", "heavy": "over_capacity", "far": "address_off_network", "nowhere": "no_address"}
     detail = dict(zip(exceptions["order_id"], exceptions["detail"], strict=True))
     assert "no road path back to depot W0" in detail["dead-end"]
     assert "window 08:00-08:00" in detail["too-early"] and "50 units exceed the vehicle capacity of 10" in detail["heavy"]
-    problem = plan.routing_problem(depot_day, routable, m)
+    problem = screening.routing_problem(depot_day, routable, m)
     solution = model.solve(problem, time_limit_s=1, no_improvement=2_000)
     assert solution.unserved == () and check(problem, [r.stops for r in solution.routes]).feasible
-    rows = plan.route_rows("2024-03-01", depot_day, routable, m, solution, road, matrix.fastest_edges(road))
-    assert set(rows["order_id"].dropna()) == {"ok-2", "ok-3", "ok-4"}
-    stop = rows[rows["order_id"] == "ok-3"].iloc[0]
+    route_rows = rows.route_rows(dt.date(2024, 3, 1), depot_day, routable, m, solution, road, matrix.fastest_edges(road))
+    assert set(route_rows["order_id"].dropna()) == {"ok-2", "ok-3", "ok-4"}
+    stop = route_rows[route_rows["order_id"] == "ok-3"].iloc[0]
     assert stop["window_start"] <= stop["eta"] <= stop["window_end"]
     # ETAs advance by the matrix's leg time, the service time and any wait for a window
-    for _, legs in rows.groupby("vehicle_id"):
+    for _, legs in route_rows.groupby("vehicle_id"):
         eta = legs.sort_values("stop_seq")["eta"].to_numpy()
         gaps = np.diff(eta) / np.timedelta64(1, "s")
         legs_s = legs.sort_values("stop_seq")["leg_seconds"].to_numpy()[1:]
@@ -304,9 +307,9 @@ def test_a_place_is_downloaded_through_osmnx_once_then_cached(settings, shared_d
         return ox.graph_from_xml(shared_data / "osm" / "derived" / "monaco.drive.osm.bz2")
 
     monkeypatch.setattr(ox, "graph_from_place", fake_download)
-    config = plan.RoutingConfig(place="Monaco")
-    first = plan.network(settings, config)
-    again = plan.network(settings, config)
+    config = RoutingConfig(place="Monaco")
+    first = routing_io.network(settings, config)
+    again = routing_io.network(settings, config)
     assert calls == [("Monaco", "drive")] and len(first.nodes) == len(again.nodes) > 1000
     assert first.source == "Monaco" and 0 < first.imputed_share < 1
 

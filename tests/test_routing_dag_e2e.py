@@ -23,7 +23,7 @@ def test_routes_cover_tomorrows_orders_and_reruns_replace(airflow_db, settings, 
     from airflow.dag_processing.dagbag import DagBag
 
     end = scale_config("tiny").end
-    ingest.run_day(settings, SourceRequest("synthetic", end.isoformat(), scale="tiny", backfill_days=6))
+    ingest.run_day(settings, SourceRequest("synthetic", end, scale="tiny", backfill_days=6))
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_delivery_routing")
     when = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
     conf = {

@@ -5,6 +5,7 @@ cases change a file after its manifest was written, as a cut or tampered transfe
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -19,7 +20,7 @@ from ml import delivery, ingest, lake
 from ml.errors import DataValidationError
 from ml.sources import SourceRequest
 
-DS = "2024-03-20"
+DS = dt.date(2024, 3, 20)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def base_lake(tmp_path_factory) -> Path:
     """Curated history up to the day before DS, and a clean landed drop for DS."""
     home = tmp_path_factory.mktemp("base") / "ecom"
     s = make_settings(home)
-    ingest.run_day(s, SourceRequest("synthetic", "2024-03-19", scale="tiny", backfill_days=13))
+    ingest.run_day(s, SourceRequest("synthetic", dt.date(2024, 3, 19), scale="tiny", backfill_days=13))
     ingest.land(s, SourceRequest("synthetic", DS, scale="tiny", backfill_days=0))
     return home
 

@@ -84,6 +84,8 @@ def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizo
         history = values[:, :origin]
         forecast = method(history, dates[:origin], horizon, discount)
         per_origin.append(score(history, values[:, origin : origin + horizon], forecast))
+    if forecast is None:
+        raise ValueError("a backtest needs at least one origin")
     seconds = time.perf_counter() - t0
     metrics = summarize(per_origin) | {"seconds": seconds, "series_per_second": values.shape[0] * len(origins) / seconds}
     return Backtest([dates[o] for o in origins], metrics, forecast)

@@ -15,11 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ml.forecast.evaluate import QUANTILES, Forecast
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ class GlobalLGBM:
 
     def __init__(self, config: LGBMConfig | None = None):
         self.config = config or LGBMConfig()
-        self.models: dict[float, object] = {}
+        self.models: dict[float, lgb.LGBMRegressor] = {}
         self.use_series = False
         self.n_series = 0  # series seen in training: the categories of the series feature
         self.widen = np.zeros(0)  # per step, in level units: added below P10 and above P90
@@ -120,7 +124,7 @@ class GlobalLGBM:
         fit_rows, cal_rows = rows[: len(rows) - n_cal], rows[len(rows) - n_cal :]
         X = self._design(pd.concat([r[0] for r in fit_rows], ignore_index=True))
         y = np.concatenate([r[1] for r in fit_rows])
-        params = {
+        params: dict[str, Any] = {
             "n_estimators": cfg.n_estimators,
             "learning_rate": cfg.learning_rate,
             "num_leaves": cfg.num_leaves,

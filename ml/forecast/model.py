@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,14 +27,19 @@ FORECAST_COLUMNS = ("product_id", "warehouse_id", "target_date", "p10", "p50", "
 
 def method(kind: str, lgbm: LGBMConfig | None = None) -> Method:
     """The fit-and-forecast function of a model kind, as the backtest calls it."""
-    if kind == "seasonal_naive":
-        return lambda history, dates, horizon, discount=None: baselines.seasonal_naive(history, horizon)
-    if kind == "ets":
-        return lambda history, dates, horizon, discount=None: baselines.ets(history, horizon)
-    if kind == "lgbm":
-        return lambda history, dates, horizon, discount=None: (
-            GlobalLGBM(lgbm).fit(history, dates, horizon, discount).predict(history, dates, horizon, discount=discount)
-        )
+
+    def seasonal_naive(history: np.ndarray, dates: pd.DatetimeIndex, horizon: int, discount: np.ndarray | None = None) -> Forecast:
+        return baselines.seasonal_naive(history, horizon)
+
+    def ets(history: np.ndarray, dates: pd.DatetimeIndex, horizon: int, discount: np.ndarray | None = None) -> Forecast:
+        return baselines.ets(history, horizon)
+
+    def global_lgbm(history: np.ndarray, dates: pd.DatetimeIndex, horizon: int, discount: np.ndarray | None = None) -> Forecast:
+        return GlobalLGBM(lgbm).fit(history, dates, horizon, discount).predict(history, dates, horizon, discount=discount)
+
+    methods: dict[str, Method] = {"seasonal_naive": seasonal_naive, "ets": ets, "lgbm": global_lgbm}
+    if kind in methods:
+        return methods[kind]
     raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
 
 
@@ -51,7 +57,7 @@ class Forecaster:
         if kind not in KINDS:
             raise ConfigError(f"forecast model {kind!r} is not one of {KINDS}")
         config = lgbm_config or LGBMConfig()
-        common = {"kind": kind, "horizon": horizon, "trained_through": str(panel.dates[-1].date()), "lgbm_config": dataclasses.asdict(config)}
+        common: dict[str, Any] = {"kind": kind, "horizon": horizon, "trained_through": str(panel.dates[-1].date()), "lgbm_config": dataclasses.asdict(config)}
         if kind != "lgbm":
             return cls(**common)
         return cls(**common, lgbm=GlobalLGBM(config).fit(panel.values, panel.dates, horizon, panel.discount), keys=panel.keys.copy())
@@ -65,6 +71,8 @@ class Forecaster:
         if self.kind != "lgbm":
             return self.method()(panel.values, panel.dates, self.horizon, panel.discount)
         trained = pd.MultiIndex.from_frame(self.keys)
+        if self.lgbm is None:
+            raise RuntimeError("a LightGBM forecaster without its model")
         codes = trained.get_indexer(pd.MultiIndex.from_frame(panel.keys[["product_id", "warehouse_id"]]))
         return self.lgbm.predict(panel.values, panel.dates, self.horizon, series=codes, discount=panel.discount)
 
@@ -87,9 +95,9 @@ class Forecaster:
 
 def pyfunc_model(forecaster: Forecaster):
     """An ``mlflow.pyfunc.PythonModel`` around the forecaster: daily demand rows in, quantile rows out."""
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PythonModel
 
-    class ForecastModel(mlflow.pyfunc.PythonModel):
+    class ForecastModel(PythonModel):
         def __init__(self, forecaster: Forecaster):
             self.forecaster = forecaster
 

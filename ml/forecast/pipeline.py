@@ -43,7 +43,7 @@ class ForecastConfig(PipelineConfig):
 def _forecast(run: Run, shard: int, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.forecast import score
 
-    return score.forecast_shard(run.settings, run.ds.isoformat(), shard, run.config.shards, champion["version"], run.config.history_days)
+    return score.forecast_shard(run.settings, run.ds, shard, run.config.shards, champion["version"], run.config.history_days)
 
 
 DEMAND_FORECAST = Pipeline(
@@ -53,7 +53,7 @@ DEMAND_FORECAST = Pipeline(
     config=ForecastConfig,
     steps=model_steps("ml.forecast.train", "ml.forecast.score", evaluate="backtest", items=lambda run: list(range(run.config.shards))),
     fan_out=FanOut("forecast", _forecast),
-    publish=publish_shards("ml.forecast.score", "series"),
+    publish=publish_shards("ml.forecast.io", "series"),
     outputs=("outputs/demand_forecasts",),
     triggers=("curated/orders", "curated/order_items", "curated/products"),
     default_ds=newest_partition("curated/orders"),

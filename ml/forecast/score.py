@@ -7,19 +7,18 @@ In the DAG the series are split into shards (a stable hash of product and wareho
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
-from ml import contract, registry, staging
-from ml.dates import as_date
-from ml.forecast import train
+from ml import contract, parallel, registry
+from ml.forecast import io, train
 from ml.forecast.data import Panel
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TABLE = "demand_forecasts"
-COLUMNS = tuple(contract.table(TABLE).column_names)
+COLUMNS = tuple(contract.table(io.TABLE).column_names)
 
 
 def champion_version(settings: Settings) -> str:
@@ -28,17 +27,17 @@ def champion_version(settings: Settings) -> str:
 
 def shard(panel: Panel, number: int, shards: int) -> Panel:
     """The series of one shard (all of them when ``shards`` is 1)."""
-    return panel.rows(staging.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number)
+    return panel.rows(parallel.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number)
 
 
-def forecast_shard(settings: Settings, ds: str, number: int, shards: int, version: str, history_days: int) -> dict:
+def forecast_shard(settings: Settings, ds: dt.date, number: int, shards: int, version: str, history_days: int) -> dict:
     """Forecast one shard of the series with champion ``version`` and stage the rows."""
     forecaster = train.load_forecaster(settings, f"models:/{train.MODEL_NAME}/{version}")
-    panel = shard(train.load_panel(settings, ds, history_days), number, shards)
+    panel = shard(io.load_panel(settings, ds, history_days), number, shards)
     t0 = time.perf_counter()
-    rows = forecaster.forecast_rows(panel).assign(ds=as_date(ds).isoformat(), model_version=str(version))
+    rows = forecaster.forecast_rows(panel).assign(ds=ds.isoformat(), model_version=str(version))
     seconds = time.perf_counter() - t0
-    staged = staging.stage(settings, TABLE, ds, number, rows[list(COLUMNS)])
+    staged = io.stage_forecasts(settings, ds, number, rows[list(COLUMNS)])
     log.info(
         "shard %d/%d of ds=%s: %d series forecast %d days ahead by %s v%s in %.1fs (%.0f series/s)",
         number,
@@ -52,8 +51,3 @@ def forecast_shard(settings: Settings, ds: str, number: int, shards: int, versio
         panel.n_series / max(seconds, 1e-9),
     )
     return {"shard": number, "series": panel.n_series, "rows": staged, "version": version}
-
-
-def publish(settings: Settings, ds: str, shards: int, version: str) -> int:
-    """Gather the staged shards of ds (all from ``version``) and replace the ds; returns rows written."""
-    return staging.publish(settings, TABLE, ds, shards, version=version)

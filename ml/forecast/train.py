@@ -13,10 +13,9 @@ import logging
 
 import numpy as np
 
-from ml import lake, registry
-from ml.dates import as_date
+from ml import registry
 from ml.errors import EcomError
-from ml.forecast import data, evaluate, lgbm
+from ml.forecast import data, evaluate, io, lgbm
 from ml.forecast.model import Forecaster, method, pyfunc_model
 from ml.forecast.pipeline import ForecastConfig
 from ml.settings import Settings
@@ -26,22 +25,8 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "ecom_demand_forecaster"
 EXPERIMENT = "ecom_demand_forecast"
 GATE_METRIC = "mase"
+REGISTRY_ENTRY = registry.RegistryEntry(EXPERIMENT, MODEL_NAME, GATE_METRIC, higher_is_better=False)
 FAN_CHART_SERIES = 6
-
-
-def load_panel(settings: Settings, ds: str, history_days: int) -> data.Panel:
-    """Daily demand per (product, warehouse) over the ``history_days`` through ds, zeros filled up to ds."""
-    start = as_date(ds) - dt.timedelta(days=history_days - 1)
-    orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
-    items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
-    if orders.empty:
-        raise EcomError(f"orders: no curated partitions in {start}..{as_date(ds)} under {settings.lake_dir}; run ecom_ingest first")
-    first_sale = orders["order_ts"].min().tz_convert("UTC").date()
-    panel = data.daily_demand(orders, items, start=str(max(start, first_sale)), end=str(as_date(ds)))
-    if lake.list_partitions(settings.lake_dir, "curated", "promotions"):
-        promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
-        panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
-    return panel
 
 
 def origins(panel: data.Panel, config: ForecastConfig, kind: str | None = None) -> list[int]:
@@ -65,23 +50,23 @@ def holdout_name(panel: data.Panel, config: ForecastConfig) -> str:
     return f"backtest h={config.horizon} origins {days[0]}..{days[-1]} every {config.origin_step}d, series through {panel.dates[-1].date()}"
 
 
-def train_run(settings: Settings, ds: str, config: ForecastConfig) -> dict:
+def train_run(settings: Settings, ds: dt.date, config: ForecastConfig) -> dict:
     """Fit the configured method on the demand through ds and log params and the pyfunc model to a new MLflow run."""
     import mlflow
 
-    panel = load_panel(settings, ds, config.history_days)
+    panel = io.load_panel(settings, ds, config.history_days)
     origins(panel, config)  # fail before training when the history cannot hold the backtest
     registry.configure(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
+    with mlflow.start_run(run_name=f"{config.model} ds={ds}") as run:
         mlflow.log_params(
-            {f"forecast.{k}": v for k, v in config.as_dict().items()} | {"ds": str(as_date(ds)), "series": panel.n_series, "days": len(panel.dates)}
+            {f"forecast.{k}": v for k, v in config.as_dict().items()} | {"ds": ds.isoformat(), "series": panel.n_series, "days": len(panel.dates)}
         )
         forecaster = Forecaster.fit(config.model, panel, config.horizon, config.lgbm())
         example = data.to_long(panel.rows(np.arange(1)))  # one series, not all
         uri = registry.log_pyfunc_model(pyfunc_model(forecaster), "model", example, registry.pip_requirements("lightgbm", "statsmodels"))
         mlflow.set_tags({"forecast.model": config.model, "forecast.trained_through": forecaster.trained_through})
     log.info("fitted %s on %d series through %s in run %s", config.model, panel.n_series, ds, run.info.run_id)
-    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": ds.isoformat(), "config": config.as_dict()}
 
 
 def load_forecaster(settings: Settings, uri: str) -> Forecaster:
@@ -92,12 +77,12 @@ def backtest(panel: data.Panel, kind: str, forecaster_method: evaluate.Method, c
     return evaluate.backtest(panel.values, panel.dates, forecaster_method, config.horizon, origins(panel, config, kind), panel.discount)
 
 
-def evaluate_run(settings: Settings, trained: dict) -> dict:
+def evaluate_run(settings: Settings, ds: dt.date, trained: dict) -> dict:
     """Backtest the run's method beside seasonal naive; log metrics, the ratio to naive and fan charts."""
     import mlflow
 
     config = ForecastConfig.from_params(trained["config"])
-    panel = load_panel(settings, trained["ds"], config.history_days)
+    panel = io.load_panel(settings, ds, config.history_days)
     forecaster = load_forecaster(settings, trained["model_uri"])
     results = {
         "model": backtest(panel, forecaster.kind, forecaster.method(), config),
@@ -155,44 +140,26 @@ def fan_chart(panel: data.Panel, results: dict[str, evaluate.Backtest], config: 
     return fig
 
 
-def register(settings: Settings, evaluated: dict) -> dict:
-    """Register the run's model as a new version (tags: ds, model kind, backtest metrics)."""
+def version_tags(evaluated: dict) -> dict[str, str]:
+    """Tags of the registered version beside its ds: model kind and backtest metrics (what a reviewer reads in the registry)."""
     metrics = evaluated["metrics"]
-    return registry.register_run(
-        settings,
-        EXPERIMENT,
-        MODEL_NAME,
-        evaluated,
-        {
-            "forecast.model": evaluated["config"]["model"],
-            **registry.metric_tags("backtest", metrics["model"]),
-            "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"]),
-        },
-    )
+    return {
+        "forecast.model": evaluated["config"]["model"],
+        **registry.metric_tags("backtest", metrics["model"]),
+        "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"]),
+    }
 
 
-def gate(settings: Settings, registered: dict) -> dict:
+def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
     """Champion gate: promote when the backtest MASE is below the champion recipe's on the same origins by the margin."""
     config = ForecastConfig.from_params(registered["config"])
-    client = registry.configure(settings, EXPERIMENT)
 
     def champion_mase(uri: str) -> float:
         champion = load_forecaster(settings, uri)
-        panel = load_panel(settings, registered["ds"], config.history_days)
+        panel = io.load_panel(settings, ds, config.history_days)
         try:
             return backtest(panel, champion.kind, champion.method(), config).metrics[GATE_METRIC]
         except EcomError as exc:
             raise registry.NotComparable(f"the champion ({uri}, {champion.kind}) cannot be backtested here: {exc}") from exc
 
-    decision = registry.promote(
-        client,
-        MODEL_NAME,
-        registered["version"],
-        GATE_METRIC,
-        registered["metrics"]["model"][GATE_METRIC],
-        registered["holdout"],
-        margin=config.margin,
-        higher_is_better=False,
-        evaluate_champion=champion_mase,
-    )
-    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
+    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_mase)

@@ -54,7 +54,7 @@ class TreeConfig:
 
 
 def _p(model: lgb.LGBMClassifier, X: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(X)[:, 1]
+    return np.asarray(model.predict_proba(X))[:, 1]
 
 
 def _arm(treatment: np.ndarray, y: np.ndarray, arm: str) -> np.ndarray:
@@ -143,6 +143,8 @@ class Propensity:
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.model is None or self.calibrator is None:
+            raise RuntimeError("Propensity.predict before fit")
         return self.calibrator.predict(_p(self.model, X))
 
 
@@ -192,9 +194,9 @@ class InterventionModel:
 
 def pyfunc_model(model: InterventionModel):
     """The bundle as an ``mlflow.pyfunc.PythonModel``: customer feature rows in, scores out."""
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PythonModel
 
-    class InterventionPyfunc(mlflow.pyfunc.PythonModel):
+    class InterventionPyfunc(PythonModel):
         def __init__(self, bundle: InterventionModel):
             self.bundle = bundle
 

@@ -61,9 +61,9 @@ class InterventionConfig(PipelineConfig):
 
 
 def _target(run: Run, champion: dict[str, Any], _: list[dict[str, Any]]) -> dict[str, Any]:
-    from ml.intervention import plan
+    from ml.intervention import target
 
-    return plan.plan_day(run.settings, run.ds.isoformat(), run.config, champion["version"])
+    return target.target_day(run.settings, run.ds, run.config, champion["version"])
 
 
 INTERVENTION = Pipeline(
@@ -71,7 +71,7 @@ INTERVENTION = Pipeline(
     dag_id="ecom_intervention",
     doc=__doc__ or "",
     config=InterventionConfig,
-    steps=model_steps("ml.intervention.train", "ml.intervention.plan", evaluate=None),
+    steps=model_steps("ml.intervention.train", "ml.intervention.target", evaluate=None),
     publish=_target,
     publish_name="target",
     outputs=("outputs/interventions",),

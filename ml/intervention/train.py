@@ -11,10 +11,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ml import contract, lake, registry
-from ml.dates import as_date
-from ml.errors import EcomError
-from ml.intervention import data, evaluate
+from ml import contract, registry
+from ml.intervention import data, evaluate, io
 from ml.intervention.data import FEATURES, Tables
 from ml.intervention.model import (
     Economics,
@@ -32,47 +30,22 @@ MODEL_NAME = "ecom_intervention"
 EXPERIMENT = "ecom_intervention"
 BENCHMARK_EXPERIMENT = "ecom_intervention_benchmarks"  # the benchmarks' figures and Qini plots, beside the training runs
 GATE_METRIC = "qini"
-CAMPAIGN_FEATURES, PROPENSITY_FEATURES = "intervention_campaigns", "intervention_propensity"
+REGISTRY_ENTRY = registry.RegistryEntry(EXPERIMENT, MODEL_NAME, GATE_METRIC, higher_is_better=True)
 
 
-def plan_moment(ds: str) -> pd.Timestamp:
-    """The daily plan for ds acts on the next morning, with everything through ds known."""
-    return pd.Timestamp(as_date(ds) + dt.timedelta(days=1), tz="UTC")
+def action_moment(ds: dt.date) -> pd.Timestamp:
+    """The actions chosen for ds are sent the next morning, with everything through ds known."""
+    return pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
 
 
-def snapshot_days(ds: str, config: InterventionConfig) -> list[pd.Timestamp]:
+def snapshot_days(ds: dt.date, config: InterventionConfig) -> list[pd.Timestamp]:
     """Propensity snapshots whose purchase windows have closed by the end of ds."""
-    return data.snapshot_days(plan_moment(ds) - pd.Timedelta(days=config.window_days), config.snapshots)
+    return data.snapshot_days(action_moment(ds) - pd.Timedelta(days=config.window_days), config.snapshots)
 
 
-def load_tables(settings: Settings, ds: str, config: InterventionConfig, first_as_of: pd.Timestamp | None = None) -> Tables:
-    """The curated tables through ds that features at ``first_as_of`` (default: the plan moment) and later need,
-    plus the campaign history; the top recommendation of the day before each moment when it was published."""
-    end = as_date(ds)
-    campaigns = lake.read_range(settings.lake_dir, "curated", "coupon_campaigns", end - dt.timedelta(days=config.campaign_history_days), end)
-    moments = [first_as_of or plan_moment(ds)] + ([campaigns["sent_ts"].min().floor("D")] if len(campaigns) else [])
-    start = min(moments).date() - dt.timedelta(days=config.lookback_days)
-    events = lake.read_range(settings.lake_dir, "curated", "events", start, end)
-    if events.empty:
-        raise EcomError(f"events: no curated partitions in {start}..{end} under {settings.lake_dir}; run ecom_ingest first")
-
-    recommended = set(lake.list_partitions(settings.lake_dir, "outputs", "recommendations"))
-
-    def top_recommendations(as_of: pd.Timestamp) -> pd.DataFrame | None:
-        day = as_of.date() - dt.timedelta(days=1)
-        if day not in recommended:
-            return None
-        return lake.read_partition(settings.lake_dir, "outputs", "recommendations", day, columns=["customer_id", "score"], filters=[("rank", "==", 1)])
-
-    return Tables(
-        customers=lake.read_latest(settings.lake_dir, "curated", "customers", end),
-        events=events,
-        orders=lake.read_range(settings.lake_dir, "curated", "orders", start, end),
-        items=lake.read_range(settings.lake_dir, "curated", "order_items", start, end),
-        products=lake.read_latest(settings.lake_dir, "curated", "products", end),
-        campaigns=campaigns,
-        top_recommendations=top_recommendations,
-    )
+def load_tables(settings: Settings, ds: dt.date, config: InterventionConfig, first_as_of: pd.Timestamp | None = None) -> Tables:
+    """The tables features at ``first_as_of`` (default: the action moment) and later need."""
+    return io.load_tables(settings, ds, first_as_of or action_moment(ds), config.lookback_days, config.campaign_history_days)
 
 
 def fit(config: InterventionConfig, propensity_rows: pd.DataFrame, campaign_train: pd.DataFrame, economics: Economics) -> InterventionModel:
@@ -111,7 +84,7 @@ def random_qini(holdout: pd.DataFrame, actions: tuple[str, ...], draws: int = 20
     return float(np.mean(values))
 
 
-def build_datasets(tables: Tables, ds: str, config: InterventionConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_datasets(tables: Tables, ds: dt.date, config: InterventionConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(propensity snapshot rows, campaign rows), both with features and labels."""
     propensity_rows = data.propensity_set(tables, snapshot_days(ds, config), config.window_days, config.lookback_days)
     return propensity_rows, data.campaign_set(tables, config.actions, config.lookback_days)
@@ -123,15 +96,14 @@ def economics_of(tables: Tables, campaign_train: pd.DataFrame, config: Intervent
     return Economics(data.value_per_conversion(campaign_train, discounts), margin, discounts, config.contact_cost)
 
 
-def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
+def train_run(settings: Settings, ds: dt.date, config: InterventionConfig) -> dict:
     """Build the datasets through ds (kept in the features zone for the gate), fit, evaluate on the held-out
     snapshot and campaigns beside the S-learner and random targeting, and log everything to a new MLflow run."""
     import mlflow
 
     tables = load_tables(settings, ds, config, first_as_of=snapshot_days(ds, config)[0])
     propensity_rows, campaign_rows = build_datasets(tables, ds, config)
-    lake.write_partition(settings.lake_dir, "features", PROPENSITY_FEATURES, ds, propensity_rows)
-    lake.write_partition(settings.lake_dir, "features", CAMPAIGN_FEATURES, ds, campaign_rows)
+    io.write_training_sets(settings, ds, propensity_rows, campaign_rows)
     campaign_train, holdout = data.split_campaigns(campaign_rows, config.holdout_campaigns)
     bundle = fit(config, propensity_rows, campaign_train, economics_of(tables, campaign_train, config))
     test = propensity_rows[propensity_rows["as_of"] == propensity_rows["as_of"].max()]
@@ -150,11 +122,11 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
     metrics["uplift"]["random_qini"] = random_qini(holdout, config.actions)
     holdout_name = holdout_of(holdout, ds)
     registry.configure(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"{config.learner}-learner ds={as_date(ds)}") as run:
+    with mlflow.start_run(run_name=f"{config.learner}-learner ds={ds}") as run:
         mlflow.log_params(
             {f"intervention.{k}": v for k, v in config.as_dict().items()}
             | {
-                "ds": str(as_date(ds)),
+                "ds": ds.isoformat(),
                 "campaign_rows": len(campaign_rows),
                 "propensity_rows": len(propensity_rows),
                 "value_per_conversion": bundle.economics.value_per_conversion,
@@ -181,12 +153,12 @@ def train_run(settings: Settings, ds: str, config: InterventionConfig) -> dict:
         metrics["uplift"]["random_qini"],
         holdout_name,
     )
-    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict(), "metrics": metrics, "holdout": holdout_name}
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": ds.isoformat(), "config": config.as_dict(), "metrics": metrics, "holdout": holdout_name}
 
 
-def holdout_of(holdout: pd.DataFrame, ds: str) -> str:
+def holdout_of(holdout: pd.DataFrame, ds: dt.date) -> str:
     ids = sorted(holdout["campaign_id"].unique())
-    return f"campaigns {', '.join(ids)} ({len(holdout)} rows), features through {as_date(ds)}"
+    return f"campaigns {', '.join(ids)} ({len(holdout)} rows), features through {ds}"
 
 
 def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, action: str):
@@ -197,52 +169,34 @@ def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, actio
     return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
 
 
-def register(settings: Settings, trained: dict) -> dict:
-    """Register the run's bundle as a new version (tags: ds, learner, holdout metrics)."""
+def version_tags(trained: dict) -> dict[str, str]:
+    """Tags of the registered version beside its ds: learner and holdout metrics (what a reviewer reads in the registry)."""
     metrics = trained["metrics"]
-    return registry.register_run(
-        settings,
-        EXPERIMENT,
-        MODEL_NAME,
-        trained,
-        {
-            "intervention.learner": trained["config"]["learner"],
-            **registry.metric_tags("uplift", metrics["uplift"]),
-            "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"]),
-        },
-    )
+    return {
+        "intervention.learner": trained["config"]["learner"],
+        **registry.metric_tags("uplift", metrics["uplift"]),
+        "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"]),
+    }
 
 
 def load_bundle(settings: Settings, uri: str) -> InterventionModel:
     return registry.load_python_model(settings, uri).bundle
 
 
-def gate(settings: Settings, registered: dict) -> dict:
+def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
     """Champion gate: promote when the mean Qini on the held-out campaigns beats the champion's recipe, refitted
     on the same training campaigns, by the margin."""
     config = InterventionConfig.from_params(registered["config"])
-    client = registry.configure(settings, EXPERIMENT)
 
     def champion_qini(uri: str) -> float:
         champion = load_bundle(settings, uri).uplift
         if champion.actions != config.actions:
             raise registry.NotComparable(f"the champion ({uri}) scores actions {list(champion.actions)}, not {list(config.actions)}")
-        rows = lake.read_partition(settings.lake_dir, "features", CAMPAIGN_FEATURES, registered["ds"])
+        rows = io.read_campaign_rows(settings, ds)
         train, holdout = data.split_campaigns(rows, config.holdout_campaigns)
         refit = UpliftLearner(champion.kind, champion.actions, champion.trees).fit(
             train[list(FEATURES)], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy()
         )
         return float(np.mean(list(qini_by_action(refit, holdout).values())))
 
-    decision = registry.promote(
-        client,
-        MODEL_NAME,
-        registered["version"],
-        GATE_METRIC,
-        registered["metrics"]["uplift"][GATE_METRIC],
-        registered["holdout"],
-        margin=config.gate_margin,
-        higher_is_better=True,
-        evaluate_champion=champion_qini,
-    )
-    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
+    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["uplift"][GATE_METRIC], config.gate_margin, champion_qini)

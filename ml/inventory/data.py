@@ -3,12 +3,15 @@ fields, the newest stock snapshot and the ``demand_forecasts`` table; and the pl
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
 from ml import contract
 from ml.errors import ContractError
-from ml.inventory.model import Plan, WarehouseProblem
+from ml.inventory.formulation import WarehouseProblem
+from ml.inventory.model import Plan
 
 PLANNING_FIELDS = ("unit_cost", "price", "case_pack", "moq", "lead_time_days")
 PURCHASE_ORDER_COLUMNS = tuple(contract.table("purchase_orders").column_names)
@@ -54,15 +57,8 @@ def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehous
             .assign(on_hand=stock["on_hand"].to_numpy(float), on_order=stock["on_order"].to_numpy(float))
         )
         skus["moq"] = skus["moq"].astype(int)
-        problems.append(
-            WarehouseProblem(
-                warehouse_id,
-                skus,
-                days,
-                *(wide[q].reindex(columns=days).to_numpy(float) for q in ("p10", "p50", "p90")),
-                capacity_units=float(capacity[warehouse_id]),
-            )
-        )
+        p10, p50, p90 = (wide[q].reindex(columns=days).to_numpy(float) for q in ("p10", "p50", "p90"))
+        problems.append(WarehouseProblem(warehouse_id, skus, days, p10, p50, p90, capacity_units=float(capacity[warehouse_id])))
     return problems
 
 
@@ -75,11 +71,11 @@ def _stock_at(inventory: pd.DataFrame, warehouse_id: str, day: pd.Timestamp) -> 
     return newest.set_index(newest["product_id"].astype(str))[["on_hand", "on_order"]].astype(float)
 
 
-def purchase_orders(ds: str, plan: Plan) -> pd.DataFrame:
+def purchase_orders(ds: dt.date, plan: Plan) -> pd.DataFrame:
     """The contract rows of one warehouse's plan: its order lines with their SKU's policy and the solve's status."""
     frame = plan.orders.merge(plan.skus, on="product_id", how="left")
     frame = frame.assign(
-        ds=pd.Timestamp(ds).date(),
+        ds=ds,
         warehouse_id=plan.warehouse_id,
         order_date=pd.to_datetime(frame["order_date"]).dt.date,
         arrival_date=pd.to_datetime(frame["arrival_date"]).dt.date,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.inventory.model import PlanConfig, WarehouseProblem, economics, order_days
+from ml.inventory.formulation import PlanConfig, WarehouseProblem, economics, order_days
 
 
 @dataclass(frozen=True)

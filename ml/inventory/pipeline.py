@@ -18,7 +18,7 @@ from ml.pipeline import (
 )
 
 if TYPE_CHECKING:
-    from ml.inventory.model import PlanConfig
+    from ml.inventory.formulation import PlanConfig
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,27 @@ class InventoryConfig(PipelineConfig):
     solver: str = option("highs", "MILP solver (HiGHS falls back to CBC when highspy is missing)", choices=("highs", "cbc"))
 
     def plan_config(self) -> PlanConfig:
-        from ml.inventory.model import PlanConfig
+        from ml.inventory.formulation import PlanConfig
 
         return PlanConfig(service_level=self.service_level, budget=self.budget, time_limit_s=self.time_limit_s, gap=self.gap, solver=self.solver)
 
 
-def _warehouses(run: Run, planned: dict[str, Any]) -> dict[str, Any]:
+def _warehouses(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
+    from ml.inventory import io, plan
+
+    return {ITEMS: plan.warehouse_ids(io.load_forecasts(run.settings, run.ds))}
+
+
+def _solve(run: Run, warehouse: str, resolved: dict[str, Any]) -> dict[str, Any]:
     from ml.inventory import plan
 
-    return {ITEMS: plan.warehouse_ids(run.settings, run.ds.isoformat())}
+    return plan.plan_one(run.settings, run.ds, warehouse, run.config)
 
 
-def _solve(run: Run, warehouse: str, planned: dict[str, Any]) -> dict[str, Any]:
-    from ml.inventory import plan
+def _publish(run: Run, resolved: dict[str, Any], solved: list[dict[str, Any]]) -> dict[str, Any]:
+    from ml.inventory import io
 
-    return plan.plan_one(run.settings, run.ds.isoformat(), warehouse, run.config)
-
-
-def _publish(run: Run, planned: dict[str, Any], solved: list[dict[str, Any]]) -> dict[str, Any]:
-    from ml.inventory import plan
-
-    rows = plan.publish(run.settings, run.ds.isoformat(), len(planned[ITEMS]))
+    rows = io.publish(run.settings, run.ds, len(resolved[ITEMS]))
     return {"ds": run.ds.isoformat(), "rows": rows, "plans": list(solved)}
 
 

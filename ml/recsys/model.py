@@ -93,9 +93,9 @@ def sasrec_state(net, n_items: int) -> dict[str, Any]:
 def pyfunc_model(recommender: Recommender):
     """The MLflow pyfunc: input contract events (customer_id, product_id, event_ts as naive UTC, event_type),
     param ``k``; output the top-k table. Built lazily so importing this module does not import MLflow."""
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PythonModel
 
-    class RecommenderModel(mlflow.pyfunc.PythonModel):
+    class RecommenderModel(PythonModel):
         def __init__(self, model: Recommender):
             self.recommender = model
 

@@ -45,7 +45,7 @@ def _score(run: Run, shard: int, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.recsys import score
 
     c = run.config
-    return score.score_shard(run.settings, run.ds.isoformat(), shard, c.shards, champion["version"], c.k, c.popularity_days, c.history_days)
+    return score.score_shard(run.settings, run.ds, shard, c.shards, champion["version"], c.k, c.popularity_days, c.history_days)
 
 
 RECOMMENDATIONS = Pipeline(
@@ -55,7 +55,7 @@ RECOMMENDATIONS = Pipeline(
     config=RecsysConfig,
     steps=model_steps("ml.recsys.train", "ml.recsys.score", train_queue="gpu", items=lambda run: list(range(run.config.shards))),
     fan_out=FanOut("score", _score),
-    publish=publish_shards("ml.recsys.score", "customers"),
+    publish=publish_shards("ml.recsys.io", "customers"),
     outputs=("outputs/recommendations",),
     triggers=("curated/events", "curated/customers", "curated/products"),
     default_ds=newest_partition("curated/events"),

@@ -56,6 +56,8 @@ def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
 class SASRec(pl.LightningModule):
     """Next-item transformer with item embeddings shared between input and output."""
 
+    causal: torch.Tensor  # a registered buffer (moves with the module to the device)
+
     def __init__(self, n_items: int, config: SASRecConfig | dict):
         super().__init__()
         config = config if isinstance(config, SASRecConfig) else SASRecConfig(**config)

@@ -15,15 +15,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml import contract, lake, staging
-from ml.dates import as_date
-from ml.recsys import coldstart, data, evaluate
+from ml import contract, parallel
+from ml.recsys import coldstart, data, evaluate, io
 from ml.recsys.model import Recommender
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TABLE = "recommendations"
 COLD_START_MODEL = "cold_start_region_popularity"
 
 
@@ -65,14 +63,14 @@ def recommend(score: evaluate.Scorer, seen: sp.csr_matrix, k: int = 100, chunk: 
 
 
 def to_frame(
-    ds: str, customer_ids: np.ndarray, product_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, model_name: str, model_version: str
+    ds: dt.date, customer_ids: np.ndarray, product_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, model_name: str, model_version: str
 ) -> pd.DataFrame:
     """Rows of the contract ``recommendations(ds, customer_id, rank, product_id, score, model_name, model_version)``;
     slots with no candidate left (every product seen) are dropped."""
     n_users, k = items.shape
     frame = pd.DataFrame(
         {
-            "ds": lake.as_date(ds).isoformat(),
+            "ds": ds.isoformat(),
             "customer_id": np.repeat(np.asarray(customer_ids), k),
             "rank": np.tile(np.arange(1, k + 1), n_users),
             "product_id": np.asarray(product_ids)[items.ravel()],
@@ -91,7 +89,7 @@ def recommend_customers(
     catalogue: pd.DataFrame,
     k: int,
     popularity_days: int,
-    ds: str,
+    ds: dt.date,
     model_name: str,
     model_version: str,
 ) -> pd.DataFrame:
@@ -110,7 +108,7 @@ def recommend_customers(
 
     cold = customers[~customers["customer_id"].isin(warm)]
     if len(cold):
-        end = pd.Timestamp(as_date(ds) + dt.timedelta(days=1), tz="UTC")
+        end = pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
         recent = events[
             events["event_type"].isin(model.event_types) & (events["event_ts"] < end) & (events["event_ts"] >= end - pd.Timedelta(days=popularity_days))
         ]
@@ -119,15 +117,10 @@ def recommend_customers(
         rest = cold[~cold["customer_id"].isin(regional["customer_id"])][["customer_id"]]
         overall = rest.merge(lists[lists["region"].isna()].drop(columns="region"), how="cross")
         fallback = pd.concat([regional.drop(columns="region"), overall], ignore_index=True)
-        frames.append(fallback.assign(ds=as_date(ds).isoformat(), model_name=COLD_START_MODEL, model_version=str(model_version)))
+        frames.append(fallback.assign(ds=ds.isoformat(), model_name=COLD_START_MODEL, model_version=str(model_version)))
         log.info("%d customers without a known history get recent regional popularity (%d days before %s)", len(cold), popularity_days, end.date())
-    columns_out = contract.table(TABLE).column_names
+    columns_out = contract.table(io.TABLE).column_names
     return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
-
-
-def publish(settings: Settings, ds: str, shards: int, model_version: str) -> int:
-    """Gather the staged shards of ds (all made by ``model_version``) and replace the ds; returns rows written."""
-    return staging.publish(settings, TABLE, ds, shards, version=model_version)
 
 
 def champion_version(settings: Settings) -> str:
@@ -137,20 +130,18 @@ def champion_version(settings: Settings) -> str:
     return registry.champion_version(settings, EXPERIMENT, MODEL_NAME)
 
 
-def score_shard(settings: Settings, ds: str, shard: int, shards: int, version: str, k: int, popularity_days: int, history_days: int) -> dict:
+def score_shard(settings: Settings, ds: dt.date, shard: int, shards: int, version: str, k: int, popularity_days: int, history_days: int) -> dict:
     """Score one shard of ds's customers with champion ``version`` and stage the rows."""
     from ml.recsys.train import MODEL_NAME, load_recommender
 
     model = load_recommender(settings, f"models:/{MODEL_NAME}/{version}")
-    start = as_date(ds) - dt.timedelta(days=history_days - 1)
-    events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
-    customers = lake.read_latest(settings.lake_dir, "curated", "customers", ds)
-    catalogue = lake.read_latest(settings.lake_dir, "curated", "products", ds)
+    inputs = io.load_scoring_inputs(settings, ds, history_days)
+    events, customers = inputs.events, inputs.customers
     everyone = pd.concat([customers[["customer_id", "region"]], pd.DataFrame({"customer_id": events["customer_id"].unique(), "region": None})]).drop_duplicates(
         "customer_id"
     )
-    mine = everyone[staging.shard_of(everyone["customer_id"], shards) == shard]
-    frame = recommend_customers(model, mine, events, catalogue, k, popularity_days, ds, MODEL_NAME, version)
-    rows = staging.stage(settings, TABLE, ds, shard, frame)
+    mine = everyone[parallel.shard_of(everyone["customer_id"], shards) == shard]
+    frame = recommend_customers(model, mine, events, inputs.catalogue, k, popularity_days, ds, MODEL_NAME, version)
+    rows = io.stage_recommendations(settings, ds, shard, frame)
     log.info("shard %d/%d of ds=%s: %d customers, %d rows (model v%s)", shard, shards, ds, len(mine), rows, version)
     return {"shard": shard, "customers": len(mine), "rows": rows, "version": version}

@@ -14,10 +14,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ml import lake, registry
-from ml.dates import as_date
+from ml import registry
 from ml.errors import EcomError
-from ml.recsys import baselines, data, evaluate
+from ml.recsys import baselines, data, evaluate, io
 from ml.recsys.model import Recommender, pyfunc_model, sasrec_state
 from ml.recsys.pipeline import RecsysConfig
 from ml.settings import Settings
@@ -27,24 +26,19 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "ecom_recommender"
 EXPERIMENT = "ecom_recommendations"
 GATE_METRIC = "ndcg_at_10"
+REGISTRY_ENTRY = registry.RegistryEntry(EXPERIMENT, MODEL_NAME, GATE_METRIC, higher_is_better=True)
 
 
-def cutoff(ds: str, holdout_days: int) -> pd.Timestamp:
+def cutoff(ds: dt.date, holdout_days: int) -> pd.Timestamp:
     """First instant of the holdout: midnight UTC, ``holdout_days - 1`` days before ds."""
-    return pd.Timestamp(as_date(ds) - dt.timedelta(days=holdout_days - 1), tz="UTC")
+    return pd.Timestamp(ds - dt.timedelta(days=holdout_days - 1), tz="UTC")
 
 
-def load_events(settings: Settings, ds: str, config: RecsysConfig) -> pd.DataFrame:
-    """Curated events of the configured types in the ``history_days`` up to ds."""
-    start = as_date(ds) - dt.timedelta(days=config.history_days - 1)
-    events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
-    events = events[events["event_type"].isin(config.event_types)]
-    if events.empty:
-        raise EcomError(f"events: no {config.event_types} rows in curated partitions {start}..{ds}; run ecom_ingest first")
-    return events
+def load_events(settings: Settings, ds: dt.date, config: RecsysConfig) -> pd.DataFrame:
+    return io.load_events(settings, ds, config.history_days, tuple(config.event_types))
 
 
-def holdout(events: pd.DataFrame, ds: str, config: RecsysConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def holdout(events: pd.DataFrame, ds: dt.date, config: RecsysConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Train (before the cutoff) and test (cutoff..ds, known customers and products only)."""
     at = cutoff(ds, config.holdout_days)
     train, test = data.temporal_split(events, at)
@@ -92,11 +86,11 @@ def recent_popularity(model: Recommender, train: pd.DataFrame, at: pd.Timestamp,
     return Recommender("popularity", model.item_ids, {"counts": counts}, model.trained_through, model.event_types)
 
 
-def holdout_name(ds: str, at: pd.Timestamp, config: RecsysConfig) -> str:
-    return f"temporal {at.date()}..{as_date(ds)} {'+'.join(config.event_types)}"
+def holdout_name(ds: dt.date, at: pd.Timestamp, config: RecsysConfig) -> str:
+    return f"temporal {at.date()}..{ds} {'+'.join(config.event_types)}"
 
 
-def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
+def train_run(settings: Settings, ds: dt.date, config: RecsysConfig) -> dict:
     """Train on the data before the holdout and log params, per-epoch metrics and the pyfunc model to a new
     MLflow run; returns the run id and model URI (the ``train`` task, on the gpu queue)."""
     import mlflow
@@ -104,10 +98,10 @@ def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
     events = load_events(settings, ds, config)
     train, test, at = holdout(events, ds, config)
     registry.configure(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"{config.model} ds={as_date(ds)}") as run:
+    with mlflow.start_run(run_name=f"{config.model} ds={ds}") as run:
         mlflow.log_params(
             {f"recsys.{k}": v for k, v in config.as_dict().items()}
-            | {"ds": str(as_date(ds)), "holdout": holdout_name(ds, at, config), "train_rows": len(train), "test_rows": len(test)}
+            | {"ds": ds.isoformat(), "holdout": holdout_name(ds, at, config), "train_rows": len(train), "test_rows": len(test)}
         )
         logger = None
         if config.model == "sasrec":
@@ -126,7 +120,7 @@ def train_run(settings: Settings, ds: str, config: RecsysConfig) -> dict:
         )
         mlflow.set_tags({"recsys.model": config.model, "recsys.trained_through": model.trained_through})
     log.info("trained %s for ds=%s in run %s (%s items)", config.model, ds, run.info.run_id, model.n_items)
-    return {"run_id": run.info.run_id, "model_uri": uri, "ds": str(as_date(ds)), "config": config.as_dict()}
+    return {"run_id": run.info.run_id, "model_uri": uri, "ds": ds.isoformat(), "config": config.as_dict()}
 
 
 def _pyfunc_example(events: pd.DataFrame) -> pd.DataFrame:
@@ -141,12 +135,12 @@ def load_recommender(settings: Settings, uri: str) -> Recommender:
     return registry.load_python_model(settings, uri).recommender
 
 
-def evaluate_run(settings: Settings, trained: dict) -> dict:
+def evaluate_run(settings: Settings, ds: dt.date, trained: dict) -> dict:
     """Evaluate the run's model on its holdout beside recent popularity; log metrics and the Recall@k plot."""
     import mlflow
 
     config = RecsysConfig.from_params(trained["config"])
-    train, test, at = holdout(load_events(settings, trained["ds"], config), trained["ds"], config)
+    train, test, at = holdout(load_events(settings, ds, config), ds, config)
     model = load_recommender(settings, trained["model_uri"])
     results = {
         "model": holdout_metrics(model, train, test),
@@ -160,8 +154,8 @@ def evaluate_run(settings: Settings, trained: dict) -> dict:
         mlflow.log_figure(_recall_curve_figure(results, config), "evaluation/recall_at_k.png")
         mlflow.log_dict({k: v for k, v in results.items()}, "evaluation/holdout_metrics.json")
     summary = {who: {k: v for k, v in m.items() if k != "recall_curve"} for who, m in results.items()}
-    log.info("holdout %s: %s", holdout_name(trained["ds"], at, config), json.dumps(summary))
-    return trained | {"holdout": holdout_name(trained["ds"], at, config), "metrics": summary}
+    log.info("holdout %s: %s", holdout_name(ds, at, config), json.dumps(summary))
+    return trained | {"holdout": holdout_name(ds, at, config), "metrics": summary}
 
 
 def _recall_curve_figure(results: dict, config: RecsysConfig):
@@ -183,46 +177,29 @@ def _recall_curve_figure(results: dict, config: RecsysConfig):
     return fig
 
 
-def register(settings: Settings, evaluated: dict) -> dict:
-    """Register the run's model as a new version (tags: ds, model kind, holdout metrics)."""
+def version_tags(evaluated: dict) -> dict[str, str]:
+    """Tags of the registered version beside its ds: model kind and holdout metrics (what a reviewer reads in the registry)."""
     metrics = evaluated["metrics"]
-    return registry.register_run(
-        settings,
-        EXPERIMENT,
-        MODEL_NAME,
-        evaluated,
-        {
-            "recsys.model": evaluated["config"]["model"],
-            **registry.metric_tags("holdout", metrics["model"]),
-            f"holdout.recent_popularity.{GATE_METRIC}": repr(metrics["recent_popularity"][GATE_METRIC]),
-        },
-    )
+    return {
+        "recsys.model": evaluated["config"]["model"],
+        **registry.metric_tags("holdout", metrics["model"]),
+        f"holdout.recent_popularity.{GATE_METRIC}": repr(metrics["recent_popularity"][GATE_METRIC]),
+    }
 
 
-def gate(settings: Settings, registered: dict) -> dict:
+def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
     """Champion gate: promote when NDCG@10 beats the champion's on this same holdout by the margin. The
     champion is re-measured on it; one that trained on part of it (a backfill for an older ds) is not compared
     and keeps its alias, with the reason on the new version."""
     config = RecsysConfig.from_params(registered["config"])
-    client = registry.configure(settings, EXPERIMENT)
 
     def champion_ndcg(uri: str) -> float:
         champion = load_recommender(settings, uri)
-        train, test, at = holdout(load_events(settings, registered["ds"], config), registered["ds"], config)
+        train, test, at = holdout(load_events(settings, ds, config), ds, config)
         if pd.Timestamp(champion.trained_through) >= at:
             raise registry.NotComparable(
                 f"the champion ({uri}) trained on data through {champion.trained_through}, inside this holdout ({registered['holdout']})"
             )
         return holdout_metrics(champion, train, test)[GATE_METRIC]
 
-    decision = registry.promote(
-        client,
-        MODEL_NAME,
-        registered["version"],
-        GATE_METRIC,
-        registered["metrics"]["model"][GATE_METRIC],
-        registered["holdout"],
-        margin=config.margin,
-        evaluate_champion=champion_ndcg,
-    )
-    return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
+    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_ndcg)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,9 @@ def _read_ways(path: Path) -> tuple[list[dict], list[np.ndarray], list[np.ndarra
         .with_filter(osmium.filter.KeyFilter("highway"))
     )
     for way in processor:
-        way_tags = dict(way.tags)
+        if not isinstance(way, osmium.osm.Way):  # the entity filter passes ways only
+            continue
+        way_tags: dict[str, Any] = dict(way.tags)
         if not is_drivable(way_tags) or len(way.nodes) < 2:
             continue
         refs = way.nodes
@@ -371,9 +374,9 @@ def from_networkx(graph, source: str, largest_component: bool = True) -> RoadNet
 
     nodes, edges = ox.convert.graph_to_gdfs(graph)
     edges = edges.reset_index()
-    lines = [np.asarray(g.coords) if g is not None and not isinstance(g, float) else None for g in edges.get("geometry", [None] * len(edges))]
+    drawn = [np.asarray(g.coords) if g is not None and not isinstance(g, float) else None for g in edges.get("geometry", [None] * len(edges))]
     straight = nodes.loc[edges["u"], ["x", "y"]].to_numpy(), nodes.loc[edges["v"], ["x", "y"]].to_numpy()
-    lines = [line if line is not None else np.vstack([straight[0][i], straight[1][i]]) for i, line in enumerate(lines)]
+    lines = [line if line is not None else np.vstack([straight[0][i], straight[1][i]]) for i, line in enumerate(drawn)]
     sizes = np.array([len(line) for line in lines])
 
     def first(value):  # osmnx lists the tags of merged ways

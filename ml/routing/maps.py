@@ -94,7 +94,7 @@ def html_map(collection: dict, path: Path) -> None:
             )
             folium.CircleMarker([lat, lon], radius=6 if props["kind"] == "depot" else 4, color=props["color"], fill=True, tooltip=text).add_to(fmap)
     kinds = [f["properties"]["kind"] for f in collection["features"]]
-    fmap.get_root().html.add_child(
+    fmap.get_root().html.add_child(  # type: ignore[attr-defined]  # the root is a folium Figure, typed as its base Element
         folium.Element(
             f"<div style='position:fixed;bottom:10px;left:10px;z-index:999;background:white;"
             f"padding:4px'>{kinds.count('route')} routes, {kinds.count('stop')} deliveries</div>"

@@ -120,7 +120,7 @@ def problem_data(problem: RoutingProblem):
             service_duration=int(problem.service[i]),
             tw_early=int(problem.window_start[i]),
             tw_late=int(problem.window_end[i]),
-            prize=int(problem.prize[i]) if optional else 0,
+            prize=int(problem.prize[i]) if problem.prize is not None else 0,
             required=not optional,
         )
         for i in range(1, n)
@@ -141,8 +141,9 @@ def problem_data(problem: RoutingProblem):
         clients=clients,
         depots=[depot],
         vehicle_types=[vehicle],
-        distance_matrices=[np.ascontiguousarray(problem.distance, dtype=np.int64)],
-        duration_matrices=[np.ascontiguousarray(problem.duration, dtype=np.int64)],
+        # pyvrp's stub spells the matrix type ndarray[int, ...], which no numpy array matches
+        distance_matrices=[np.ascontiguousarray(problem.distance, dtype=np.int64)],  # type: ignore[list-item]
+        duration_matrices=[np.ascontiguousarray(problem.duration, dtype=np.int64)],  # type: ignore[list-item]
     )
 
 
@@ -157,7 +158,7 @@ def solve(problem: RoutingProblem, time_limit_s: float, seed: int = 0, no_improv
     started = time.perf_counter()
     if problem.stops == 0:
         return RoutingSolution(routes=(), unserved=(), cost=0, feasible=True, seconds=0.0)
-    stop = MaxRuntime(time_limit_s)
+    stop: MaxRuntime | MultipleCriteria = MaxRuntime(time_limit_s)
     if no_improvement:
         stop = MultipleCriteria([stop, NoImprovement(no_improvement)])
     result = pyvrp.solve(problem_data(problem), stop=stop, seed=seed, display=False)
@@ -196,6 +197,8 @@ def _route(problem: RoutingProblem, number: int, route) -> Route:
                 clock = int(activity.end_time)
             continue
         stop = int(activity.idx) + 1  # clients are numbered after the (single) depot
+        if clock is None:
+            raise RuntimeError("a PyVRP schedule that does not start at the depot")
         arrival = clock + int(problem.duration[previous, stop])
         visits.append(Visit(stop=stop, arrival=arrival, service_start=int(activity.start_time), load=load))
         load -= int(problem.demand[stop])

@@ -50,29 +50,29 @@ class RoutingConfig(PipelineConfig):
         return Path(self.road_network) if self.road_network else settings.shared_data_dir / DEFAULT_ROAD_NETWORK
 
 
-def _road_network(run: Run, planned: dict[str, Any]) -> dict[str, Any]:
+def _road_network(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
     """Build (or read from the cache) the road network once, here, so the depot tasks only read the cache."""
-    from ml.routing import plan
+    from ml.routing import io, route
 
-    road = plan.network(run.settings, run.config)
+    road = io.network(run.settings, run.config)
     return {
-        ITEMS: plan.depot_ids(run.settings, run.ds.isoformat(), run.config),
+        ITEMS: route.depot_ids(run.settings, run.ds, run.config),
         "road_network": road.source,
         "nodes": len(road.nodes),
         "imputed_speed_share": road.imputed_share,
     }
 
 
-def _route(run: Run, depot: str, planned: dict[str, Any]) -> dict[str, Any]:
-    from ml.routing import plan
+def _route(run: Run, depot: str, resolved: dict[str, Any]) -> dict[str, Any]:
+    from ml.routing import route
 
-    return plan.route_depot(run.settings, run.ds.isoformat(), depot, run.config)
+    return route.route_depot(run.settings, run.ds, depot, run.config)
 
 
-def _publish(run: Run, planned: dict[str, Any], routed: list[dict[str, Any]]) -> dict[str, Any]:
-    from ml.routing import plan
+def _publish(run: Run, resolved: dict[str, Any], routed: list[dict[str, Any]]) -> dict[str, Any]:
+    from ml.routing import io
 
-    return plan.publish(run.settings, run.ds.isoformat(), len(planned[ITEMS]), list(routed), run.config)
+    return io.publish(run.settings, run.ds, len(resolved[ITEMS]), list(routed), run.config)
 
 
 DELIVERY_ROUTING = Pipeline(

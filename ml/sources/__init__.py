@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ml import contract
-from ml.dates import as_date
 from ml.errors import ConfigError, SourceError
 from ml.settings import Settings
 
@@ -35,7 +34,7 @@ class SourceRequest:
     """What a land step asks of a source."""
 
     source: str
-    ds: str
+    ds: dt.date
     scale: str = "demo"
     seed: int = 42
     backfill_days: int | None = None
@@ -46,7 +45,7 @@ class SourceRequest:
     """Accept columns the contract does not have (ignored, and reported) instead of refusing the drop."""
 
     def describe(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"ds": self.ds.isoformat()}
 
 
 @dataclass
@@ -69,7 +68,7 @@ Source = Callable[[Settings, SourceRequest], SourceBatch]
 def in_window(tables: dict[str, pd.DataFrame], request: SourceRequest) -> SourceBatch:
     """Keep the fact rows dated in the request's window; the window starts at the earliest fact day when the
     request sets no backfill. Order lines follow their orders."""
-    end = as_date(request.ds)
+    end = request.ds
     days = [frame[contract.table(name).time_column].dt.date.min() for name, frame in tables.items() if contract.table(name).time_column and len(frame)]
     if request.backfill_days is not None:
         start = end - dt.timedelta(days=request.backfill_days)

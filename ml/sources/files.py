@@ -8,7 +8,6 @@ import datetime as dt
 from pathlib import Path
 
 from ml import delivery
-from ml.dates import as_date
 from ml.errors import ConfigError, SourceError
 from ml.settings import Settings
 from ml.sources import SourceBatch, SourceRequest
@@ -22,5 +21,5 @@ def land(settings: Settings, request: SourceRequest) -> SourceBatch:
         raise SourceError(f"source 'files': {folder} is not a folder")
     manifest = delivery.read_manifest(folder)
     found = {p.name: p for p in delivery.delivered_files(folder)}
-    start = as_date(request.ds) - dt.timedelta(days=request.backfill_days or 0)
+    start = request.ds - dt.timedelta(days=request.backfill_days or 0)
     return SourceBatch(window_start=start, files=found, listed=manifest["files"])

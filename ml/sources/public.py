@@ -47,7 +47,9 @@ def _products_from(ids: pd.Series, category, title=None) -> pd.DataFrame:
 
 def read_amazon_beauty(path: Path) -> dict[str, pd.DataFrame]:
     """``Beauty.txt``: one line per user, ``user item item ...`` in time order."""
-    users, items, pos = [], [], []
+    users: list[str] = []
+    items: list[str] = []
+    pos: list[int] = []
     with open(path / "Beauty.txt") as fh:
         for line in fh:
             user, *seq = line.split()

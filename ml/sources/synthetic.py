@@ -334,7 +334,7 @@ def simulate(
         qty = np.where(need, np.ceil((order_up_to - position) / pack) * pack, 0).astype(np.int64)
         for w in range(n_w):
             ordered = np.flatnonzero(qty[w])
-            np.add.at(arrivals, ((i + lead[ordered]) % horizon, w, ordered), qty[w, ordered])
+            np.add.at(arrivals, ((i + lead[ordered]) % horizon, w, ordered), qty[w, ordered])  # type: ignore[arg-type]  # numpy's stub refuses a tuple index np.add.at takes
         if progress:
             progress(i + 1, n_days)
 

@@ -52,7 +52,7 @@ def open_shop(settings: Settings, scale: str, last_history_day: dt.date) -> shop
 
 def land(settings: Settings, request: SourceRequest) -> SourceBatch:
     cfg = shop_config(settings, request.scale, request.seed)
-    end = as_date(request.ds)
+    end = request.ds
     start = max(cfg.start, end - dt.timedelta(days=request.backfill_days or 0))
     road = Path(request.path) if request.path else settings.shared_data_dir / ROAD_NETWORK
     nodes = shop.road_node_coordinates(road) if road.exists() else None

@@ -1,12 +1,11 @@
-"""The daily action plan with the champion: score every active customer at the end of ds, drop those contacted
+"""Tomorrow's targeting with the champion: score every active customer at the end of ds, drop those contacted
 within the fatigue window, choose at most one action each under the budget and caps, and replace ds in
 ``interventions(ds, customer_id, action, expected_uplift, expected_profit, expected_spend, propensity, reason,
-model_version)`` (lake outputs zone and serving store at once). A plan summary goes beside the rows."""
+model_version)`` (lake outputs zone and serving store at once). A summary goes beside the rows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import replace
@@ -14,37 +13,31 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ml import contract, lake, registry, staging
-from ml.dates import as_date
-from ml.intervention import optimize, train
+from ml import contract, registry
+from ml.intervention import io, optimize, train
 from ml.intervention.model import Economics, InterventionModel
 from ml.intervention.train import InterventionConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TABLE = "interventions"
-SUMMARY_FILE = "plan_summary.json"
-COLUMNS = tuple(contract.table(TABLE).column_names)
+COLUMNS = tuple(contract.table(io.TABLE).column_names)
 
 
 def champion_version(settings: Settings) -> str:
     return registry.champion_version(settings, train.EXPERIMENT, train.MODEL_NAME)
 
 
-def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: str, fatigue_days: int) -> set[str]:
+def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: dt.date, fatigue_days: int) -> set[str]:
     """Customers sent an action within ``fatigue_days`` before the plan moment: by a campaign (rows land when
-    their outcome window closes, so the newest sends come from our own earlier plans) or by an earlier plan."""
-    moment = train.plan_moment(ds)
+    their outcome window closes, so the newest sends come from our own earlier targeting) or by an earlier day's
+    interventions."""
+    moment = train.action_moment(ds)
     sent = campaigns[(campaigns["treatment"] != contract.CONTROL) & (campaigns["sent_ts"] >= moment - pd.Timedelta(days=fatigue_days))]
-    contacted = set(sent["customer_id"])
-    for day in lake.list_partitions(settings.lake_dir, "outputs", TABLE):
-        if as_date(ds) - dt.timedelta(days=fatigue_days) < day < as_date(ds):
-            contacted |= set(lake.read_partition(settings.lake_dir, "outputs", TABLE, day)["customer_id"])
-    return contacted
+    return set(sent["customer_id"]) | io.targeted_since(settings, ds, fatigue_days)
 
 
-def plan_frame(
+def choose_actions(
     scores: pd.DataFrame, bundle: InterventionModel, economics: Economics, limits: optimize.Limits, eligible: np.ndarray, config: InterventionConfig
 ) -> tuple[pd.DataFrame, optimize.Assignment]:
     """The chosen (customer, action) rows with their expected figures and a reason a marketer can read."""
@@ -82,25 +75,25 @@ def plan_frame(
     return out.drop(columns="p_control").sort_values("expected_profit", ascending=False, ignore_index=True), chosen
 
 
-def plan_day(settings: Settings, ds: str, config: InterventionConfig, version: str) -> dict:
-    """Score, optimise and write ds's interventions with champion ``version``; returns the plan summary."""
+def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, version: str) -> dict:
+    """Score, optimise and write ds's interventions with champion ``version``; returns the day's summary."""
     t0 = time.perf_counter()
     bundle = train.load_bundle(settings, f"models:/{train.MODEL_NAME}/{version}")
     if bundle.actions != config.actions:
         log.warning("the champion scores actions %s, not the configured %s: planning the champion's", bundle.actions, config.actions)
     tables = train.load_tables(settings, ds, config)
-    features = tables.features(train.plan_moment(ds), config.lookback_days)
+    features = tables.features(train.action_moment(ds), config.lookback_days)
     scores = bundle.score(features)
     contacted = recently_contacted(settings, tables.campaigns, ds, config.fatigue_days)
     eligible = ~scores["customer_id"].isin(contacted).to_numpy()
     economics = replace(bundle.economics, contact_cost=config.contact_cost, margin=bundle.economics.margin if config.margin is None else config.margin)
     caps = config.caps_per_action() if bundle.actions == config.actions else (None,) * len(bundle.actions)
     limits = optimize.Limits(config.budget, caps)
-    rows, chosen = plan_frame(scores, bundle, economics, limits, eligible, config)
-    frame = rows.assign(ds=as_date(ds).isoformat(), model_version=str(version))[list(COLUMNS)]
+    rows, chosen = choose_actions(scores, bundle, economics, limits, eligible, config)
+    frame = rows.assign(ds=ds.isoformat(), model_version=str(version))[list(COLUMNS)]
     written = len(frame)
     summary = {
-        "ds": as_date(ds).isoformat(),
+        "ds": ds.isoformat(),
         "model_version": str(version),
         "customers_scored": len(scores),
         "eligible": int(eligible.sum()),
@@ -115,7 +108,7 @@ def plan_day(settings: Settings, ds: str, config: InterventionConfig, version: s
         "mip_gap": chosen.gap,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    staging.write(settings, TABLE, ds, frame, files={SUMMARY_FILE: json.dumps(summary, indent=2)})
+    io.publish(settings, ds, frame, summary)
     log.info(
         "interventions ds=%s: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
         summary["ds"],

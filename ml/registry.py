@@ -1,5 +1,6 @@
 """MLflow helpers: log a model with its signature and explicit requirements, register it, and promote it by
-alias (``challenger`` -> ``champion``) only when it beats the champion on the same holdout by a stated margin.
+alias (``challenger`` -> ``champion``) only when it beats the champion and the strongest simple baseline on the
+same holdout by a stated margin. When nothing beats the baseline, the baseline itself is registered and served.
 
 The decision, both metric values, the margin and the holdout are written on the version (tags and
 description), so a reviewer sees in the registry UI why a version is or is not the champion.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,20 @@ def register_run(settings: Settings, entry: RegistryEntry, result: dict, tags: d
     return result | {"version": register(client, result["model_uri"], entry.model, tags={"ds": result["ds"], **tags})}
 
 
+def register_baseline(
+    settings: Settings, entry: RegistryEntry, ds: str, name: str, python_model: Any, example: Any, requirements: list[str], tags: dict[str, str]
+) -> str:
+    """Log a baseline (a ``mlflow.pyfunc.PythonModel``) in a run of its own and register it as a new version of
+    the entry's model, tagged ``baseline``: what :class:`Baseline`'s ``serve`` does; returns the version."""
+    import mlflow
+
+    client = configure(settings, entry.experiment)
+    with mlflow.start_run(run_name=f"baseline {name} ds={ds}"):
+        mlflow.set_tags({"baseline": name, "ds": ds})
+        uri = log_pyfunc_model(python_model, "model", example, requirements)
+    return register(client, uri, entry.model, tags={"ds": ds, "baseline": name, **tags})
+
+
 def metric_tags(prefix: str, metrics: dict[str, Any]) -> dict[str, str]:
     """``{"<prefix>.<metric>": repr(value)}``: metrics as version tags a reviewer reads in the registry."""
     return {f"{prefix}.{k}": repr(v) for k, v in metrics.items()}
@@ -134,19 +149,50 @@ class Decision:
     higher_is_better: bool
     holdout: str
     reason: str
+    beats_baseline: bool = True  # False: the challenger lost to the baseline (the champion may still be compared)
 
 
-def decide(metric: str, challenger: float, champion: float | None, margin: float, higher_is_better: bool, holdout: str) -> Decision:
-    """Pure rule: promote when there is no champion, or the challenger beats it by more than ``margin``
-    (relative: 0.01 means 1% better)."""
-    if champion is None:
-        return Decision(True, metric, challenger, None, margin, higher_is_better, holdout, "no champion yet")
-    bar = champion * (1 + margin) if higher_is_better else champion * (1 - margin)
-    beats = challenger > bar if higher_is_better else challenger < bar
+@dataclass(frozen=True)
+class Baseline:
+    """The strongest simple method measured on the same holdout: the bar every candidate must clear by the margin,
+    the first one included. ``serve()`` registers it as a version of the model (returns the version), so that it
+    is what the daily step serves when nothing beats it."""
+
+    name: str
+    value: float
+    serve: Callable[[], str] | None = None
+
+
+def beats(metric: str, value: float, other: float, other_name: str, margin: float, higher_is_better: bool) -> tuple[bool, str]:
+    """Whether ``value`` beats ``other`` by more than ``margin`` (relative: 0.01 means 1% better), and why in words."""
+    bar = other * (1 + margin) if higher_is_better else other * (1 - margin)
+    wins = value > bar if higher_is_better else value < bar
     op = ">" if higher_is_better else "<"
-    verdict = "beats" if beats else "does not beat"
-    reason = f"{metric} {challenger:.6g} {verdict} the champion's {champion:.6g} by the margin ({op} {bar:.6g}, margin {margin:.2%})"
-    return Decision(beats, metric, challenger, champion, margin, higher_is_better, holdout, reason)
+    verdict = "beats" if wins else "does not beat"
+    return wins, f"{metric} {value:.6g} {verdict} {other_name} {other:.6g} by the margin ({op} {bar:.6g}, margin {margin:.2%})"
+
+
+def decide(
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    margin: float,
+    higher_is_better: bool,
+    holdout: str,
+    baseline: tuple[str, float] | None = None,
+) -> Decision:
+    """Pure rule: promote when the challenger beats the baseline (when there is one) and the champion (when there
+    is one) by more than ``margin`` (relative: 0.01 means 1% better)."""
+    reasons = []
+    if baseline is not None:
+        wins, why = beats(metric, challenger, baseline[1], f"the baseline's ({baseline[0]})", margin, higher_is_better)
+        if not wins:
+            return Decision(False, metric, challenger, champion, margin, higher_is_better, holdout, why, beats_baseline=False)
+        reasons.append(why)
+    if champion is None:
+        return Decision(True, metric, challenger, None, margin, higher_is_better, holdout, "; ".join(["no champion yet", *reasons]))
+    wins, why = beats(metric, challenger, champion, "the champion's", margin, higher_is_better)
+    return Decision(wins, metric, challenger, champion, margin, higher_is_better, holdout, "; ".join([why, *reasons]))
 
 
 def champion(client, name: str):
@@ -171,10 +217,13 @@ def promote(
     margin: float = 0.01,
     higher_is_better: bool = True,
     evaluate_champion: Callable[[str], float] | None = None,
+    baseline: Baseline | None = None,
 ) -> Decision:
-    """Give ``version`` the challenger alias, compare it with the champion on the same holdout, and move the
-    champion alias when it wins. ``holdout`` identifies the evaluation data; if the champion was measured on
-    another holdout, ``evaluate_champion(model_uri)`` re-measures it (else RegistryError: no unfair comparisons)."""
+    """Give ``version`` the challenger alias, compare it with the baseline and the champion on the same holdout,
+    and move the champion alias when it wins. ``holdout`` identifies the evaluation data; if the champion was
+    measured on another holdout, ``evaluate_champion(model_uri)`` re-measures it (else RegistryError: no unfair
+    comparisons). When the challenger loses to the baseline and no champion beats it either (none yet, or one
+    measured here no better than it), ``baseline.serve()`` registers the baseline and it becomes the champion."""
     client.set_registered_model_alias(name, CHALLENGER, version)
     champion_value, not_comparable = None, None
     current = champion(client, name)
@@ -195,7 +244,13 @@ def promote(
     if not_comparable:
         decision = Decision(False, metric, value, None, margin, higher_is_better, holdout, f"not compared: {not_comparable}")
     else:
-        decision = decide(metric, value, champion_value, margin, higher_is_better, holdout)
+        decision = decide(metric, value, champion_value, margin, higher_is_better, holdout, None if baseline is None else (baseline.name, baseline.value))
+    if baseline is not None and baseline.serve is not None and not decision.beats_baseline and not not_comparable:
+        # the margin is a candidate's bar; a sitting champion keeps serving while it is better than the baseline at all
+        champion_holds = champion_value is not None and beats(metric, champion_value, baseline.value, "", 0.0, higher_is_better)[0]
+        if not champion_holds:
+            served = _serve_baseline(client, name, baseline, metric, holdout, margin, version, value, champion_version, champion_value)
+            decision = replace(decision, reason=f"{decision.reason}; the baseline is served instead (v{served})")
     tags = {
         "eval.holdout": holdout,
         f"eval.{metric}": repr(value),
@@ -205,6 +260,7 @@ def promote(
         "gate.champion_version": champion_version or "",
         "gate.champion_value": "" if champion_value is None else repr(champion_value),
         "gate.reason": decision.reason,
+        **({"gate.baseline": baseline.name, "gate.baseline_value": repr(baseline.value)} if baseline else {}),
     }
     for key, val in tags.items():
         client.set_model_version_tag(name, version, key, val)
@@ -218,9 +274,57 @@ def promote(
     return decision
 
 
-def gate_run(settings: Settings, entry: RegistryEntry, registered: dict, value: float, margin: float, evaluate_champion: Callable[[str], float]) -> dict:
+def _serve_baseline(
+    client,
+    name: str,
+    baseline: Baseline,
+    metric: str,
+    holdout: str,
+    margin: float,
+    challenger: str,
+    challenger_value: float,
+    champion_version: str | None,
+    champion_value: float | None,
+) -> str:
+    """Register the baseline and make it the champion, with the reason in words on the version."""
+    assert baseline.serve is not None
+    served = baseline.serve()
+    bar = f"{baseline.name} ({metric} {baseline.value:.6g}) by the margin {margin:.2%}"
+    reason = f"served as the baseline: the challenger v{challenger} ({metric} {challenger_value:.6g}) does not beat {bar}"
+    if champion_version is not None:
+        reason += f", and the champion v{champion_version} ({metric} {champion_value:.6g}) is no better than it"
+    tags = {
+        "eval.holdout": holdout,
+        f"eval.{metric}": repr(baseline.value),
+        "gate.decision": "baseline served",
+        "gate.metric": metric,
+        "gate.margin": repr(margin),
+        "gate.baseline": baseline.name,
+        "gate.baseline_value": repr(baseline.value),
+        "gate.reason": reason,
+    }
+    for key, val in tags.items():
+        client.set_model_version_tag(name, served, key, val)
+    client.update_model_version(name, served, description=f"CHAMPION as the baseline: {reason} (holdout {holdout}).")
+    client.set_registered_model_alias(name, CHAMPION, served)
+    if champion_version and champion_version != served:
+        client.set_model_version_tag(name, champion_version, "gate.replaced_by", served)
+    log.warning("%s: %s; v%s is served", name, reason, served)
+    return served
+
+
+def gate_run(
+    settings: Settings,
+    entry: RegistryEntry,
+    registered: dict,
+    value: float,
+    margin: float,
+    evaluate_champion: Callable[[str], float],
+    baseline: Baseline | None = None,
+) -> dict:
     """The gate step every trained pipeline shares: :func:`promote` the registered version (its ``value`` of the
-    metric on its holdout), the champion re-measured there by ``evaluate_champion``; returns the decision."""
+    metric on its holdout) against the ``baseline`` and the champion, re-measured there by ``evaluate_champion``;
+    returns the decision."""
     decision = promote(
         configure(settings, entry.experiment),
         entry.model,
@@ -231,6 +335,7 @@ def gate_run(settings: Settings, entry: RegistryEntry, registered: dict, value: 
         margin=margin,
         higher_is_better=entry.higher_is_better,
         evaluate_champion=evaluate_champion,
+        baseline=baseline,
     )
     return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
 

@@ -51,7 +51,9 @@ def test_recommend_runs_the_pipeline_and_explains_a_missing_lake(settings):
     from ml import serving
 
     rows = serving.read_ds(settings.serving_url, "recommendations", "2024-03-01")
-    assert len(rows) == rows["customer_id"].nunique() * 5 and set(rows["model_version"]) == {"1"}
+    # popularity is the baseline itself, so it is not promoted: the baseline registered beside it (v2) is served
+    assert len(rows) == rows["customer_id"].nunique() * 5 and set(rows["model_version"]) == {"2"}
+    assert "the baseline is served instead (v2)" in " ".join(done.output.split())
 
 
 def test_forecast_then_plan_from_the_command_line(settings):
@@ -65,6 +67,8 @@ def test_forecast_then_plan_from_the_command_line(settings):
 
     forecasts = serving.read_ds(settings.serving_url, "demand_forecasts", "2024-03-01")
     assert len(forecasts) == 7 * len(forecasts[["product_id", "warehouse_id"]].drop_duplicates()) > 0
+    # seasonal naive as the candidate is the baseline itself: not promoted, the registered baseline (v2) is served
+    assert set(forecasts["model_version"]) == {"2"} and "does not beat the baseline's (seasonal naive)" in " ".join(done.output.split())
     planned = runner.invoke(app, ["plan", "--service-level", "0.9", "--time-limit-s", "30"])
     assert planned.exit_code == 0, planned.output
     assert '"status": "optimal"' in planned.output or '"status": "within_gap"' in planned.output

@@ -170,23 +170,30 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
         config = train.RecsysConfig(model=kind, holdout_days=10, history_days=60, ease_l2=1.0)
         registered = _register(settings, train.evaluate_run(settings, ds, train.train_run(settings, ds, config)))
         results[registered["version"]] = train.gate(settings, ds, registered)
-    assert [r["promoted"] for r in results.values()] == [True, True, False]
-    assert score.champion_version(settings) == "2"
+    # popularity alone is the baseline itself: not promoted, even as the first version; recent popularity is
+    # registered (v2) and served until EASE (v3) beats it; the second popularity model (v4) loses to both
+    assert list(results) == ["1", "3", "4"] and [r["promoted"] for r in results.values()] == [False, True, False]
+    assert "does not beat the baseline's (recent popularity (28 days))" in results["1"]["reason"]
+    assert results["1"]["reason"].endswith("the baseline is served instead (v2)")
+    assert "beats the baseline's" in results["3"]["reason"] and "beats the champion's" in results["3"]["reason"]
+    assert score.champion_version(settings) == "3"
     # a backfill for an earlier ds: the champion trained on part of that holdout, so it is not compared
     backfill = train.RecsysConfig(model="ease", holdout_days=10, history_days=60, ease_l2=1.0)
     backfill_ds = dt.date(2024, 2, 8)
     trained = train.train_run(settings, backfill_ds, backfill)
     earlier = train.gate(settings, backfill_ds, _register(settings, train.evaluate_run(settings, backfill_ds, trained)))
     assert not earlier["promoted"] and earlier["reason"].startswith("not compared: the champion")
-    assert score.champion_version(settings) == "2"
+    assert score.champion_version(settings) == "3"
     ease_model = train.load_recommender(settings, f"models:/{train.MODEL_NAME}@champion")
     assert isinstance(ease_model, Recommender) and ease_model.kind == "ease"
 
     import mlflow
 
     client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    rejected = client.get_model_version(train.MODEL_NAME, "3")
-    assert rejected.tags["gate.decision"] == "rejected" and rejected.tags["gate.champion_version"] == "2"
+    served = client.get_model_version(train.MODEL_NAME, "2")
+    assert served.tags["gate.decision"] == "baseline served" and served.tags["recsys.model"] == "popularity"
+    rejected = client.get_model_version(train.MODEL_NAME, "4")
+    assert rejected.tags["gate.decision"] == "rejected" and rejected.tags["gate.champion_version"] == "3"
     assert float(rejected.tags["gate.champion_value"]) > float(rejected.tags["eval.ndcg_at_10"])
     run = client.get_run(rejected.run_id)
     assert "holdout.recent_popularity.ndcg_at_10" in run.data.metrics

@@ -36,6 +36,57 @@ def test_decide_is_a_pure_rule():
     assert registry.decide("mase", 0.86, 0.90, 0.05, False, "h").promoted is False
 
 
+def test_the_baseline_is_a_bar_for_every_candidate_the_first_included():
+    below = registry.decide("ndcg", 0.20, None, 0.01, True, "h", baseline=("recent popularity", 0.21))
+    assert not below.promoted and not below.beats_baseline
+    assert "0.2 does not beat the baseline's (recent popularity) 0.21" in below.reason
+    first = registry.decide("ndcg", 0.30, None, 0.01, True, "h", baseline=("recent popularity", 0.21))
+    assert first.promoted and "no champion yet" in first.reason and "beats the baseline's (recent popularity) 0.21" in first.reason
+    # lower is better: a MASE must come in under seasonal naive's by the margin, then under the champion's
+    assert not registry.decide("mase", 0.99, 0.95, 0.02, False, "h", baseline=("seasonal naive", 1.0)).promoted
+    assert registry.decide("mase", 0.90, 0.95, 0.02, False, "h", baseline=("seasonal naive", 1.0)).promoted
+
+
+def test_when_nothing_beats_the_baseline_the_baseline_is_served(settings):
+    client = registry.configure(settings, "registry-test")
+    name = "baseline_scorer"
+    served = []
+
+    def serve() -> str:
+        served.append(_train(name, 0.5))
+        return served[-1]
+
+    weak = _train(name, 1.0)
+    decision = registry.promote(client, name, weak, "ndcg_at_10", 0.20, "split-A", baseline=registry.Baseline("recent popularity", 0.25, serve))
+    assert not decision.promoted and len(served) == 1
+    assert str(registry.champion(client, name).version) == served[0]  # not the weak first version
+    assert "0.2 does not beat the baseline's (recent popularity) 0.25" in decision.reason and f"served instead (v{served[0]})" in decision.reason
+    baseline_version = client.get_model_version(name, served[0])
+    assert baseline_version.tags["gate.decision"] == "baseline served" and float(baseline_version.tags["eval.ndcg_at_10"]) == 0.25
+    assert "ndcg_at_10 0.2" in baseline_version.description and "recent popularity (ndcg_at_10 0.25)" in baseline_version.description
+    assert client.get_model_version(name, weak).tags["gate.baseline_value"] == "0.25"
+
+    # a strong challenger beats both; a later weak one loses to the baseline, and the champion (measured here above
+    # the baseline) stays: no second baseline version
+    strong = _train(name, 2.0)
+    assert registry.promote(client, name, strong, "ndcg_at_10", 0.40, "split-A", baseline=registry.Baseline("recent popularity", 0.25, serve)).promoted
+    again = _train(name, 1.5)
+    kept = registry.promote(client, name, again, "ndcg_at_10", 0.24, "split-A", baseline=registry.Baseline("recent popularity", 0.25, serve))
+    assert not kept.promoted and len(served) == 1 and str(registry.champion(client, name).version) == strong
+    # the margin is a candidate's bar: a champion better than the baseline, if not by a 50% margin, keeps serving
+    demanding = registry.promote(
+        client, name, _train(name, 1.6), "ndcg_at_10", 0.26, "split-A", margin=0.5, baseline=registry.Baseline("recent popularity", 0.25, serve)
+    )
+    assert not demanding.promoted and len(served) == 1 and str(registry.champion(client, name).version) == strong
+    # on a new holdout where the champion falls below the baseline, the baseline is served again
+    later = _train(name, 1.2)
+    registry.promote(
+        client, name, later, "ndcg_at_10", 0.20, "split-B", evaluate_champion=lambda uri: 0.22, baseline=registry.Baseline("recent popularity", 0.30, serve)
+    )
+    assert len(served) == 2 and str(registry.champion(client, name).version) == served[1]
+    assert client.get_model_version(name, strong).tags["gate.replaced_by"] == served[1]
+
+
 def _promotion_flow(settings):
     client = registry.configure(settings, "registry-test")
     name = "toy_scorer"

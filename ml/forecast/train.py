@@ -162,4 +162,24 @@ def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
         except EcomError as exc:
             raise registry.NotComparable(f"the champion ({uri}, {champion.kind}) cannot be backtested here: {exc}") from exc
 
-    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_mase)
+    naive = registered["metrics"]["seasonal_naive"][GATE_METRIC]
+    baseline = registry.Baseline("seasonal naive", naive, lambda: serve_seasonal_naive(settings, ds, config))
+    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_mase, baseline)
+
+
+def serve_seasonal_naive(settings: Settings, ds: dt.date, config: ForecastConfig) -> str:
+    """Register seasonal naive over the demand through ds as a version of the forecaster: served when no
+    model beats it."""
+    panel = io.load_panel(settings, ds, config.history_days)
+    forecaster = Forecaster.fit("seasonal_naive", panel, config.horizon)
+    example = data.to_long(panel.rows(np.arange(1)))
+    return registry.register_baseline(
+        settings,
+        REGISTRY_ENTRY,
+        ds.isoformat(),
+        "seasonal_naive",
+        pyfunc_model(forecaster),
+        example,
+        registry.pip_requirements("statsmodels"),
+        {"forecast.model": "seasonal_naive", "forecast.trained_through": forecaster.trained_through},
+    )

@@ -202,4 +202,23 @@ def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
             )
         return holdout_metrics(champion, train, test)[GATE_METRIC]
 
-    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_ndcg)
+    popularity = registered["metrics"]["recent_popularity"][GATE_METRIC]
+    baseline = registry.Baseline(f"recent popularity ({config.popularity_days} days)", popularity, lambda: serve_popularity(settings, ds, config, registered))
+    return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_ndcg, baseline)
+
+
+def serve_popularity(settings: Settings, ds: dt.date, config: RecsysConfig, registered: dict) -> str:
+    """Register recent popularity as measured on the holdout (counts before its cutoff, the challenger's
+    catalogue) as a version of the recommender: served when no model beats it."""
+    train, _, at = holdout(load_events(settings, ds, config), ds, config)
+    baseline = recent_popularity(load_recommender(settings, registered["model_uri"]), train, at, config.popularity_days)
+    return registry.register_baseline(
+        settings,
+        REGISTRY_ENTRY,
+        ds.isoformat(),
+        "recent_popularity",
+        pyfunc_model(baseline),
+        _pyfunc_example(train),
+        registry.pip_requirements("scipy"),
+        {"recsys.model": "popularity", "recsys.trained_through": baseline.trained_through},
+    )

@@ -46,11 +46,17 @@ def _products_from(ids: pd.Series, category, title=None) -> pd.DataFrame:
 
 
 def read_amazon_beauty(path: Path) -> dict[str, pd.DataFrame]:
-    """``Beauty.txt``: one line per user, ``user item item ...`` in time order."""
+    """The S3-Rec Beauty sequences, ``Beauty.txt`` in the dataset's folder."""
+    return read_sequences(path / "Beauty.txt")
+
+
+def read_sequences(file: Path) -> dict[str, pd.DataFrame]:
+    """A sequence file in the S3-Rec format (``Beauty.txt``, ``Sports.txt``, ...): one line per user,
+    ``user item item ...`` in time order, no timestamps."""
     users: list[str] = []
     items: list[str] = []
     pos: list[int] = []
-    with open(path / "Beauty.txt") as fh:
+    with open(file) as fh:
         for line in fh:
             user, *seq = line.split()
             users += [user] * len(seq)

@@ -76,6 +76,25 @@ def test_forecast_then_plan_from_the_command_line(settings):
     assert bad.exit_code == 1 and "budget=-5.0 must be at least 0" in bad.output
 
 
+def test_forecast_held_to_ets_serves_ets_when_nothing_beats_it(settings):
+    """With ets_baseline, the bar is the better of seasonal naive and ETS; on the tiny shop ETS is the better, so a
+    seasonal-naive candidate loses to it and ETS is registered and served."""
+    import mlflow
+
+    from ml import serving
+
+    assert runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-01", "--backfill-days", "59"]).exit_code == 0
+    args = ["forecast", "--model", "seasonal_naive", "--ets-baseline", "--horizon", "7", "--origins", "2", "--origin-step", "7", "--shards", "1"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    candidate, served = client.get_model_version("ecom_demand_forecaster", "1"), client.get_model_version("ecom_demand_forecaster", "2")
+    assert float(candidate.tags["backtest.ets.mase"]) < float(candidate.tags["backtest.seasonal_naive.mase"])
+    assert "does not beat the baseline's (ETS)" in candidate.tags["gate.reason"]
+    assert served.tags["forecast.model"] == "ets" and served.tags["gate.decision"] == "baseline served"
+    assert set(serving.read_ds(settings.serving_url, "demand_forecasts", "2024-03-01")["model_version"]) == {"2"}
+
+
 def test_intervene_explains_too_few_campaigns_and_plans_with_caps(settings):
     assert runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-03-30", "--backfill-days", "89"]).exit_code == 0
     short = runner.invoke(app, ["intervene"])

@@ -204,3 +204,15 @@ def test_the_pyfunc_reads_the_promotion_calendar_from_its_input_rows():
     unplanned = forecaster.forecast_rows(data.Panel(panel.keys, dates, values)).sort_values(["product_id", "target_date"])
     promoted = pd.to_datetime(direct["target_date"]).isin(pd.date_range(dates[0] + pd.Timedelta(days=202), periods=4))
     assert (direct["p50"].to_numpy()[promoted] > 1.5 * unplanned["p50"].to_numpy()[promoted]).mean() > 0.9  # no calendar: no lift
+
+
+def test_the_gate_holds_a_forecaster_to_the_better_of_its_baselines():
+    from ml.forecast import train
+    from ml.forecast.pipeline import ForecastConfig
+
+    assert train.baselines_of(ForecastConfig()) == ("seasonal_naive",)
+    assert train.baselines_of(ForecastConfig(ets_baseline=True)) == ("seasonal_naive", "ets")
+    metrics = {"model": {"mase": 0.7}, "seasonal_naive": {"mase": 1.2}}
+    assert train.strongest_baseline(metrics) == ("seasonal_naive", 1.2)
+    assert train.strongest_baseline(metrics | {"ets": {"mase": 0.9}}) == ("ets", 0.9)
+    assert train.strongest_baseline(metrics | {"ets": {"mase": 1.3}}) == ("seasonal_naive", 1.2)

@@ -29,6 +29,7 @@ class ForecastConfig(PipelineConfig):
     origin_step: int = option(14, "Days between backtest origins", minimum=1, maximum=365)
     history_days: int = option(730, "Days of demand history to use", minimum=28, maximum=3650)
     margin: float = option(0.02, "Relative MASE cut to replace the champion", minimum=0, maximum=0.99)
+    ets_baseline: bool = option(False, "Also backtest ETS beside seasonal naive; the gate's bar is the better of the two (slow: ETS fits every series)")
     shards: int = option(2, "Parallel forecasting tasks (by series)", minimum=1, maximum=256)
     lgbm_estimators: int = option(400, "LightGBM: boosting rounds", minimum=1, maximum=10_000)
     lgbm_max_rows: int = option(1_000_000, "LightGBM: most training rows (origins are thinned beyond)", minimum=1)

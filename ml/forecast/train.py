@@ -77,17 +77,30 @@ def backtest(panel: data.Panel, kind: str, forecaster_method: evaluate.Method, c
     return evaluate.backtest(panel.values, panel.dates, forecaster_method, config.horizon, origins(panel, config, kind), panel.discount)
 
 
+BASELINE_NAMES = {"seasonal_naive": "seasonal naive", "ets": "ETS"}
+
+
+def baselines_of(config: ForecastConfig) -> tuple[str, ...]:
+    """The simple methods backtested beside the model: seasonal naive always, ETS when asked."""
+    return ("seasonal_naive", "ets") if config.ets_baseline else ("seasonal_naive",)
+
+
+def strongest_baseline(metrics: dict[str, dict[str, float]]) -> tuple[str, float]:
+    """The baseline with the lowest backtest MASE among those in ``metrics`` (the gate's bar)."""
+    kind = min((k for k in BASELINE_NAMES if k in metrics), key=lambda k: metrics[k][GATE_METRIC])
+    return kind, metrics[kind][GATE_METRIC]
+
+
 def evaluate_run(settings: Settings, ds: dt.date, trained: dict) -> dict:
-    """Backtest the run's method beside seasonal naive; log metrics, the ratio to naive and fan charts."""
+    """Backtest the run's method beside seasonal naive (and ETS when asked); log metrics, the ratio to naive and
+    fan charts."""
     import mlflow
 
     config = ForecastConfig.from_params(trained["config"])
     panel = io.load_panel(settings, ds, config.history_days)
     forecaster = load_forecaster(settings, trained["model_uri"])
-    results = {
-        "model": backtest(panel, forecaster.kind, forecaster.method(), config),
-        "seasonal_naive": backtest(panel, "seasonal_naive", method("seasonal_naive"), config),
-    }
+    results = {"model": backtest(panel, forecaster.kind, forecaster.method(), config)}
+    results |= {kind: backtest(panel, kind, method(kind), config) for kind in baselines_of(config)}
     metrics = {who: r.metrics for who, r in results.items()}
     naive = metrics["seasonal_naive"]["mase"]
     # undefined (NaN, null in XCom) when seasonal naive is perfect or unscored, e.g. on windows without sales
@@ -95,7 +108,7 @@ def evaluate_run(settings: Settings, ds: dt.date, trained: dict) -> dict:
     registry.configure(settings, EXPERIMENT)
     with mlflow.start_run(run_id=trained["run_id"]):
         for who, values in metrics.items():
-            prefix = "backtest." if who == "model" else "backtest.seasonal_naive."
+            prefix = "backtest." if who == "model" else f"backtest.{who}."
             mlflow.log_metrics({prefix + k: float(v) for k, v in values.items() if np.isfinite(v)})
         mlflow.log_figure(fan_chart(panel, results, config), "evaluation/fan_chart.png")
         mlflow.log_dict(metrics | {"origins": [str(o.date()) for o in results["model"].origins]}, "evaluation/backtest.json")
@@ -147,6 +160,7 @@ def version_tags(evaluated: dict) -> dict[str, str]:
         "forecast.model": evaluated["config"]["model"],
         **registry.metric_tags("backtest", metrics["model"]),
         "backtest.seasonal_naive.mase": repr(metrics["seasonal_naive"]["mase"]),
+        **({"backtest.ets.mase": repr(metrics["ets"]["mase"])} if "ets" in metrics else {}),
     }
 
 
@@ -162,24 +176,24 @@ def gate(settings: Settings, ds: dt.date, registered: dict) -> dict:
         except EcomError as exc:
             raise registry.NotComparable(f"the champion ({uri}, {champion.kind}) cannot be backtested here: {exc}") from exc
 
-    naive = registered["metrics"]["seasonal_naive"][GATE_METRIC]
-    baseline = registry.Baseline("seasonal naive", naive, lambda: serve_seasonal_naive(settings, ds, config))
+    kind, value = strongest_baseline(registered["metrics"])
+    baseline = registry.Baseline(BASELINE_NAMES[kind], value, lambda: serve_baseline(settings, ds, config, kind))
     return registry.gate_run(settings, REGISTRY_ENTRY, registered, registered["metrics"]["model"][GATE_METRIC], config.margin, champion_mase, baseline)
 
 
-def serve_seasonal_naive(settings: Settings, ds: dt.date, config: ForecastConfig) -> str:
-    """Register seasonal naive over the demand through ds as a version of the forecaster: served when no
-    model beats it."""
+def serve_baseline(settings: Settings, ds: dt.date, config: ForecastConfig, kind: str) -> str:
+    """Register the baseline method ``kind`` over the demand through ds as a version of the forecaster: served
+    when no model beats it."""
     panel = io.load_panel(settings, ds, config.history_days)
-    forecaster = Forecaster.fit("seasonal_naive", panel, config.horizon)
+    forecaster = Forecaster.fit(kind, panel, config.horizon)
     example = data.to_long(panel.rows(np.arange(1)))
     return registry.register_baseline(
         settings,
         REGISTRY_ENTRY,
         ds.isoformat(),
-        "seasonal_naive",
+        kind,
         pyfunc_model(forecaster),
         example,
         registry.pip_requirements("statsmodels"),
-        {"forecast.model": "seasonal_naive", "forecast.trained_through": forecaster.trained_through},
+        {"forecast.model": kind, "forecast.trained_through": forecaster.trained_through},
     )

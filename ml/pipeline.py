@@ -268,41 +268,42 @@ class Pipeline:
 
 
 def model_steps(
-    train_module: str, champion_module: str, *, evaluate: str | None = "evaluate", train_queue: str = "default", items: Callable[[Run], list[Any]] | None = None
+    train_module: str, *, evaluate: str | None = "evaluate", train_queue: str = "default", items: Callable[[Run], list[Any]] | None = None
 ) -> tuple[Step, ...]:
     """The chain every trained pipeline shares: train -> [evaluate] -> register -> gate -> champion.
 
     ``train_module`` provides ``train_run(settings, ds, config)``, ``evaluate_run`` and ``gate`` (each
     ``(settings, ds, previous) -> dict``, ds a ``datetime.date``), and for the shared register step its
-    ``REGISTRY_ENTRY`` and ``version_tags(evaluated)``; ``champion_module`` provides ``champion_version(settings)``. The
-    champion step resolves the version once per run, so every fan-out item uses the same model, and lists
+    ``REGISTRY_ENTRY`` and ``version_tags(evaluated)``. The champion step resolves the entry's champion version once
+    per run, so every fan-out item uses the same model, and lists
     ``items(run)`` for the fan-out."""
 
-    def call(module: str, name: str, *args: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args)
+    def module() -> Any:
+        return importlib.import_module(train_module)
 
-    def step(module: str, name: str, *args: Any) -> dict[str, Any]:
-        out: dict[str, Any] = call(module, name, *args)
+    def step(name: str, *args: Any) -> dict[str, Any]:
+        out: dict[str, Any] = getattr(module(), name)(*args)
         return out
 
     def train(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
-        return step(train_module, "train_run", run.settings, run.ds, run.config)
+        return step("train_run", run.settings, run.ds, run.config)
 
     def forward(name: str) -> StepFn:
-        return lambda run, previous: step(train_module, name, run.settings, run.ds, previous)
+        return lambda run, previous: step(name, run.settings, run.ds, previous)
 
     def register(run: Run, evaluated: dict[str, Any]) -> dict[str, Any]:
         from ml import registry
 
-        module = importlib.import_module(train_module)
-        return registry.register_run(run.settings, module.REGISTRY_ENTRY, evaluated, module.version_tags(evaluated))
+        return registry.register_run(run.settings, module().REGISTRY_ENTRY, evaluated, module().version_tags(evaluated))
 
     def gate(run: Run, registered: dict[str, Any]) -> dict[str, Any]:
-        decision = step(train_module, "gate", run.settings, run.ds, registered)
+        decision = step("gate", run.settings, run.ds, registered)
         return {**decision, "holdout": registered["holdout"], "metrics": registered["metrics"]}
 
     def champion(run: Run, gated: dict[str, Any]) -> dict[str, Any]:
-        version = call(champion_module, "champion_version", run.settings)
+        from ml import registry
+
+        version = registry.champion_version(run.settings, module().REGISTRY_ENTRY)
         return {"version": version, ITEMS: items(run) if items else [], "gate": gated}
 
     chain = [Step("train", train, queue=train_queue)]

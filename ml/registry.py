@@ -340,12 +340,12 @@ def gate_run(
     return {"version": registered["version"], "promoted": decision.promoted, "reason": decision.reason}
 
 
-def champion_version(settings: Settings, experiment: str, name: str) -> str:
-    """The version of ``name`` holding ``@champion`` now: resolved once per run, so every scoring shard uses the
-    same one even if a concurrent run moves the alias."""
-    current = champion(configure(settings, experiment), name)
+def champion_version(settings: Settings, entry: RegistryEntry) -> str:
+    """The version of the entry's model holding ``@champion`` now: resolved once per run, so every scoring shard
+    uses the same one even if a concurrent run moves the alias."""
+    current = champion(configure(settings, entry.experiment), entry.model)
     if current is None:
-        raise RegistryError(f"no {name}@{CHAMPION} in {settings.mlflow_tracking_uri}: train and gate a model first")
+        raise RegistryError(f"no {entry.model}@{CHAMPION} in {settings.mlflow_tracking_uri}: train and gate a model first")
     return str(current.version)
 
 

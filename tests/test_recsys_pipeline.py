@@ -176,14 +176,14 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
     assert "does not beat the baseline's (recent popularity (28 days))" in results["1"]["reason"]
     assert results["1"]["reason"].endswith("the baseline is served instead (v2)")
     assert "beats the baseline's" in results["3"]["reason"] and "beats the champion's" in results["3"]["reason"]
-    assert score.champion_version(settings) == "3"
+    assert registry.champion_version(settings, train.REGISTRY_ENTRY) == "3"
     # a backfill for an earlier ds: the champion trained on part of that holdout, so it is not compared
     backfill = train.RecsysConfig(model="ease", holdout_days=10, history_days=60, ease_l2=1.0)
     backfill_ds = dt.date(2024, 2, 8)
     trained = train.train_run(settings, backfill_ds, backfill)
     earlier = train.gate(settings, backfill_ds, _register(settings, train.evaluate_run(settings, backfill_ds, trained)))
     assert not earlier["promoted"] and earlier["reason"].startswith("not compared: the champion")
-    assert score.champion_version(settings) == "3"
+    assert registry.champion_version(settings, train.REGISTRY_ENTRY) == "3"
     ease_model = train.load_recommender(settings, f"models:/{train.MODEL_NAME}@champion")
     assert isinstance(ease_model, Recommender) and ease_model.kind == "ease"
 

@@ -52,7 +52,7 @@ DEMAND_FORECAST = Pipeline(
     dag_id="ecom_demand_forecast",
     doc=__doc__ or "",
     config=ForecastConfig,
-    steps=model_steps("ml.forecast.train", "ml.forecast.score", evaluate="backtest", items=lambda run: list(range(run.config.shards))),
+    steps=model_steps("ml.forecast.train", evaluate="backtest", items=lambda run: list(range(run.config.shards))),
     fan_out=FanOut("forecast", _forecast),
     publish=publish_shards("ml.forecast.io", "series"),
     outputs=("outputs/demand_forecasts",),

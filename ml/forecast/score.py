@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 
-from ml import contract, parallel, registry
+from ml import contract, parallel
 from ml.forecast import io, train
 from ml.forecast.data import Panel
 from ml.settings import Settings
@@ -19,10 +19,6 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 COLUMNS = tuple(contract.table(io.TABLE).column_names)
-
-
-def champion_version(settings: Settings) -> str:
-    return registry.champion_version(settings, train.EXPERIMENT, train.MODEL_NAME)
 
 
 def shard(panel: Panel, number: int, shards: int) -> Panel:

@@ -71,7 +71,7 @@ INTERVENTION = Pipeline(
     dag_id="ecom_intervention",
     doc=__doc__ or "",
     config=InterventionConfig,
-    steps=model_steps("ml.intervention.train", "ml.intervention.target", evaluate=None),
+    steps=model_steps("ml.intervention.train", evaluate=None),
     publish=_target,
     publish_name="target",
     outputs=("outputs/interventions",),

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ml import contract, registry
+from ml import contract
 from ml.intervention import io, optimize, train
 from ml.intervention.model import Economics, InterventionModel
 from ml.intervention.train import InterventionConfig
@@ -22,10 +22,6 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 COLUMNS = tuple(contract.table(io.TABLE).column_names)
-
-
-def champion_version(settings: Settings) -> str:
-    return registry.champion_version(settings, train.EXPERIMENT, train.MODEL_NAME)
 
 
 def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: dt.date, fatigue_days: int) -> set[str]:

@@ -53,7 +53,7 @@ RECOMMENDATIONS = Pipeline(
     dag_id="ecom_recommendations",
     doc=__doc__ or "",
     config=RecsysConfig,
-    steps=model_steps("ml.recsys.train", "ml.recsys.score", train_queue="gpu", items=lambda run: list(range(run.config.shards))),
+    steps=model_steps("ml.recsys.train", train_queue="gpu", items=lambda run: list(range(run.config.shards))),
     fan_out=FanOut("score", _score),
     publish=publish_shards("ml.recsys.io", "customers"),
     outputs=("outputs/recommendations",),

@@ -123,13 +123,6 @@ def recommend_customers(
     return pd.concat([f[columns_out] for f in frames], ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
 
 
-def champion_version(settings: Settings) -> str:
-    from ml import registry
-    from ml.recsys.train import EXPERIMENT, MODEL_NAME
-
-    return registry.champion_version(settings, EXPERIMENT, MODEL_NAME)
-
-
 def score_shard(settings: Settings, ds: dt.date, shard: int, shards: int, version: str, k: int, popularity_days: int, history_days: int) -> dict:
     """Score one shard of ds's customers with champion ``version`` and stage the rows."""
     from ml.recsys.train import MODEL_NAME, load_recommender

@@ -11,13 +11,11 @@ unpromoted target days.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
+import record
 
 from ml.forecast import data, evaluate
 from ml.forecast.model import method
@@ -29,7 +27,7 @@ def panel_of(scale: str, seed: int) -> data.Panel:
     cfg = synthetic.scale_config(scale, seed)
     world = synthetic.build_world(cfg)
     tables = synthetic.simulate(world, cfg.start, cfg.end).tables
-    panel = data.daily_demand(tables["orders"], tables["order_items"], end=str(cfg.end))
+    panel = data.demand_panel(tables["orders"], tables["order_items"], end=str(cfg.end))
     panel.discount = data.promotion_calendar(tables["promotions"], panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
     return panel
 
@@ -41,7 +39,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=28)
     parser.add_argument("--origins", type=int, default=3)
     parser.add_argument("--origin-step", type=int, default=28)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forecast_promotions.json"))
+    record.add_arguments(parser, "benchmarks/results/forecast_promotions.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     panel = panel_of(args.scale, args.seed)
@@ -82,20 +80,8 @@ def main() -> None:
             f"{r['model']:<30}{r['mase']:>8.3f}{r['wrmsse']:>8.3f}{r['coverage_p10_p90']:>8.1%}"
             f"{r['mae_promoted_days']:>11.3f}{r['mae_other_days']:>11.3f}{r['seconds']:>7.0f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "scale": args.scale,
-                "series": panel.n_series,
-                "days": len(panel.dates),
-                "promoted_share": float(promoted.mean()),
-                "rows": rows,
-                "machine": platform.platform(),
-            },
-            indent=2,
-        )
-    )
+    payload = {"scale": args.scale, "series": panel.n_series, "days": len(panel.dates), "promoted_share": float(promoted.mean()), "rows": rows}
+    record.save(args, f"forecast_promotions {args.scale}", payload, record.row_metrics(rows, ("model",)), vars(args) | {"out": str(args.out)})
 
 
 if __name__ == "__main__":

@@ -153,14 +153,32 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """Another headline metric on the same holdout: the candidate must be no worse on it than the best simple
+    method (``baseline_name``), or it does not beat the baseline."""
+
+    metric: str
+    value: float  # the candidate's
+    baseline_value: float
+    baseline_name: str
+    higher_is_better: bool = False
+
+    def holds(self) -> tuple[bool, str]:
+        ok = self.value >= self.baseline_value if self.higher_is_better else self.value <= self.baseline_value
+        verdict = "is no worse than" if ok else "is worse than"
+        return ok, f"{self.metric} {self.value:.6g} {verdict} the baseline's ({self.baseline_name}) {self.baseline_value:.6g}"
+
+
+@dataclass(frozen=True)
 class Baseline:
     """The strongest simple method measured on the same holdout: the bar every candidate must clear by the margin,
-    the first one included. ``serve()`` registers it as a version of the model (returns the version), so that it
-    is what the daily step serves when nothing beats it."""
+    the first one included, and be no worse than on each ``guards`` metric. ``serve()`` registers it as a version
+    of the model (returns the version), so that it is what the daily step serves when nothing beats it."""
 
     name: str
     value: float
     serve: Callable[[], str] | None = None
+    guards: tuple[Guard, ...] = ()
 
 
 def beats(metric: str, value: float, other: float, other_name: str, margin: float, higher_is_better: bool) -> tuple[bool, str]:
@@ -180,15 +198,19 @@ def decide(
     higher_is_better: bool,
     holdout: str,
     baseline: tuple[str, float] | None = None,
+    guards: tuple[Guard, ...] = (),
 ) -> Decision:
-    """Pure rule: promote when the challenger beats the baseline (when there is one) and the champion (when there
-    is one) by more than ``margin`` (relative: 0.01 means 1% better)."""
+    """Pure rule: promote when the challenger beats the baseline (when there is one) by more than ``margin``
+    (relative: 0.01 means 1% better) and is no worse than it on each guard metric, and beats the champion (when
+    there is one) by the margin."""
     reasons = []
     if baseline is not None:
         wins, why = beats(metric, challenger, baseline[1], f"the baseline's ({baseline[0]})", margin, higher_is_better)
-        if not wins:
+        held = [guard.holds() for guard in guards]
+        if not wins or not all(ok for ok, _ in held):
+            why = "; ".join([why, *(text for ok, text in held if not ok)])
             return Decision(False, metric, challenger, champion, margin, higher_is_better, holdout, why, beats_baseline=False)
-        reasons.append(why)
+        reasons += [why, *(text for _, text in held)]
     if champion is None:
         return Decision(True, metric, challenger, None, margin, higher_is_better, holdout, "; ".join(["no champion yet", *reasons]))
     wins, why = beats(metric, challenger, champion, "the champion's", margin, higher_is_better)
@@ -244,12 +266,13 @@ def promote(
     if not_comparable:
         decision = Decision(False, metric, value, None, margin, higher_is_better, holdout, f"not compared: {not_comparable}")
     else:
-        decision = decide(metric, value, champion_value, margin, higher_is_better, holdout, None if baseline is None else (baseline.name, baseline.value))
+        bar = None if baseline is None else (baseline.name, baseline.value)
+        decision = decide(metric, value, champion_value, margin, higher_is_better, holdout, bar, () if baseline is None else baseline.guards)
     if baseline is not None and baseline.serve is not None and not decision.beats_baseline and not not_comparable:
         # the margin is a candidate's bar; a sitting champion keeps serving while it is better than the baseline at all
         champion_holds = champion_value is not None and beats(metric, champion_value, baseline.value, "", 0.0, higher_is_better)[0]
         if not champion_holds:
-            served = _serve_baseline(client, name, baseline, metric, holdout, margin, version, value, champion_version, champion_value)
+            served = _serve_baseline(client, name, baseline, metric, holdout, margin, version, decision.reason, champion_version, champion_value)
             decision = replace(decision, reason=f"{decision.reason}; the baseline is served instead (v{served})")
     tags = {
         "eval.holdout": holdout,
@@ -282,15 +305,15 @@ def _serve_baseline(
     holdout: str,
     margin: float,
     challenger: str,
-    challenger_value: float,
+    challenger_lost: str,
     champion_version: str | None,
     champion_value: float | None,
 ) -> str:
-    """Register the baseline and make it the champion, with the reason in words on the version."""
+    """Register the baseline and make it the champion, with the reason in words on the version (``challenger_lost``:
+    why the challenger did not beat it)."""
     assert baseline.serve is not None
     served = baseline.serve()
-    bar = f"{baseline.name} ({metric} {baseline.value:.6g}) by the margin {margin:.2%}"
-    reason = f"served as the baseline: the challenger v{challenger} ({metric} {challenger_value:.6g}) does not beat {bar}"
+    reason = f"served as the baseline {baseline.name} ({metric} {baseline.value:.6g}): the challenger v{challenger} lost to it ({challenger_lost})"
     if champion_version is not None:
         reason += f", and the champion v{champion_version} ({metric} {champion_value:.6g}) is no better than it"
     tags = {

@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from ml.cli import app
@@ -122,3 +123,63 @@ def test_route_explains_a_missing_road_network_and_routes_tomorrow(settings, tmp
     routes = serving.read_ds(settings.serving_url, "delivery_routes", "2024-03-30")
     assert len(routes) > 0 and routes.groupby("depot_id")["vehicle_id"].nunique().max() <= 2
     assert (settings.lake_dir / "outputs" / "delivery_maps" / "ds=2024-03-30" / "routes.html").exists()
+
+
+def _weekly_source(folder, weeks: int, last: str):
+    """A bring-your-own folder that reports sales once a week (every Monday): one order per week, one line per
+    product, demand with a yearly cycle."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    mondays = pd.date_range(end=pd.Timestamp(last), periods=weeks, freq="7D")
+    products = [f"SKU{i}" for i in range(4)]
+    cycle = 20 + 8 * np.sin(2 * np.pi * np.arange(weeks) / 52)
+    qty = rng.poisson(np.outer([1.0, 1.5, 2.0, 3.0], cycle)) + 1.0
+    folder.mkdir()
+    pd.DataFrame({"product_id": products, "category": "pharmacy"}).to_csv(folder / "products.csv", index=False)
+    order_ids = [f"W{d:%Y%m%d}" for d in mondays]
+    pd.DataFrame({"order_id": order_ids, "order_ts": [f"{d:%Y-%m-%d}T18:00:00Z" for d in mondays]}).to_csv(folder / "orders.csv", index=False)
+    lines = pd.DataFrame({"order_id": np.tile(order_ids, len(products)), "product_id": np.repeat(products, weeks), "qty": qty.ravel()})
+    lines.to_csv(folder / "order_items.csv", index=False)
+    return mondays, qty
+
+
+def test_a_weekly_source_is_forecast_and_scored_per_week(settings, tmp_path):
+    """A source that reports weekly is forecast in weeks (the 28-day horizon is 4 weeks, targets 7 days apart),
+    its seasonal naive repeats the same weeks a year back, and the backtest scores weeks (MASE by hand below)."""
+    import json
+    from pathlib import Path
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from ml import serving
+
+    weeks, last = 70, "2024-06-03"
+    mondays, qty = _weekly_source(tmp_path / "weekly", weeks, last)
+    assert runner.invoke(app, ["manifest", str(tmp_path / "weekly")]).exit_code == 0
+    days = (mondays[-1] - mondays[0]).days
+    ingested = runner.invoke(app, ["ingest", "--source", "files", "--path", str(tmp_path / "weekly"), "--ds", last, "--backfill-days", str(days)])
+    assert ingested.exit_code == 0, ingested.output
+    args = ["forecast", "--model", "seasonal_naive", "--horizon", "28", "--origins", "2", "--origin-step", "14", "--shards", "1", "--ds", last]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+
+    forecasts = serving.read_ds(settings.serving_url, "demand_forecasts", last).sort_values(["product_id", "target_date"])
+    targets = [str(d.date()) for d in pd.date_range(pd.Timestamp(last) + pd.Timedelta(days=7), periods=4, freq="7D")]
+    got = forecasts.groupby("product_id")["target_date"].apply(list)
+    assert len(forecasts) == 4 * 4 and all(sorted(map(str, g)) == targets for g in got), got.iloc[0]
+    np.testing.assert_allclose(forecasts["p50"].to_numpy(), qty[:, weeks - 52 : weeks - 48].ravel())  # a year back, per week
+
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+    version = client.get_model_version("ecom_demand_forecaster", "1")
+    assert version.tags["forecast.frequency"] == "weekly" and "h=4w" in version.tags["eval.holdout"] and "every 2w" in version.tags["eval.holdout"]
+    backtest = json.loads(Path(client.download_artifacts(version.run_id, "evaluation/backtest.json", str(tmp_path))).read_text())
+    assert backtest["origins"] == [str(mondays[weeks - 6].date()), str(mondays[weeks - 4].date())]
+    mase = []
+    for origin in (weeks - 6, weeks - 4):  # seasonal naive's own MASE, per week, with the 52-week scale
+        scale = np.abs(qty[:, 52:origin] - qty[:, : origin - 52]).mean(axis=1)
+        mase.append(np.abs(qty[:, origin : origin + 4] - qty[:, origin - 52 : origin - 48]).mean(axis=1) / scale)
+    assert backtest["model"]["mase"] == pytest.approx(np.mean(mase))

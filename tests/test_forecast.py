@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from ml.errors import ConfigError, EcomError
-from ml.forecast import baselines, data, evaluate, train
+from ml.forecast import baselines, data, ensemble, evaluate, train
 from ml.forecast.lgbm import GlobalLGBM, LGBMConfig, origin_features
 from ml.forecast.model import Forecaster
 from ml.forecast.train import ForecastConfig
 
 
-def test_daily_demand_fills_missing_days_with_zeros():
+def test_demand_panel_fills_missing_days_with_zeros():
     orders = pd.DataFrame(
         {
             "order_id": ["o1", "o2", "o3"],
@@ -23,10 +23,70 @@ def test_daily_demand_fills_missing_days_with_zeros():
         }
     )
     items = pd.DataFrame({"order_id": ["o1", "o1", "o2", "o3"], "product_id": ["a", "b", "a", "a"], "qty": [2.0, 1.0, 0.5, 4.0]})
-    panel = data.daily_demand(orders, items)
+    panel = data.demand_panel(orders, items)
     assert list(panel.dates.strftime("%m-%d")) == ["01-01", "01-02", "01-03"]
     got = {(p, w): v.tolist() for p, w, v in zip(panel.keys["product_id"], panel.keys["warehouse_id"], panel.values, strict=True)}
     assert got == {("a", data.ALL_WAREHOUSES): [2.0, 0.0, 0.5], ("a", "W1"): [0.0, 0.0, 4.0], ("b", data.ALL_WAREHOUSES): [1.0, 0.0, 0.0]}
+
+
+def _orders_on(days: list[str], qty: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ids = [f"o{i}" for i in range(len(days))]
+    orders = pd.DataFrame({"order_id": ids, "warehouse_id": "W1", "order_ts": pd.to_datetime(days, utc=True) + pd.Timedelta(hours=9)})
+    return orders, pd.DataFrame({"order_id": ids, "product_id": "a", "qty": qty})
+
+
+def test_sales_reported_weekly_make_a_weekly_panel_that_keeps_its_dates():
+    mondays = ["2024-01-01", "2024-01-08", "2024-01-22", "2024-01-29"]  # 2024-01-15: a week without sales
+    panel = data.demand_panel(*_orders_on(mondays, [3.0, 4.0, 5.0, 6.0]), end="2024-02-07")
+    assert panel.frequency == data.WEEKLY
+    assert list(panel.dates.strftime("%m-%d")) == ["01-01", "01-08", "01-15", "01-22", "01-29", "02-05"]  # zeros through ds
+    assert panel.values.tolist() == [[3.0, 4.0, 0.0, 5.0, 6.0, 0.0]]
+    back = data.from_long(data.to_long(panel), data.WEEKLY)
+    assert back.dates.equals(panel.dates) and back.values.tolist() == panel.values.tolist()
+    with pytest.raises(EcomError, match="not whole weekly periods apart"):
+        data.from_long(data.to_long(data.demand_panel(*_orders_on(["2024-01-01", "2024-01-03"], [1.0, 1.0]))), data.WEEKLY)
+
+
+def test_daily_sales_grouped_into_weeks_keep_only_whole_weeks():
+    days = [str(d.date()) for d in pd.date_range("2024-01-03", "2024-01-21")]  # a Wednesday to a Sunday
+    panel = data.demand_panel(*_orders_on(days, [1.0] * len(days)), frequency=data.WEEKLY)
+    assert data.infer_frequency(pd.DatetimeIndex(days)) == data.DAILY
+    assert list(panel.dates.strftime("%m-%d")) == ["01-14", "01-21"] and panel.values.tolist() == [[7.0, 7.0]]  # 01-03..01-07 is partial
+
+
+def test_a_weekly_forecaster_forecasts_weeks_with_a_yearly_season():
+    rng = np.random.default_rng(3)
+    weeks = pd.date_range("2021-01-04", periods=160, freq="7D")
+    season = 10 + 5 * np.sin(2 * np.pi * np.arange(160) / 52)
+    values = rng.poisson(np.outer(rng.uniform(1, 4, 6), season)).astype(float)
+    panel = data.Panel(pd.DataFrame({"product_id": [f"p{i}" for i in range(6)], "warehouse_id": "W1"}), weeks, values, frequency=data.WEEKLY)
+    naive = Forecaster.fit("seasonal_naive", panel, 4).forecast(panel)
+    np.testing.assert_array_equal(naive.p50, values[:, -52:-48])  # the same weeks a year earlier
+    forecaster = Forecaster.fit("lgbm", panel, 4, LGBMConfig(n_estimators=40, threads=1))
+    assert forecaster.lgbm is not None and forecaster.lgbm.config.season == 52 and forecaster.frequency == "weekly"
+    rows = forecaster.forecast_rows(panel)
+    assert sorted(set(rows["target_date"])) == [d.date() for d in pd.date_range(weeks[-1] + pd.Timedelta(days=7), periods=4, freq="7D")]
+    config = ForecastConfig(horizon=28, origins=2, origin_step=14)
+    assert train.horizon(panel, config) == 4 and train.origins(panel, config) == [154, 156]
+    with pytest.raises(ConfigError, match="a weekly forecaster cannot read a daily demand panel"):
+        forecaster.forecast(data.Panel(panel.keys, pd.date_range("2024-01-01", periods=160), values))
+
+
+def test_the_ensemble_gives_smooth_series_to_ets_and_intermittent_ones_to_lightgbm():
+    values, dates = _weekly_panel(n_series=4, n_days=200)
+    values[2:, :] *= np.random.default_rng(1).random(values[2:].shape) < 0.2  # two intermittent series
+    assert ensemble.smooth(values, ensemble.SBC_ZERO_SHARE).tolist() == [True, True, False, False]
+    panel = data.Panel(pd.DataFrame({"product_id": list("abcd"), "warehouse_id": "W1"}), dates, values)
+    config = LGBMConfig(n_estimators=40, threads=1)
+    fitted = Forecaster.fit("ensemble", panel, 14, config)
+    assert fitted.boundary is not None and fitted.boundary.chosen_on == f"validation {dates[-14].date()}..{dates[-1].date()}"
+    chosen = ensemble.smooth(values, fitted.boundary.zero_share)
+    assert chosen[:2].all()  # the smooth series go to ETS whatever the boundary
+    both = fitted.forecast(panel)
+    np.testing.assert_allclose(both.values[:, chosen], baselines.ets(values[chosen], 14, workers=1).values)
+    np.testing.assert_allclose(both.values[:, ~chosen], Forecaster.fit("lgbm", panel, 14, config).forecast(panel).values[:, ~chosen])
+    short = ensemble.choose_boundary(values[:, :80], dates[:80], 14, 7, config)  # no room to fit LightGBM before a validation window
+    assert short.zero_share == ensemble.SBC_ZERO_SHARE and short.chosen_on.startswith("SBC cut-off")
 
 
 def test_metrics_match_hand_computed_values():
@@ -125,7 +185,7 @@ def test_a_fitted_forecaster_keeps_each_series_identity_and_forecasts_new_ones()
 def test_a_history_too_short_for_the_backtest_is_a_clear_error():
     values, dates = _weekly_panel(n_series=2, n_days=80)
     config = ForecastConfig(model="lgbm", horizon=14, origins=3, origin_step=7)
-    with pytest.raises(EcomError, match=r"\(80 days\) is too short for the lgbm backtest.*LightGBM needs 77"):
+    with pytest.raises(EcomError, match=r"\(80 days\) is too short for the lgbm backtest.*LightGBM needs 70"):
         train.origins(_panel(values, dates), config)
     assert len(train.origins(_panel(values, dates), ForecastConfig(model="seasonal_naive", horizon=14, origins=3, origin_step=7))) == 3
     with pytest.raises(ConfigError, match="not one of"):
@@ -216,3 +276,13 @@ def test_the_gate_holds_a_forecaster_to_the_better_of_its_baselines():
     assert train.strongest_baseline(metrics) == ("seasonal_naive", 1.2)
     assert train.strongest_baseline(metrics | {"ets": {"mase": 0.9}}) == ("ets", 0.9)
     assert train.strongest_baseline(metrics | {"ets": {"mase": 1.3}}) == ("seasonal_naive", 1.2)
+    backtests = {
+        "model": {"mase": 0.7, "wrmsse": 0.80, "pinball": 0.21},
+        "seasonal_naive": {"mase": 1.2, "wrmsse": 0.88, "pinball": 0.25},
+        "ets": {"mase": 2.1, "wrmsse": 0.73, "pinball": 0.22},
+    }
+    # the bar on MASE is seasonal naive; on WRMSSE and pinball it is the best baseline on each, here ETS
+    assert [(g.metric, g.baseline_name, g.baseline_value, g.holds()[0]) for g in train.guards(backtests)] == [
+        ("wrmsse", "ETS", 0.73, False),
+        ("pinball", "ETS", 0.22, True),
+    ]

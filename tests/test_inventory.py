@@ -185,6 +185,9 @@ def test_missing_planning_fields_name_the_column_and_the_skus():
         data.warehouse_problems(products, inventory, warehouses, forecasts)
     with pytest.raises(ContractError, match="days missing"):
         data.warehouse_problems(*_tables()[:3], forecasts.drop(index=3))
+    weekly = forecasts.assign(target_date=pd.to_datetime("2024-05-01") + pd.to_timedelta(7 * (forecasts.index % 7), unit="D"))
+    with pytest.raises(ContractError, match="warehouse W1 is forecast per week .* forecast daily demand"):
+        data.warehouse_problems(*_tables()[:3], weekly)
 
 
 def test_the_time_limit_covers_the_per_sku_pass_and_an_unfinished_one_reports_its_gap():

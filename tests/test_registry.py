@@ -47,6 +47,17 @@ def test_the_baseline_is_a_bar_for_every_candidate_the_first_included():
     assert registry.decide("mase", 0.90, 0.95, 0.02, False, "h", baseline=("seasonal naive", 1.0)).promoted
 
 
+def test_a_candidate_worse_than_the_baseline_on_a_guard_metric_does_not_beat_it():
+    wrmsse = registry.Guard("wrmsse", 0.75, 0.72, "ETS")
+    pinball = registry.Guard("pinball", 0.20, 0.22, "ETS")
+    lost = registry.decide("mase", 0.80, None, 0.02, False, "h", baseline=("seasonal naive", 1.0), guards=(wrmsse, pinball))
+    assert not lost.promoted and not lost.beats_baseline
+    assert "mase 0.8 beats the baseline's (seasonal naive) 1" in lost.reason and "wrmsse 0.75 is worse than the baseline's (ETS) 0.72" in lost.reason
+    assert "pinball" not in lost.reason  # only the guards it failed
+    won = registry.decide("mase", 0.80, None, 0.02, False, "h", baseline=("seasonal naive", 1.0), guards=(registry.Guard("wrmsse", 0.72, 0.72, "ETS"), pinball))
+    assert won.promoted and "wrmsse 0.72 is no worse than the baseline's (ETS) 0.72" in won.reason
+
+
 def test_when_nothing_beats_the_baseline_the_baseline_is_served(settings):
     client = registry.configure(settings, "registry-test")
     name = "baseline_scorer"

@@ -30,12 +30,13 @@ def seasonal_scale(history: np.ndarray, season: int = 7, power: int = 1) -> np.n
     return diffs.mean(axis=1)
 
 
-def rolling_origins(n_days: int, horizon: int, n_origins: int, step: int) -> list[int]:
-    """Origins (index of the first forecast day), oldest first, the last one leaving exactly ``horizon`` days."""
+def rolling_origins(n_days: int, horizon: int, n_origins: int, step: int, season: int = 7) -> list[int]:
+    """Origins (index of the first forecast period), oldest first, the last one leaving exactly ``horizon``
+    periods; the first needs twice the horizon and more than a season of history (seasonal naive's scale)."""
     last = n_days - horizon
     origins = [last - step * i for i in range(n_origins)][::-1]
-    if origins[0] < 2 * horizon:
-        raise ValueError(f"{n_days} days cannot hold {n_origins} origins {step} days apart with horizon {horizon}")
+    if origins[0] < max(2 * horizon, season + 1):
+        raise ValueError(f"{n_days} periods cannot hold {n_origins} origins {step} periods apart with horizon {horizon} and season {season}")
     return origins
 
 
@@ -77,13 +78,16 @@ class Backtest:
     last: Forecast  # the newest origin's forecast (for fan charts)
 
 
-def backtest(values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int], discount: np.ndarray | None = None) -> Backtest:
-    """Fit ``method`` on the days before each origin and score its next ``horizon`` days."""
+def backtest(
+    values: np.ndarray, dates: pd.DatetimeIndex, method: Method, horizon: int, origins: list[int], discount: np.ndarray | None = None, season: int = 7
+) -> Backtest:
+    """Fit ``method`` on the periods before each origin and score its next ``horizon`` periods (MASE and RMSSE
+    scaled by the seasonal naive error over ``season`` periods)."""
     t0, per_origin, forecast = time.perf_counter(), [], None
     for origin in origins:
         history = values[:, :origin]
         forecast = method(history, dates[:origin], horizon, discount)
-        per_origin.append(score(history, values[:, origin : origin + horizon], forecast))
+        per_origin.append(score(history, values[:, origin : origin + horizon], forecast, season))
     if forecast is None:
         raise ValueError("a backtest needs at least one origin")
     seconds = time.perf_counter() - t0

@@ -4,6 +4,7 @@ its demand panel from, each shard's staged forecasts, and the publish of ``deman
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pandas as pd
 
@@ -12,20 +13,27 @@ from ml.errors import EcomError
 from ml.forecast import data
 from ml.settings import Settings
 
+log = logging.getLogger(__name__)
+
 TABLE = "demand_forecasts"
 
 
-def load_panel(settings: Settings, ds: dt.date, history_days: int) -> data.Panel:
-    """Daily demand per (product, warehouse) over the ``history_days`` through ds, zeros filled up to ds (a day
-    inside the range that was never published is refused by ``lake.read_range``, never read as zero)."""
+def load_panel(settings: Settings, ds: dt.date, history_days: int, frequency: str = "auto") -> data.Panel:
+    """Demand per (product, warehouse) and period (``frequency``: daily, weekly, or auto: as the sales show) over
+    the ``history_days`` through ds, zeros filled up to ds (a day inside the range that was never published is
+    refused by ``lake.read_range``, never read as zero)."""
     start = ds - dt.timedelta(days=history_days - 1)
     orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
     items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
     if orders.empty:
         raise EcomError(f"orders: no curated partitions in {start}..{ds} under {settings.lake_dir}; run ecom_ingest first")
     first_sale = orders["order_ts"].min().tz_convert("UTC").date()
-    panel = data.daily_demand(orders, items, start=str(max(start, first_sale)), end=str(ds))
-    if lake.list_partitions(settings.lake_dir, "curated", "promotions"):
+    chosen = None if frequency == "auto" else data.frequency_of(frequency)
+    panel = data.demand_panel(orders, items, start=str(max(start, first_sale)), end=str(ds), frequency=chosen)
+    if panel.frequency.days > 1:
+        if lake.list_partitions(settings.lake_dir, "curated", "promotions"):
+            log.warning("demand is %s: the promotion calendar (daily) is not used", panel.frequency.name)
+    elif lake.list_partitions(settings.lake_dir, "curated", "promotions"):
         promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
         panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
     return panel

@@ -2,8 +2,9 @@
 with the P10-P90 interval calibrated by split conformal prediction (CQR, Romano et al. 2019): quantile
 regression alone under-covers (70% for a nominal 80% on the pharma backtest).
 
-One row per (series, origin, step): demand known at the origin (last week, same weekday in the last four
-weeks, 7/28-day means, variability, share of zero days), the target day's calendar and the step, and, when the
+One row per (series, origin, step): demand known at the origin (the last season, the same point of the season in
+the last four seasons (one, for weekly data), short and long means, variability, share of zero periods), the
+target period's calendar and the step, and, when the
 source has promotions, the discount planned for the target day, the one at the origin and the mean of the last
 28 days (which explains promotion-lifted lags). Every demand
 feature and the target are divided by the series' recent mean level, so one model serves slow and fast movers.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,13 +28,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEEKS_BACK = 4
-MIN_HISTORY = 56  # days of history a training origin needs
-
 
 @dataclass(frozen=True)
 class LGBMConfig:
-    season: int = 7
+    season: int = 7  # periods in the seasonal cycle (7 days; 52 weeks)
+    seasons_back: int = 4  # same point of the season, this many seasons back
+    windows: tuple[int, int] = (7, 28)  # short and long means, in periods
+    period_days: int = 1  # 7 for weekly data
+    min_history: int = 56  # periods of history a training origin needs
     max_origins: int = 365  # most recent training origins (every day)
     max_rows: int = 1_000_000  # training rows at most: big panels use every n-th origin instead of every day
     n_estimators: int = 400
@@ -46,6 +48,11 @@ class LGBMConfig:
     seed: int = 42
 
 
+def weekly(config: LGBMConfig) -> LGBMConfig:
+    """The same settings for weekly data: a 52-week season seen one season back, 4- and 13-week means."""
+    return replace(config, season=52, seasons_back=1, windows=(4, 13), period_days=7, min_history=26)
+
+
 def _levels(history: np.ndarray) -> np.ndarray:
     """Per-series scale: the mean of the last 28 days, else of the last 182, else 1."""
     recent, longer = history[:, -28:].mean(axis=1), history[:, -182:].mean(axis=1)
@@ -53,11 +60,13 @@ def _levels(history: np.ndarray) -> np.ndarray:
 
 
 def origin_features(
-    values: np.ndarray, origin: int, horizon: int, dates: pd.DatetimeIndex, season: int = 7, discount: np.ndarray | None = None
+    values: np.ndarray, origin: int, horizon: int, dates: pd.DatetimeIndex, config: LGBMConfig | None = None, discount: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Feature rows (series-major, then step) for forecasting days origin..origin+horizon-1 from the days
+    """Feature rows (series-major, then step) for forecasting periods origin..origin+horizon-1 from the periods
     before ``origin`` (and the promotion calendar ``discount``, planned ahead); returns them and each series'
     level."""
+    config = config or LGBMConfig()
+    season, (short, long) = config.season, config.windows
     past = values[:, :origin]
     n_series = past.shape[0]
     level = _levels(past)
@@ -68,18 +77,18 @@ def origin_features(
     for lag in range(1, season + 1):
         cols[f"lag_{lag}"] = np.repeat(scaled[:, -lag], horizon)
     same_weekday = []
-    first_week = (steps + season - 1) // season  # the nearest same weekday that is already known
-    for k in range(WEEKS_BACK):
+    first_week = (steps + season - 1) // season  # the nearest same point of the season that is already known
+    for k in range(config.seasons_back):
         idx = target_day - season * (first_week + k)
         same_weekday.append(scaled[:, idx])
         cols[f"same_weekday_{k + 1}"] = same_weekday[-1].ravel()
     cols["same_weekday_mean"] = np.mean(same_weekday, axis=0).ravel()
-    for window in (7, 28):
+    for window in (short, long):
         cols[f"mean_{window}"] = np.repeat(scaled[:, -window:].mean(axis=1), horizon)
-    cols["std_28"] = np.repeat(scaled[:, -28:].std(axis=1), horizon)
-    cols["zero_share_28"] = np.repeat((past[:, -28:] == 0).mean(axis=1), horizon)
+    cols[f"std_{long}"] = np.repeat(scaled[:, -long:].std(axis=1), horizon)
+    cols[f"zero_share_{long}"] = np.repeat((past[:, -long:] == 0).mean(axis=1), horizon)
     cols["level_log"] = np.repeat(np.log1p(level), horizon)
-    days = dates[origin - 1] + pd.to_timedelta(steps, unit="D")
+    days = dates[origin - 1] + pd.to_timedelta(steps * config.period_days, unit="D")
     cols["step"] = np.tile(steps, n_series)
     cols["dow"] = np.tile(days.dayofweek.to_numpy(), n_series)
     cols["dom"] = np.tile(days.day.to_numpy(), n_series)
@@ -91,7 +100,7 @@ def origin_features(
         known[:, :span] = discount[:, :span]
         cols["discount_target"] = known[:, origin : origin + horizon].ravel()
         cols["discount_origin"] = np.repeat(known[:, origin - 1], horizon)
-        cols["discount_mean_28"] = np.repeat(known[:, max(0, origin - 28) : origin].mean(axis=1), horizon)
+        cols[f"discount_mean_{long}"] = np.repeat(known[:, max(0, origin - long) : origin].mean(axis=1), horizon)
     return pd.DataFrame(cols), level
 
 
@@ -111,9 +120,9 @@ class GlobalLGBM:
 
         cfg = self.config
         last = values.shape[1] - horizon  # the newest origin whose targets are all known
-        first = max(MIN_HISTORY, season_span(cfg.season), last - cfg.max_origins + 1)
+        first = max(cfg.min_history, season_span(cfg, horizon), last - cfg.max_origins + 1)
         if last < first:
-            raise ValueError(f"{values.shape[1]} days are too few to train with horizon {horizon} (need {min_days(horizon, cfg.season)})")
+            raise ValueError(f"{values.shape[1]} periods are too few to train with horizon {horizon} (need {min_days(horizon, cfg)})")
         self.use_series = values.shape[0] <= cfg.series_feature_limit
         self.n_series = values.shape[0]
         self.uses_promotions = discount is not None
@@ -140,7 +149,7 @@ class GlobalLGBM:
             self.models[q] = lgb.LGBMRegressor(objective="quantile", alpha=q, **params).fit(X, y)
         self.widen = self._conformal_widening(cal_rows, horizon)
         log.info(
-            "global LightGBM: %d series, %d origins every %d days (%d for calibration), %d rows, fitted in %.1fs",
+            "global LightGBM: %d series, %d origins every %d periods (%d for calibration), %d rows, fitted in %.1fs",
             values.shape[0],
             len(rows),
             stride,
@@ -151,7 +160,7 @@ class GlobalLGBM:
         return self
 
     def _rows(self, values: np.ndarray, dates: pd.DatetimeIndex, origin: int, horizon: int, discount: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray]:
-        frame, level = origin_features(values, origin, horizon, dates, self.config.season, discount)
+        frame, level = origin_features(values, origin, horizon, dates, self.config, discount)
         return frame, (values[:, origin : origin + horizon] / level[:, None]).ravel()
 
     def _conformal_widening(self, cal_rows: list, horizon: int, coverage: float = 0.8) -> np.ndarray:
@@ -179,7 +188,7 @@ class GlobalLGBM:
     def predict(
         self, values: np.ndarray, dates: pd.DatetimeIndex, horizon: int, series: np.ndarray | None = None, discount: np.ndarray | None = None
     ) -> Forecast:
-        """P10/P50/P90 for the ``horizon`` days after the end of ``values`` (monotone, non-negative).
+        """P10/P50/P90 for the ``horizon`` periods after the end of ``values`` (monotone, non-negative).
         ``series`` gives each row's position in the training panel (-1: a series the model never saw); by
         default the rows are the training panel's series in order. A model trained with promotions reads
         ``discount`` (no calendar: no promotion planned, logged)."""
@@ -187,7 +196,7 @@ class GlobalLGBM:
         if uses_promotions and discount is None:
             log.warning("the model was trained with promotion features but got no promotion calendar: assuming none")
             discount = np.zeros((values.shape[0], values.shape[1] + horizon), dtype=np.float32)
-        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config.season, discount if uses_promotions else None)
+        frame, level = origin_features(values, values.shape[1], horizon, dates, self.config, discount if uses_promotions else None)
         X = self._design(frame)
         if self.use_series:
             codes = np.arange(values.shape[0]) if series is None else np.asarray(series)
@@ -202,11 +211,12 @@ class GlobalLGBM:
         return asdict(self.config)
 
 
-def season_span(season: int) -> int:
-    """History an origin needs for the same-weekday features."""
-    return season * (WEEKS_BACK + 5)
+def season_span(config: LGBMConfig, horizon: int) -> int:
+    """History an origin needs for the same-point-of-the-season features of every step of the horizon."""
+    return config.season * (-(-horizon // config.season) + config.seasons_back - 1)
 
 
-def min_days(horizon: int, season: int = 7) -> int:
-    """Days of history ``fit`` needs: one training origin with its features and a full horizon of targets."""
-    return max(MIN_HISTORY, season_span(season)) + horizon
+def min_days(horizon: int, config: LGBMConfig | None = None) -> int:
+    """Periods of history ``fit`` needs: one training origin with its features and a full horizon of targets."""
+    config = config or LGBMConfig()
+    return max(config.min_history, season_span(config, horizon)) + horizon

@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ForecastConfig(PipelineConfig):
-    model: str = option("lgbm", "Forecasting method to fit", choices=("lgbm", "ets", "seasonal_naive"))
-    horizon: int = option(28, "Days ahead to forecast", minimum=1, maximum=365)
+    model: str = option(
+        "lgbm", "Forecasting method (ensemble: ETS on smooth series, LightGBM on intermittent ones)", choices=("lgbm", "ets", "seasonal_naive", "ensemble")
+    )
+    frequency: str = option("auto", "Forecast period: auto (weekly when every sale falls on one weekday), daily or weekly", choices=("auto", "daily", "weekly"))
+    horizon: int = option(28, "Days ahead to forecast (weekly: the weeks that cover them)", minimum=1, maximum=365)
     origins: int = option(3, "Rolling backtest origins", minimum=1, maximum=52)
-    origin_step: int = option(14, "Days between backtest origins", minimum=1, maximum=365)
+    origin_step: int = option(14, "Days between backtest origins (weekly: rounded up to weeks)", minimum=1, maximum=365)
     history_days: int = option(730, "Days of demand history to use", minimum=28, maximum=3650)
     margin: float = option(0.02, "Relative MASE cut to replace the champion", minimum=0, maximum=0.99)
     ets_baseline: bool = option(False, "Also backtest ETS beside seasonal naive; the gate's bar is the better of the two (slow: ETS fits every series)")
@@ -44,7 +47,7 @@ class ForecastConfig(PipelineConfig):
 def _forecast(run: Run, shard: int, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.forecast import score
 
-    return score.forecast_shard(run.settings, run.ds, shard, run.config.shards, champion["version"], run.config.history_days)
+    return score.forecast_shard(run.settings, run.ds, shard, run.config, champion["version"])
 
 
 DEMAND_FORECAST = Pipeline(

@@ -14,6 +14,7 @@ import time
 from ml import contract, parallel
 from ml.forecast import io, train
 from ml.forecast.data import Panel
+from ml.forecast.pipeline import ForecastConfig
 from ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,21 +27,24 @@ def shard(panel: Panel, number: int, shards: int) -> Panel:
     return panel.rows(parallel.shard_of(panel.keys["product_id"] + "@" + panel.keys["warehouse_id"], shards) == number)
 
 
-def forecast_shard(settings: Settings, ds: dt.date, number: int, shards: int, version: str, history_days: int) -> dict:
-    """Forecast one shard of the series with champion ``version`` and stage the rows."""
+def forecast_shard(settings: Settings, ds: dt.date, number: int, config: ForecastConfig, version: str) -> dict:
+    """Forecast one of ``config.shards`` shards of the series with champion ``version`` and stage the rows; the
+    panel has the champion's frequency."""
     forecaster = train.load_forecaster(settings, f"models:/{train.MODEL_NAME}/{version}")
-    panel = shard(io.load_panel(settings, ds, history_days), number, shards)
+    shards = config.shards
+    panel = shard(io.load_panel(settings, ds, config.history_days, forecaster.frequency), number, shards)
     t0 = time.perf_counter()
     rows = forecaster.forecast_rows(panel).assign(ds=ds.isoformat(), model_version=str(version))
     seconds = time.perf_counter() - t0
     staged = io.stage_forecasts(settings, ds, number, rows[list(COLUMNS)])
     log.info(
-        "shard %d/%d of ds=%s: %d series forecast %d days ahead by %s v%s in %.1fs (%.0f series/s)",
+        "shard %d/%d of ds=%s: %d series forecast %d %s periods ahead by %s v%s in %.1fs (%.0f series/s)",
         number,
         shards,
         ds,
         panel.n_series,
         forecaster.horizon,
+        forecaster.frequency,
         forecaster.kind,
         version,
         seconds,

@@ -42,6 +42,12 @@ def warehouse_problems(products: pd.DataFrame, inventory: pd.DataFrame, warehous
         if warehouse_id not in capacity.index:
             raise ContractError(f"demand_forecasts: warehouse {warehouse_id!r} is not in warehouses")
         days = pd.date_range(fc["target_date"].min(), fc["target_date"].max(), freq="D")
+        targets = pd.DatetimeIndex(fc["target_date"].drop_duplicates().sort_values())
+        if len(targets) > 1 and (targets[1:] - targets[:-1]).days.min() >= 7:
+            raise ContractError(
+                f"demand_forecasts: warehouse {warehouse_id} is forecast per week ({days[0].date()}..{days[-1].date()}); the "
+                "replenishment plan works day by day: forecast daily demand (frequency=daily) for the warehouses it plans"
+            )
         wide = {q: fc.pivot_table(index="product_id", columns="target_date", values=q, aggfunc="first") for q in ("p10", "p50", "p90")}
         holes = wide["p50"].reindex(columns=days).isna().any(axis=1)
         if holes.any():

@@ -18,9 +18,7 @@ forecasts >= 20k series x 2 years in under 10 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import resource
 import subprocess
 import tempfile
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import record
 
 from ml.forecast import baselines, evaluate
 from ml.forecast.lgbm import GlobalLGBM, LGBMConfig
@@ -74,7 +73,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="series for the per-series models (ETS and the AutoETS anchor)")
     parser.add_argument("--anchor-python", help="interpreter with statsforecast installed (omit to skip the anchor)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forecast_scale.json"))
+    record.add_arguments(parser, "benchmarks/results/forecast_scale.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -120,23 +119,17 @@ def main() -> None:
             f"{r['mase']:>7.3f}{r['mase_vs_seasonal_naive']:>9.3f}{r['coverage_p10_p90']:>9.1%}"
         )
     print(f"LightGBM peak RSS {lgbm_peak_mb:,.0f} MB; the per-series models ran on the same {len(sample)} sampled series")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "series": args.series,
-                "days": args.days,
-                "horizon": h,
-                "lgbm_max_rows": args.lgbm_rows,
-                "lgbm_peak_rss_mb": lgbm_peak_mb,
-                "sample": len(sample),
-                "machine": platform.platform(),
-            },
-            indent=2,
-        )
-    )
-    print(f"written {args.out}")
+    payload = {
+        "rows": rows,
+        "series": args.series,
+        "days": args.days,
+        "horizon": h,
+        "lgbm_max_rows": args.lgbm_rows,
+        "lgbm_peak_rss_mb": lgbm_peak_mb,
+        "sample": len(sample),
+    }
+    metrics = record.row_metrics(rows, ("model",)) | {"lgbm_peak_rss_mb": lgbm_peak_mb}
+    record.save(args, f"forecast_scale {args.series} series", payload, metrics, {"series": args.series, "days": args.days, "horizon": h, "sample": len(sample)})
 
 
 if __name__ == "__main__":

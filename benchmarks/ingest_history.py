@@ -20,7 +20,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from pathlib import Path
+
+import record
 
 STEPS = ("land", "validate", "publish")
 
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--end", default="2024-12-31")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--label", default=None, help="row label (default: the current commit)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file; an existing one gets this row added")
+    record.add_arguments(parser, None)  # an existing --out file gets this row added
     args = parser.parse_args()
     label = args.label or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     runs = [one_run(args.scale, args.days, dt.date.fromisoformat(args.end)) for _ in range(args.repeat)]
@@ -80,8 +81,9 @@ def main() -> None:
     for r in rows:
         ratio = r["total"] / rows[0]["total"]
         print(f"{r['label']:<36}{r['land']:>9.2f}{r['validate']:>12.2f}{r['publish']:>11.2f}{r['total']:>9.2f}{ratio:>9.3f}x")
-    if args.out:
-        args.out.write_text(json.dumps({"benchmark": "ingest_history", "rows": rows}, indent=2))
+    metrics = {step: row[step] for step in (*STEPS, "total")} | {"total_vs_first": row["total"] / rows[0]["total"]}
+    params = {k: row[k] for k in ("label", "scale", "days", "repeat")}
+    record.save(args, f"ingest_history {label}", {"benchmark": "ingest_history", "rows": rows}, metrics, params)
 
 
 if __name__ == "__main__":

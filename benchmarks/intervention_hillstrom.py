@@ -15,20 +15,18 @@ the experiment, another campaign).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import record
 
-from ml import contract, registry
+from ml import contract
 from ml.intervention.evaluate import compare_on_resamples, qini_coefficient, qini_curve, qini_plot
 from ml.intervention.model import LEARNERS, TreeConfig, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig
-from ml.settings import get_settings
 
 log = logging.getLogger("intervention_hillstrom")
 
@@ -107,8 +105,7 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--outcome", default="visit", choices=["visit", "conversion"])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/intervention_hillstrom.json"))
-    parser.add_argument("--no-mlflow", action="store_true", help="skip logging the figures and Qini plots to MLflow")
+    record.add_arguments(parser, "benchmarks/results/intervention_hillstrom.json")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (the comparisons are paired over splits)")
@@ -137,34 +134,12 @@ def main() -> None:
             f"{c['model']:<10} - {c['baseline']:<10} {c['metric']:<13}{c['mean_difference']:>+8.4f} "
             f"[{c['low']:+.4f}, {c['high']:+.4f}]  p={c['p_value']:.3f}  {c['ahead']}/{c['resamples']}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "csv": str(args.csv),
-                "outcome": args.outcome,
-                "customers": len(y),
-                "runs": runs,
-                "comparisons": comparisons,
-                "trees": trees.params(),
-                "machine": platform.platform(),
-            },
-            indent=2,
-        )
-    )
-    if not args.no_mlflow:
-        metrics = {f"{model}.{metric}": float(summary.loc[model, (metric, "mean")]) for model in summary.index for metric in (*ACTIONS, "qini")}
-        metrics |= {f"{c['model']}_vs_{c['baseline']}.{c['metric']}.{k}": c[k] for c in comparisons for k in ("mean_difference", "low", "high")}
-        run_id = registry.log_benchmark_run(
-            get_settings(),
-            BENCHMARK_EXPERIMENT,
-            f"hillstrom {args.csv.stem} {args.outcome}",
-            {"csv": str(args.csv), "outcome": args.outcome, "seeds": args.seeds, **trees.params()},
-            metrics,
-            {f"qini/{name}": fig for name, fig in figures.items()},
-            (args.out,),
-        )
-        print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
+    payload = {"csv": str(args.csv), "outcome": args.outcome, "customers": len(y), "runs": runs, "comparisons": comparisons, "trees": trees.params()}
+    metrics = {f"{model}.{metric}": float(summary.loc[model, (metric, "mean")]) for model in summary.index for metric in (*ACTIONS, "qini")}
+    metrics |= {f"{c['model']}_vs_{c['baseline']}.{c['metric']}.{k}": c[k] for c in comparisons for k in ("mean_difference", "low", "high")}
+    params = {"csv": str(args.csv), "outcome": args.outcome, "seeds": args.seeds, **trees.params()}
+    qini_plots = {f"qini/{name}": fig for name, fig in figures.items()}
+    record.save(args, f"hillstrom {args.csv.stem} {args.outcome}", payload, metrics, params, qini_plots, experiment=BENCHMARK_EXPERIMENT)
 
 
 def compare(frame: pd.DataFrame) -> list[dict]:

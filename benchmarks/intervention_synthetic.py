@@ -14,21 +14,18 @@ figures and each action's Qini curves on the held-out campaigns go to MLflow (ex
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import record
 
-from ml import contract, registry
+from ml import contract
 from ml.intervention import data, optimize
 from ml.intervention.model import LEARNERS, Propensity, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig, economics_of, qini_by_action, qini_figure
-from ml.settings import get_settings
 from ml.sources import synthetic
 
 log = logging.getLogger("intervention_synthetic")
@@ -48,8 +45,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--holdout-campaigns", type=int, default=3)
     parser.add_argument("--budget-shares", type=float, nargs="+", default=[0.02, 0.05, 0.2])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/intervention_synthetic.json"))
-    parser.add_argument("--no-mlflow", action="store_true", help="skip logging the figures and Qini plots to MLflow")
+    record.add_arguments(parser, "benchmarks/results/intervention_synthetic.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = InterventionConfig()
@@ -123,39 +119,23 @@ def main() -> None:
         print(f"{r['budget']:>10.0f}  {r['policy']:<22}{r['customers']:>10,}{r['true_profit']:>13.1f}{r['share_of_oracle']:>11.1%}{r['true_spend']:>12.1f}")
     print("\nQini coefficient on the held-out campaigns: " + "; ".join(f"{k} " + ", ".join(f"{a} {v:.4f}" for a, v in q.items()) for k, q in qini.items()))
     print(f"total {time.perf_counter() - t0:.0f}s, peak RSS {peak_gb:.1f} GB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "scale": args.scale,
-                "seed": args.seed,
-                "planned_customers": len(newest),
-                "training_rows": len(train),
-                "results": results,
-                "qini": qini,
-                "value_per_conversion": econ.value_per_conversion,
-                "margin": econ.margin,
-                "seconds": time.perf_counter() - t0,
-                "peak_rss_gb": peak_gb,
-                "machine": platform.platform(),
-            },
-            indent=2,
-        )
-    )
-    if not args.no_mlflow:
-        metrics = {f"{r['policy']}.budget_{r['budget_share']:g}.{k}": r[k] for r in results for k in ("share_of_oracle", "true_profit", "true_spend")}
-        metrics |= {f"{name}.qini.{action}": value for name, q in qini.items() for action, value in q.items()}
-        figures = {f"qini/qini_{action}.png": qini_figure(learners, holdout, action) for action in config.actions}
-        run_id = registry.log_benchmark_run(
-            get_settings(),
-            BENCHMARK_EXPERIMENT,
-            f"synthetic {args.scale} seed {args.seed}",
-            {"scale": args.scale, "seed": args.seed, "planned_customers": len(newest), "training_rows": len(train), **config.as_dict()},
-            metrics,
-            figures,
-            (args.out,),
-        )
-        print(f"MLflow: run {run_id} in experiment {BENCHMARK_EXPERIMENT}")
+    payload = {
+        "scale": args.scale,
+        "seed": args.seed,
+        "planned_customers": len(newest),
+        "training_rows": len(train),
+        "results": results,
+        "qini": qini,
+        "value_per_conversion": econ.value_per_conversion,
+        "margin": econ.margin,
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_gb": peak_gb,
+    }
+    metrics = {f"{r['policy']}.budget_{r['budget_share']:g}.{k}": r[k] for r in results for k in ("share_of_oracle", "true_profit", "true_spend")}
+    metrics |= {f"{name}.qini.{action}": value for name, q in qini.items() for action, value in q.items()}
+    figures = {} if args.no_mlflow else {f"qini/qini_{action}.png": qini_figure(learners, holdout, action) for action in config.actions}
+    params = {"scale": args.scale, "seed": args.seed, "planned_customers": len(newest), "training_rows": len(train), **config.as_dict()}
+    record.save(args, f"synthetic {args.scale} seed {args.seed}", payload, metrics, params, figures, experiment=BENCHMARK_EXPERIMENT)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ Goal: 1,000 SKUs x 28 days to <= 1% gap in <= 300 s on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import record
 
 from ml.errors import PlanError
 from ml.inventory import evaluate, policy
@@ -85,7 +83,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=28)
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--scenarios", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inventory_plan.json"))
+    record.add_arguments(parser, "benchmarks/results/inventory_plan.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     problem = generate(args.skus, args.horizon)
@@ -117,11 +115,9 @@ def main() -> None:
     print(f"\nsimulation on {args.scenarios} demand draws (normal, P10/P90 spread), means:")
     for name, s in simulation.items():
         print(f"  {name:<10} fill rate {s['fill_rate']:.1%}  cost {s['cost']:,.0f}  lost units {s['lost_units']:,.0f}  order lines {s['order_lines']:.0f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"rows": rows, "simulation": simulation, "skus": args.skus, "horizon": args.horizon, "machine": platform.platform()}, indent=2)
-    )
-    print(f"written {args.out}")
+    metrics = record.row_metrics(rows, ("case", "solver")) | record.row_metrics([{"policy": k, **v} for k, v in simulation.items()], ("policy",))
+    payload = {"rows": rows, "simulation": simulation, "skus": args.skus, "horizon": args.horizon}
+    record.save(args, f"inventory_plan {args.skus} SKUs", payload, metrics, {"skus": args.skus, "horizon": args.horizon, "scenarios": args.scenarios})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ k=10); their BPR reaches NDCG@10 0.442.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import record
 import scipy.sparse as sp
 
 from ml.recsys import baselines, data, evaluate, train
@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--sequences", type=Path, nargs="+", default=[], help="sequence files in the S3-Rec format, each named by its stem")
     parser.add_argument("--movielens", type=Path)
     parser.add_argument("--instruments", type=Path, help="Amazon Musical Instruments 5-core (real timestamps)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/recsys_quality.json"))
+    record.add_arguments(parser, "benchmarks/results/recsys_quality.json")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
@@ -317,11 +317,9 @@ def main() -> None:
     for dataset, refs in published_here.items():
         for name, (rec, ndcg) in refs.items():
             print(f"{dataset:<16}{'(literature)':<22}{'reported: ' + name:<40}{'':>5}{'':>7}{'' if rec is None else f'{rec:.4f}':>10}{ndcg:>10.4f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"rows": rows, "published": published_here, "machine": platform.platform(), "python": platform.python_version()}, indent=2, default=str)
-    )
-    print(f"\nwritten {args.out}")
+    params = {k: v for k, v in vars(args).items() if k not in ("out", "sequences", "ease_l2")} | {"seeds": " ".join(map(str, args.seeds))}
+    metrics = record.row_metrics(rows, ("dataset", "protocol", "model", "seed"))
+    record.save(args, "recsys_quality", {"rows": rows, "published": published_here, "python": platform.python_version()}, metrics, params)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numba
 import numpy as np
+import record
 import torch
 
 from ml.recsys import data, score, topk
@@ -60,7 +58,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/recsys_scoring_large.json"))
+    record.add_arguments(parser, "benchmarks/results/recsys_scoring_large.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -127,7 +125,6 @@ def main() -> None:
         "customers_per_second": len(customers) / wall,
         "peak_rss_mb": peak_rss_mb(),
         "peak_rss_before_scoring_mb": rss_before,
-        "machine": platform.platform(),
     }
     print(
         f"\n{'customers':>10}{'products':>10}{'dim':>5}{'k':>5}{'wall s':>9}{'matmul s':>9}{'bound s':>9}{'ratio':>7}"
@@ -137,9 +134,8 @@ def main() -> None:
         f"{result['customers']:>10}{result['products']:>10}{args.dim:>5}{args.k:>5}{wall:>9.1f}{matmul_wall:>9.1f}{bound:>9.1f}"
         f"{result['ratio_to_bound']:>7.2f}{wall - matmul_wall:>8.2f}{torch_topk_wall:>13.2f}{result['matmul_gflops']:>9.1f}{result['peak_rss_mb']:>9.0f}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"written {args.out}")
+    params = {k: getattr(args, k) for k in ("scale", "history_days", "dim", "k", "chunk", "threads", "repeats")}
+    record.save(args, f"recsys_scoring {args.scale}", result, record.row_metrics([result], ()), params)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import record
 
 
 def build(osm: Path) -> dict:
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--osmnx-xml", type=Path, help="the same roads as OSM XML, for osmnx's reader (the anchor)")
     parser.add_argument("--points", type=int, default=1000, help="matrix size (random network nodes)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/routing_osm.json"))
+    record.add_arguments(parser, "benchmarks/results/routing_osm.json")
     args = parser.parse_args()
     ours = in_child("ours", args.osm)
     anchor = in_child("osmnx", args.osmnx_xml) if args.osmnx_xml else None
@@ -102,8 +102,9 @@ def main() -> None:
         f"({matrix['seconds_with_paths']:.2f} s keeping paths); plain scipy Dijkstra in one process {matrix['plain_dijkstra_seconds']:.2f} s "
         f"({matrix['plain_dijkstra_seconds'] / matrix['seconds']:.1f}x slower); unreachable pairs {matrix['unreachable_pairs']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"osm": str(args.osm), "graph": ours, "osmnx_anchor": anchor, "matrix": matrix, "machine": platform.platform()}, indent=2))
+    figures = [{"part": "graph", **ours}, {"part": "matrix", **matrix}] + ([{"part": "osmnx_anchor", **anchor}] if anchor else [])
+    payload = {"osm": str(args.osm), "graph": ours, "osmnx_anchor": anchor, "matrix": matrix}
+    record.save(args, f"routing_osm {args.osm.name}", payload, record.row_metrics(figures, ("part",)), {"osm": args.osm.name, "points": args.points})
 
 
 if __name__ == "__main__":

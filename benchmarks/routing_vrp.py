@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+import record
 
 from ml.routing.evaluate import check, gap
 from ml.routing.model import Fleet, RoutingProblem, solve
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--bks", type=Path, help="JSON of best-known costs for Solomon instances")
     parser.add_argument("--time-limit", type=float, default=9.5, help="solver seconds per instance (the wall time adds reading and model building)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/routing_vrp.json"))
+    record.add_arguments(parser, "benchmarks/results/routing_vrp.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = [row for path in args.instances for row in run(path, args.bks, args.time_limit, args.seed)]
@@ -178,8 +178,8 @@ def main() -> None:
             f"{r['instance']:<12}{r['solver']:<9}{r['cost']:>10.2f}{r['best_known']:>12.2f}{gap_text:>8}{r['routes']:>8}"
             f"{r['served']:>5}/{r['stops']:<3}{r['feasible']!s:>9}{r['seconds']:>7.1f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "machine": platform.platform()}, indent=2))
+    params = {"instances": " ".join(p.name for p in args.instances), "time_limit": args.time_limit, "seed": args.seed}
+    record.save(args, "routing_vrp", {"rows": rows}, record.row_metrics(rows, ("instance", "solver")), params)
 
 
 if __name__ == "__main__":

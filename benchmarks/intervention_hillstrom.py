@@ -1,11 +1,12 @@
-"""Uplift on Hillstrom's e-mail experiment: Qini coefficient on held-out splits of the T-, X- and S-learner
-(LightGBM, the pipeline's own learners and settings) and of random targeting, per e-mail vs no e-mail.
+"""Uplift on Hillstrom's e-mail experiment: Qini coefficient on held-out splits of the T-, X- and S-learner, of
+``auto`` (per e-mail, the learner with the best cross-validated Qini inside the training split; LightGBM, the
+pipeline's own learners and settings) and of random targeting, per e-mail vs no e-mail.
 
     python benchmarks/intervention_hillstrom.py --csv ../shared/data/uplift/hillstrom/hillstrom_part_a.csv \\
         --outcome visit --seeds 20 --out benchmarks/results/intervention_hillstrom.json
 
 Each seed draws a 70/30 split stratified by arm and outcome; the table shows mean and standard deviation over
-seeds. The T- and X-learner are then compared with the S-learner and random targeting seed by seed (mean Qini
+seeds. The T-, X- and auto learner are then compared with the S-learner and random targeting seed by seed (mean Qini
 difference with a 95% interval from the corrected resampled t-test, since the splits overlap). The figures and
 each e-mail's Qini curves on the first split go to MLflow (experiment ``ecom_intervention_benchmarks`` in the
 configured tracking store; ``--no-mlflow`` skips it). Any CSV with Hillstrom's columns works (the other half of
@@ -25,7 +26,7 @@ import record
 
 from ml import contract
 from ml.intervention.evaluate import compare_on_resamples, qini_coefficient, qini_curve, qini_plot
-from ml.intervention.model import LEARNERS, TreeConfig, UpliftLearner
+from ml.intervention.model import KINDS, TreeConfig, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig
 
 log = logging.getLogger("intervention_hillstrom")
@@ -77,7 +78,7 @@ def score_split(
     """Fit every learner on the training rows; (one result row per model, each model's uplift scores on the test rows)."""
     rng = np.random.default_rng(1000 + seed)
     scores, seconds = {"random": {a: rng.random(test.sum()) for a in ACTIONS}}, {"random": 0.0}
-    for kind in LEARNERS:
+    for kind in KINDS:
         t0 = time.perf_counter()
         learner = UpliftLearner(kind, ACTIONS, trees).fit(X[~test], treatment[~test], y[~test])
         scores[f"{kind}-learner"] = learner.predict(X[test])[1]
@@ -123,7 +124,7 @@ def main() -> None:
     summary = frame.groupby("model")[[*ACTIONS, "qini", "seconds"]].agg(["mean", "std"])
     print(f"\nHillstrom ({len(y):,} customers, outcome {args.outcome}), Qini coefficient on 30% held out, {args.seeds} seeds")
     print(f"{'model':<12}{'mens e-mail':>18}{'womens e-mail':>18}{'mean':>18}{'fit s':>8}")
-    for model in ["t-learner", "x-learner", "s-learner", "random"]:
+    for model in ["t-learner", "x-learner", "auto-learner", "s-learner", "random"]:
         row = summary.loc[model]
         cells = "".join(f"{row[(c, 'mean')]:>10.4f} ± {row[(c, 'std')]:.3f}" for c in (*ACTIONS, "qini"))
         print(f"{model:<12}{cells}{row[('seconds', 'mean')]:>8.1f}")
@@ -146,7 +147,7 @@ def compare(frame: pd.DataFrame) -> list[dict]:
     """Each two-model learner against the S-learner and random targeting, per e-mail and on the mean."""
     wide = frame.pivot(index="seed", columns="model")
     out = []
-    for model in ("t-learner", "x-learner"):
+    for model in ("t-learner", "x-learner", "auto-learner"):
         for baseline in ("s-learner", "random"):
             for metric in (*ACTIONS, "qini"):
                 result = compare_on_resamples(wide[(metric, model)].to_numpy(), wide[(metric, baseline)].to_numpy(), TEST_SHARE)

@@ -24,7 +24,7 @@ import record
 
 from ml import contract
 from ml.intervention import data, optimize
-from ml.intervention.model import LEARNERS, Propensity, UpliftLearner
+from ml.intervention.model import KINDS, Propensity, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig, economics_of, qini_by_action, qini_figure
 from ml.sources import synthetic
 
@@ -69,7 +69,7 @@ def main() -> None:
     X, everyone = list(data.FEATURES), np.ones(len(newest), dtype=bool)
 
     estimates, qini, learners = {}, {}, {}
-    for kind in LEARNERS:
+    for kind in KINDS:
         learner = UpliftLearner(kind, config.actions, config.trees()).fit(train[X], train["treatment"].to_numpy(), train["converted"].astype(int).to_numpy())
         p0, uplift = learner.predict(newest[X])
         estimates[f"{kind}-learner plan"] = econ.of(p0, uplift)

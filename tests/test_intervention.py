@@ -17,7 +17,7 @@ import pytest
 
 from ml.errors import ConfigError, EcomError
 from ml.intervention import data, evaluate, optimize
-from ml.intervention.model import Economics, Propensity, TreeConfig, UpliftLearner
+from ml.intervention.model import Economics, Propensity, TreeConfig, UpliftLearner, cross_validated_qini
 from ml.intervention.train import InterventionConfig
 from ml.sources import synthetic
 
@@ -161,7 +161,7 @@ def _randomized(n: int, seed: int = 0):
     return X, treatment, (rng.random(n) < p).astype(int), true
 
 
-@pytest.mark.parametrize("kind", ["t", "x", "s"])
+@pytest.mark.parametrize("kind", ["t", "x", "s", "auto"])
 def test_each_learner_recovers_a_known_uplift(kind):
     X, treatment, y, _ = _randomized(12_000)
     learner = UpliftLearner(kind, ("a", "b"), SMALL_TREES).fit(X, treatment, y)
@@ -174,6 +174,19 @@ def test_each_learner_recovers_a_known_uplift(kind):
         knowing_the_truth = evaluate.qini_coefficient(test_y[rows], test_true[action][rows], test_t[rows] == action)
         assert qini > 0.5 * knowing_the_truth > 0, (kind, action, qini, knowing_the_truth)
     assert 0.1 < p0.mean() < 0.3
+
+
+def test_auto_takes_per_action_the_learner_with_the_best_cross_validated_qini():
+    X, treatment, y, _ = _randomized(6_000)
+    auto = UpliftLearner("auto", ("a", "b"), SMALL_TREES).fit(X, treatment, y)
+    assert auto.cv_qini == cross_validated_qini(X, treatment, y, ("a", "b"), SMALL_TREES)  # from the rows it was given, repeatably
+    assert all(set(scores) == {"t", "x", "s"} for scores in auto.cv_qini.values())
+    assert auto.chosen == {action: max(scores, key=scores.__getitem__) for action, scores in auto.cv_qini.items()}
+    test_X = _randomized(2_000, seed=1)[0]
+    _, uplift = auto.predict(test_X)
+    for action, kind in auto.chosen.items():
+        alone = UpliftLearner(kind, ("a", "b"), SMALL_TREES).fit(X, treatment, y)
+        np.testing.assert_allclose(uplift[action], alone.predict(test_X)[1][action])
 
 
 def test_a_learner_arm_without_both_outcomes_is_refused():

@@ -58,5 +58,8 @@ def test_intervention_plans_within_budget_caps_and_fatigue_and_reruns_replace(ai
     assert rejected.tags["gate.decision"] == "rejected" and rejected.tags["gate.metric"] == "qini"
     run = client.get_run(rejected.run_id)
     assert {"propensity.roc_auc", "uplift.qini", "uplift.random_qini", "uplift.s_learner_qini"} <= set(run.data.metrics)
+    # the default learner is auto: its choice per action, and the cross-validated Qini it chose by, are on the version
+    assert rejected.tags["intervention.learner"] == "auto" and {rejected.tags[f"intervention.chosen.{a}"] for a in ("coupon_5", "coupon_15")} <= {"t", "x", "s"}
+    assert {f"uplift.cv_qini.coupon_5.{kind}" for kind in ("t", "x", "s")} <= set(rejected.tags)
     artifacts = {a.path for a in client.list_artifacts(rejected.run_id, "evaluation")}
     assert {"evaluation/calibration.png", "evaluation/qini_coupon_5.png", "evaluation/qini_coupon_15.png"} <= artifacts

@@ -1,5 +1,6 @@
 """Models: a calibrated purchase propensity (LightGBM + isotonic regression) and uplift learners per coupon
-action (T-, X- and S-learner on LightGBM), bundled with the coupon economics into one MLflow pyfunc.
+action (T-, X- and S-learner on LightGBM, or ``auto``: the one with the best cross-validated Qini per action),
+bundled with the coupon economics into one MLflow pyfunc.
 
 The uplift learners share one interface: ``fit(X, treatment, y)`` with treatment = an action name or control,
 then ``predict(X)`` -> the control-arm conversion probability and the uplift of each action."""
@@ -12,14 +13,19 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import StratifiedKFold
 
 from ml import contract
 from ml.errors import ConfigError
 from ml.intervention.data import FEATURES
+from ml.intervention.evaluate import qini_coefficient
 
 LEARNERS = ("t", "x", "s")
 """T-learner (one model per arm), X-learner (Kuenzel et al. 2019: imputed effects, propensity-weighted), and the
 single-model S-learner kept as the baseline the others must beat."""
+AUTO = "auto"  # per action, the learner with the best cross-validated Qini on the training rows
+KINDS = (*LEARNERS, AUTO)
+CV_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,21 @@ class UpliftLearner:
     trees: TreeConfig = field(default_factory=TreeConfig)
     models: dict = field(default_factory=dict)
     treated_share: dict = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)  # auto: action -> learner
+    cv_qini: dict[str, dict[str, float]] = field(default_factory=dict)  # auto: action -> learner -> mean CV Qini
+    members: dict[str, UpliftLearner] = field(default_factory=dict)  # auto: the chosen learners, fitted on all rows
 
     def __post_init__(self):
-        if self.kind not in LEARNERS:
-            raise ConfigError(f"uplift learner {self.kind!r} is not one of {LEARNERS}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"uplift learner {self.kind!r} is not one of {KINDS}")
 
     def fit(self, X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray) -> UpliftLearner:
         treatment, y = np.asarray(treatment), np.asarray(y, dtype=int)
+        if self.kind == AUTO:
+            self.cv_qini = cross_validated_qini(X, treatment, y, self.actions, self.trees)
+            self.chosen = {action: max(scores, key=scores.__getitem__) for action, scores in self.cv_qini.items()}
+            self.members = {kind: UpliftLearner(kind, self.actions, self.trees).fit(X, treatment, y) for kind in sorted(set(self.chosen.values()))}
+            return self
         control = _arm(treatment, y, contract.CONTROL)
         if self.kind == "s":
             arms = np.asarray(self.actions)[:, None] == treatment[None, :]
@@ -104,7 +118,12 @@ class UpliftLearner:
         return X.assign(**{f"arm_{a}": arms[:, i].astype(float) for i, a in enumerate(self.actions)})
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(P(convert | control), {action: P(convert | action) - P(convert | control)})."""
+        """(P(convert | control), {action: P(convert | action) - P(convert | control)}). The auto learner takes
+        P(convert | control) from the member chosen for the most actions."""
+        if self.kind == AUTO:
+            predicted = {kind: member.predict(X) for kind, member in self.members.items()}
+            main = max(self.members, key=lambda kind: list(self.chosen.values()).count(kind))
+            return predicted[main][0], {a: predicted[self.chosen[a]][1][a] for a in self.actions}
         if self.kind == "s":
             none = np.zeros((len(X), len(self.actions)))
             p0 = _p(self.models["s"], self._with_arms(X, none))
@@ -121,6 +140,23 @@ class UpliftLearner:
             a: self.treated_share[a] * self.models[f"tau0_{a}"].predict(X) + (1 - self.treated_share[a]) * self.models[f"tau1_{a}"].predict(X)
             for a in self.actions
         }
+
+
+def cross_validated_qini(
+    X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray, actions: tuple[str, ...], trees: TreeConfig, folds: int = CV_FOLDS
+) -> dict[str, dict[str, float]]:
+    """Mean Qini coefficient of each learner for each action over ``folds`` folds of the given rows (stratified by
+    arm and outcome): what ``auto`` chooses by. Only the rows passed in are read, so a holdout stays unseen."""
+    strata = pd.Series(treatment).astype(str) + "/" + pd.Series(y).astype(str)
+    scores: dict[str, dict[str, list[float]]] = {a: {kind: [] for kind in LEARNERS} for a in actions}
+    for fit_rows, check_rows in StratifiedKFold(folds, shuffle=True, random_state=trees.seed).split(X, strata):
+        for kind in LEARNERS:
+            _, uplift = UpliftLearner(kind, actions, trees).fit(X.iloc[fit_rows], treatment[fit_rows], y[fit_rows]).predict(X.iloc[check_rows])
+            for action in actions:
+                mine = np.isin(treatment[check_rows], [action, contract.CONTROL])
+                treated = treatment[check_rows][mine] == action
+                scores[action][kind].append(qini_coefficient(y[check_rows][mine], uplift[action][mine], treated))
+    return {a: {kind: float(np.mean(values)) for kind, values in by_kind.items()} for a, by_kind in scores.items()}
 
 
 @dataclass

@@ -24,7 +24,9 @@ CONTROL = "control"  # ml.contract.CONTROL, the randomized arm's name (kept lite
 
 @dataclass(frozen=True)
 class InterventionConfig(PipelineConfig):
-    learner: str = option("x", "Uplift learner: X-, T- or S-learner on LightGBM", choices=("x", "t", "s"))
+    learner: str = option(
+        "auto", "Uplift learner: auto (per action, the best cross-validated Qini of X, T and S), or X-, T- or S-learner", choices=("auto", "x", "t", "s")
+    )
     actions: tuple[str, ...] = option(("coupon_5", "coupon_15"), "Coupon actions, as named in coupon_campaigns")
     discounts: tuple[float, ...] = option((0.05, 0.15), "Discount rate of each action, in action order", minimum=0, maximum=0.99)
     budget: float = option(500.0, "Expected spend of the day's plan (discounts redeemed + contacts)", minimum=0)

@@ -15,6 +15,7 @@ from ml import contract, registry
 from ml.intervention import data, evaluate, io
 from ml.intervention.data import FEATURES, Tables
 from ml.intervention.model import (
+    AUTO,
     Economics,
     InterventionModel,
     Propensity,
@@ -112,6 +113,9 @@ def train_run(settings: Settings, ds: dt.date, config: InterventionConfig) -> di
         "uplift": qini_by_action(bundle.uplift, holdout),
     }
     metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
+    if bundle.uplift.kind == AUTO:  # what auto chose per action, and the cross-validated Qini it chose by
+        metrics["uplift_choice"] = {"chosen": bundle.uplift.chosen, "cv_qini": bundle.uplift.cv_qini}
+        log.info("auto uplift learner: %s (cross-validated Qini on the training campaigns: %s)", bundle.uplift.chosen, bundle.uplift.cv_qini)
     shown = {f"{config.learner}-learner": bundle.uplift}
     if config.learner != "s":
         single = UpliftLearner("s", config.actions, config.trees()).fit(
@@ -135,6 +139,7 @@ def train_run(settings: Settings, ds: dt.date, config: InterventionConfig) -> di
         )
         scalar = {f"propensity.{k}": v for k, v in metrics["propensity"].items() if k != "calibration"}
         mlflow.log_metrics(scalar | {f"uplift.{k}": v for k, v in metrics["uplift"].items() if np.isfinite(v)})
+        mlflow.set_tags(choice_tags(metrics.get("uplift_choice", NO_CHOICE)))
         mlflow.log_figure(
             evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"), "evaluation/calibration.png"
         )
@@ -169,11 +174,23 @@ def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, actio
     return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
 
 
+NO_CHOICE: dict[str, dict] = {"chosen": {}, "cv_qini": {}}  # a fixed learner chose nothing
+
+
+def choice_tags(choice: dict[str, dict]) -> dict[str, str]:
+    """``intervention.chosen.<action>`` (the learner auto chose) and ``uplift.cv_qini.<action>.<learner>`` (the
+    cross-validated Qini on the training campaigns it chose by)."""
+    chosen = {f"intervention.chosen.{action}": kind for action, kind in choice["chosen"].items()}
+    return chosen | {f"uplift.cv_qini.{action}.{kind}": repr(v) for action, by_kind in choice["cv_qini"].items() for kind, v in by_kind.items()}
+
+
 def version_tags(trained: dict) -> dict[str, str]:
-    """Tags of the registered version beside its ds: learner and holdout metrics (what a reviewer reads in the registry)."""
+    """Tags of the registered version beside its ds: learner (and what auto chose, with the cross-validated Qini it
+    chose by) and holdout metrics (what a reviewer reads in the registry)."""
     metrics = trained["metrics"]
     return {
         "intervention.learner": trained["config"]["learner"],
+        **choice_tags(metrics.get("uplift_choice", NO_CHOICE)),
         **registry.metric_tags("uplift", metrics["uplift"]),
         "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"]),
     }

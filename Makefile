@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-routing clean
+.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-routing clean
 
 setup: $(VENV)/.installed
 
@@ -86,6 +86,10 @@ bench-intervention: setup  ## coupon plan vs the oracle on the large synthetic s
 
 bench-forecast-promotions: setup  ## LightGBM backtest with and without the promotion calendar on the synthetic demo shop
 	$(BIN)/python benchmarks/forecast_promotions.py --scale demo --origins 3 --out benchmarks/results/forecast_promotions.json
+
+bench-associations: setup  ## FP-growth rules on the bakery baskets; leave-one-out basket completion vs popularity
+	$(BIN)/python benchmarks/associations_bakery.py --bakery $(SHARED_DATA)/forecast/bakery-breadbasket \
+	    --out benchmarks/results/associations_bakery.json
 
 bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101 + X-n101-k25, PyVRP vs OR-Tools
 	$(BIN)/python benchmarks/routing_osm.py --osm $(SHARED_DATA)/osm/porto_portugal_r5-testdata.osm.pbf \

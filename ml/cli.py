@@ -123,6 +123,7 @@ def pipeline_command(pipeline: Pipeline, summary: str) -> None:
 
 
 def _register_pipelines() -> None:
+    from ml.associations.pipeline import ASSOCIATIONS
     from ml.forecast.pipeline import DEMAND_FORECAST
     from ml.ingest_pipeline import INGEST
     from ml.intervention.pipeline import INTERVENTION
@@ -135,6 +136,7 @@ def _register_pipelines() -> None:
     pipeline_command(DEMAND_FORECAST, "Fit, backtest beside seasonal naive, register, gate, and forecast every series with the champion.")
     pipeline_command(INVENTORY_PLAN, "Plan purchase orders per warehouse from the demand forecast (PuLP MILP, HiGHS with CBC as fallback).")
     pipeline_command(INTERVENTION, "Train propensity and uplift, gate on Qini, and plan who gets which coupon tomorrow under the budget.")
+    pipeline_command(ASSOCIATIONS, "Mine frequently-bought-together rules (FP-growth) from the order baskets and publish them.")
     pipeline_command(DELIVERY_ROUTING, "Route tomorrow's deliveries per depot on the road network (CVRPTW, PyVRP); write routes, exceptions and maps.")
 
 

@@ -382,6 +382,20 @@ OUTPUTS: dict[str, Table] = {
             doc="Each vehicle's stops for the delivery day after ds, in order, with arrival times and loads.",
         ),
         Table(
+            "product_associations",
+            (
+                _ds(),
+                Column("product_id", "string"),
+                Column("associated_product_id", "string"),
+                Column("support", "float", min=0, max=1, doc="share of the window's baskets that hold both"),
+                Column("confidence", "float", min=0, max=1, doc="share of the product's baskets that also hold the associated one"),
+                Column("lift", "float", min=0, doc="confidence over the associated product's share of baskets (1: chance)"),
+            ),
+            key=("product_id", "associated_product_id"),
+            kind="output",
+            doc="Frequently bought together: FP-growth rules from the order baskets of a window through ds.",
+        ),
+        Table(
             "delivery_exceptions",
             (_ds(), Column("depot_id", "string"), Column("order_id", "string"), Column("reason", "string"), Column("detail", "string")),
             key=("order_id",),

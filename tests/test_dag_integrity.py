@@ -156,6 +156,7 @@ PIPELINES = (
     "ml.inventory.pipeline:INVENTORY_PLAN",
     "ml.intervention.pipeline:INTERVENTION",
     "ml.routing.pipeline:DELIVERY_ROUTING",
+    "ml.associations.pipeline:ASSOCIATIONS",
 )
 
 

@@ -24,13 +24,22 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
-DAGS = ("ecom_ingest", "ecom_recommendations", "ecom_demand_forecast", "ecom_inventory_plan", "ecom_intervention", "ecom_delivery_routing")
+DAGS = (
+    "ecom_ingest",
+    "ecom_recommendations",
+    "ecom_demand_forecast",
+    "ecom_inventory_plan",
+    "ecom_intervention",
+    "ecom_delivery_routing",
+    "ecom_associations",
+)
 OUTPUTS = {
     "recommendations": ("customer_id", "rank"),
     "demand_forecasts": ("product_id", "warehouse_id", "target_date"),
     "purchase_orders": ("warehouse_id", "product_id", "order_date"),
     "interventions": ("customer_id",),
     "delivery_routes": ("depot_id", "vehicle_id", "stop_seq"),
+    "product_associations": ("product_id", "associated_product_id"),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
 # the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign
@@ -226,7 +235,7 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
 
     counts = _serving_counts(stack, today.isoformat())
     assert all(rows == distinct for rows, distinct in counts.values()), counts  # one set of rows per key
-    assert all(counts[t][0] > 0 for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes")), counts
+    assert all(counts[t][0] > 0 for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes", "product_associations")), counts
 
     # a second trigger of the same ds through the REST API (as the UI's Trigger button does) replaces the day
     stack.trigger("ecom_ingest", {"ds": today.isoformat(), "scale": "tiny"})
@@ -237,7 +246,7 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     stack.trigger("ecom_recommendations", {"ds": yesterday.isoformat()})
     stack.wait({"ecom_recommendations": (yesterday.isoformat(), 1), "ecom_intervention": (yesterday.isoformat(), 1)}, "backfill")
 
-    print(f"\nlive stack: healthy in {stack.startup_s:.0f}s; first day through all six DAGs in {first_round_s:.0f}s")
+    print(f"\nlive stack: healthy in {stack.startup_s:.0f}s; first day through all {len(DAGS)} DAGs in {first_round_s:.0f}s")
 
 
 def test_bad_input_fails_in_the_first_task_with_a_clear_message_and_publishes_nothing(stack):

@@ -162,6 +162,7 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
     a fleet, and an intervention budget of zero, are the degenerate ends."""
     from airflow.sdk.serde import serialize
 
+    from ml.associations.pipeline import ASSOCIATIONS
     from ml.cli import run_pipeline
     from ml.forecast.pipeline import DEMAND_FORECAST
     from ml.inventory.pipeline import INVENTORY_PLAN
@@ -175,6 +176,7 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
         run_pipeline(INVENTORY_PLAN, ds, {"time_limit_s": 30}),
         run_pipeline(INTERVENTION, ds, {"holdout_campaigns": 1, "budget": 0}),
         run_pipeline(DELIVERY_ROUTING, ds, {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1}),
+        run_pipeline(ASSOCIATIONS, ds, {"window_days": 30}),
     ]
     for out in runs:
         json.dumps(serialize(out), allow_nan=False)

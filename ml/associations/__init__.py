@@ -1,0 +1,1 @@
+"""Frequently bought together: association rules mined from the order baskets."""

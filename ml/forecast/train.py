@@ -101,13 +101,21 @@ def strongest_baseline(metrics: dict[str, dict[str, float]], metric: str = GATE_
     return kind, metrics[kind][metric]
 
 
-def guards(metrics: dict[str, dict[str, float]]) -> tuple[registry.Guard, ...]:
-    """The other headline metrics (WRMSSE, pinball): the model must be no worse on each than the best baseline."""
+def _defined(value: float | None) -> bool:
+    """A metric that was measured: WRMSSE is undefined (NaN, null after XCom) on windows without sales."""
+    return value is not None and bool(np.isfinite(value))
+
+
+def guards(metrics: dict[str, dict[str, float | None]]) -> tuple[registry.Guard, ...]:
+    """The other headline metrics (WRMSSE, pinball): the model must be no worse on each than the best baseline
+    (a metric undefined for the model or for every baseline guards nothing)."""
     out = []
     for metric in GUARD_METRICS:
-        kind, value = strongest_baseline(metrics, metric)
-        if np.isfinite(value) and np.isfinite(metrics["model"][metric]):  # WRMSSE is undefined on windows without sales
-            out.append(registry.Guard(metric, metrics["model"][metric], value, BASELINE_NAMES[kind]))
+        measured: dict[str, float] = {k: v for k in BASELINE_NAMES if k in metrics and (v := metrics[k][metric]) is not None and _defined(v)}
+        candidate = metrics["model"][metric]
+        if measured and candidate is not None and _defined(candidate):
+            kind = min(measured, key=measured.__getitem__)
+            out.append(registry.Guard(metric, candidate, measured[kind], BASELINE_NAMES[kind]))
     return tuple(out)
 
 

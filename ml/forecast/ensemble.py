@@ -62,7 +62,8 @@ def choose_boundary(
         "lgbm": lgbm.GlobalLGBM(config).fit(past, dates[:origin], horizon, discount).predict(past, dates[:origin], horizon, discount=discount),
         "ets": baselines.ets(past, horizon, season),
     }
-    best = {m: min(evaluate.summarize([evaluate.score(past, actual, fc, season)])[m] for fc in members.values()) for m in HEADLINE}
+    alone = [evaluate.summarize([evaluate.score(past, actual, fc, season)]) for fc in members.values()]
+    best = {m: min(metrics[m] for metrics in alone) for m in HEADLINE}
 
     def relative(zero_share: float) -> float:
         chosen = smooth(past, zero_share)
@@ -80,5 +81,6 @@ def choose_boundary(
 def forecast(lightgbm: Forecast, history: np.ndarray, horizon: int, season: int, zero_share: float) -> Forecast:
     """The ensemble's forecast from LightGBM's: ETS is fitted on the smooth series only."""
     chosen = smooth(history, zero_share)
-    ets = baselines.ets(history[chosen], horizon, season) if chosen.any() else Forecast(np.zeros((len(evaluate.QUANTILES), 0, horizon)))
-    return combine(lightgbm, ets, chosen)
+    if not chosen.any():
+        return lightgbm
+    return combine(lightgbm, baselines.ets(history[chosen], horizon, season), chosen)

@@ -30,12 +30,13 @@ def load_panel(settings: Settings, ds: dt.date, history_days: int, frequency: st
     first_sale = orders["order_ts"].min().tz_convert("UTC").date()
     chosen = None if frequency == "auto" else data.frequency_of(frequency)
     panel = data.demand_panel(orders, items, start=str(max(start, first_sale)), end=str(ds), frequency=chosen)
+    if not lake.list_partitions(settings.lake_dir, "curated", "promotions"):
+        return panel
     if panel.frequency.days > 1:
-        if lake.list_partitions(settings.lake_dir, "curated", "promotions"):
-            log.warning("demand is %s: the promotion calendar (daily) is not used", panel.frequency.name)
-    elif lake.list_partitions(settings.lake_dir, "curated", "promotions"):
-        promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
-        panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
+        log.warning("demand is %s: the promotion calendar (daily) is not used", panel.frequency.name)
+        return panel
+    promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
+    panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
     return panel
 
 

@@ -2,7 +2,6 @@
 last two) with whatever it learned, as an MLflow pyfunc model whose input is demand rows per period (day or week)
 and whose output is P10/P50/P90 rows.
 
-
 Seasonal naive and ETS fit per series at prediction time (their "training" is the method and its settings);
 the global LightGBM carries its boosters and the series it was trained on, so a product it never saw is still
 forecast (the series feature is then unknown) and a known one keeps its learned identity.
@@ -136,7 +135,7 @@ def pyfunc_model(forecaster: Forecaster):
             self.forecaster = forecaster
 
         def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-            rows = self.forecaster.forecast_rows(from_long(model_input, frequency_of(getattr(self.forecaster, "frequency", DAILY.name))))
+            rows = self.forecaster.forecast_rows(from_long(model_input, frequency_of(self.forecaster.frequency)))
             return rows.assign(target_date=pd.to_datetime(rows["target_date"]))
 
     return ForecastModel(forecaster)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TypeGuard
 
 import numpy as np
 
@@ -95,13 +96,13 @@ def baselines_of(config: ForecastConfig) -> tuple[str, ...]:
     return ("seasonal_naive", "ets") if config.ets_baseline else ("seasonal_naive",)
 
 
-def strongest_baseline(metrics: dict[str, dict[str, float]], metric: str = GATE_METRIC) -> tuple[str, float]:
-    """The baseline with the lowest backtest ``metric`` among those in ``metrics`` (the gate's bar)."""
-    kind = min((k for k in BASELINE_NAMES if k in metrics), key=lambda k: metrics[k][metric])
-    return kind, metrics[kind][metric]
+def strongest_baseline(metrics: dict[str, dict[str, float]]) -> tuple[str, float]:
+    """The baseline with the lowest backtest MASE among those in ``metrics`` (the gate's bar)."""
+    kind = min((k for k in BASELINE_NAMES if k in metrics), key=lambda k: metrics[k][GATE_METRIC])
+    return kind, metrics[kind][GATE_METRIC]
 
 
-def _defined(value: float | None) -> bool:
+def _defined(value: float | None) -> TypeGuard[float]:
     """A metric that was measured: WRMSSE is undefined (NaN, null after XCom) on windows without sales."""
     return value is not None and bool(np.isfinite(value))
 
@@ -111,9 +112,9 @@ def guards(metrics: dict[str, dict[str, float | None]]) -> tuple[registry.Guard,
     (a metric undefined for the model or for every baseline guards nothing)."""
     out = []
     for metric in GUARD_METRICS:
-        measured: dict[str, float] = {k: v for k in BASELINE_NAMES if k in metrics and (v := metrics[k][metric]) is not None and _defined(v)}
+        measured = {k: v for k in BASELINE_NAMES if k in metrics and _defined(v := metrics[k][metric])}
         candidate = metrics["model"][metric]
-        if measured and candidate is not None and _defined(candidate):
+        if measured and _defined(candidate):
             kind = min(measured, key=measured.__getitem__)
             out.append(registry.Guard(metric, candidate, measured[kind], BASELINE_NAMES[kind]))
     return tuple(out)

@@ -113,8 +113,9 @@ def train_run(settings: Settings, ds: dt.date, config: InterventionConfig) -> di
         "uplift": qini_by_action(bundle.uplift, holdout),
     }
     metrics["uplift"][GATE_METRIC] = float(np.mean(list(metrics["uplift"].values())))
-    if bundle.uplift.kind == AUTO:  # what auto chose per action, and the cross-validated Qini it chose by
-        metrics["uplift_choice"] = {"chosen": bundle.uplift.chosen, "cv_qini": bundle.uplift.cv_qini}
+    # what auto chose per action, and the cross-validated Qini it chose by (empty for a fixed learner)
+    metrics["uplift_choice"] = {"chosen": bundle.uplift.chosen, "cv_qini": bundle.uplift.cv_qini}
+    if bundle.uplift.kind == AUTO:
         log.info("auto uplift learner: %s (cross-validated Qini on the training campaigns: %s)", bundle.uplift.chosen, bundle.uplift.cv_qini)
     shown = {f"{config.learner}-learner": bundle.uplift}
     if config.learner != "s":
@@ -139,7 +140,7 @@ def train_run(settings: Settings, ds: dt.date, config: InterventionConfig) -> di
         )
         scalar = {f"propensity.{k}": v for k, v in metrics["propensity"].items() if k != "calibration"}
         mlflow.log_metrics(scalar | {f"uplift.{k}": v for k, v in metrics["uplift"].items() if np.isfinite(v)})
-        mlflow.set_tags(choice_tags(metrics.get("uplift_choice", NO_CHOICE)))
+        mlflow.set_tags(choice_tags(metrics["uplift_choice"]))
         mlflow.log_figure(
             evaluate.calibration_plot(metrics["propensity"], f"7-day purchase propensity, snapshot {test['as_of'].max().date()}"), "evaluation/calibration.png"
         )
@@ -174,9 +175,6 @@ def qini_figure(learners: dict[str, UpliftLearner], holdout: pd.DataFrame, actio
     return evaluate.qini_plot(curves, f"Qini, {action} vs control on held-out campaigns")
 
 
-NO_CHOICE: dict[str, dict] = {"chosen": {}, "cv_qini": {}}  # a fixed learner chose nothing
-
-
 def choice_tags(choice: dict[str, dict]) -> dict[str, str]:
     """``intervention.chosen.<action>`` (the learner auto chose) and ``uplift.cv_qini.<action>.<learner>`` (the
     cross-validated Qini on the training campaigns it chose by)."""
@@ -190,7 +188,7 @@ def version_tags(trained: dict) -> dict[str, str]:
     metrics = trained["metrics"]
     return {
         "intervention.learner": trained["config"]["learner"],
-        **choice_tags(metrics.get("uplift_choice", NO_CHOICE)),
+        **choice_tags(metrics["uplift_choice"]),
         **registry.metric_tags("uplift", metrics["uplift"]),
         "propensity.roc_auc": repr(metrics["propensity"]["roc_auc"]),
     }

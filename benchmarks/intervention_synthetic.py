@@ -23,6 +23,7 @@ import pandas as pd
 import record
 
 from ml import contract
+from ml.customer_features import FEATURES
 from ml.intervention import data, optimize
 from ml.intervention.model import KINDS, Propensity, UpliftLearner
 from ml.intervention.train import BENCHMARK_EXPERIMENT, InterventionConfig, economics_of, qini_by_action, qini_figure
@@ -66,7 +67,7 @@ def main() -> None:
 
     econ = economics_of(tables, train, config)
     true_profit, true_spend = econ.of(newest["p_base"].to_numpy(), {a: newest[f"uplift_{a}"].to_numpy() for a in config.actions})
-    X, everyone = list(data.FEATURES), np.ones(len(newest), dtype=bool)
+    X, everyone = list(FEATURES), np.ones(len(newest), dtype=bool)
 
     estimates, qini, learners = {}, {}, {}
     for kind in KINDS:

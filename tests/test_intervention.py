@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.customer_features import FEATURES
 from ml.errors import ConfigError, EcomError
 from ml.intervention import data, evaluate, optimize
 from ml.intervention.model import Economics, Propensity, TreeConfig, UpliftLearner, cross_validated_qini
@@ -126,7 +127,7 @@ def test_features_see_nothing_at_or_after_as_of(shop):
     }
     after = _tables(later).features(as_of, 365)
     pd.testing.assert_frame_equal(before, after)
-    assert list(before.columns) == ["customer_id", *data.FEATURES] and len(before) > 100
+    assert list(before.columns) == ["customer_id", *FEATURES] and len(before) > 100
     assert (before["days_since_event"] > 0).all() and before["orders_365d"].sum() > 0
 
 
@@ -153,7 +154,7 @@ def test_campaign_rows_explain_unknown_treatments_and_a_missing_control(shop):
 
 def _randomized(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    X = pd.DataFrame(rng.normal(size=(n, len(data.FEATURES))), columns=list(data.FEATURES))
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=list(FEATURES))
     treatment = rng.choice(["control", "a", "b"], n)
     base = 0.2 + 0.1 * np.tanh(X["orders_30d"])
     true = {"a": 0.25 * (X["session_rate"] > 0), "b": -0.1 * (X["session_rate"] > 0) + 0.1}

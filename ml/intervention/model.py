@@ -16,8 +16,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
 from ml import contract
+from ml.customer_features import FEATURES
 from ml.errors import ConfigError
-from ml.intervention.data import FEATURES
 from ml.intervention.evaluate import qini_coefficient
 
 LEARNERS = ("t", "x", "s")

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ml import contract, registry
+from ml.customer_features import FEATURES
 from ml.intervention import data, evaluate, io
-from ml.intervention.data import FEATURES, Tables
+from ml.intervention.data import Tables
 from ml.intervention.model import (
     AUTO,
     Economics,

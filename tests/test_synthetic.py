@@ -100,3 +100,25 @@ def test_addresses_sit_on_road_nodes(shared_data):
     on_road = {tuple(x) for x in nodes}
     assert all((lat, lon) in on_road for lat, lon in world.customers[["lat", "lon"]].to_numpy())
     assert all((lat, lon) in on_road for lat, lon in world.warehouses[["lat", "lon"]].to_numpy())
+
+
+def test_latent_types_act_only_through_the_behaviour_parameters(world, batch):
+    from dataclasses import replace
+
+    assert "customer_types" not in batch.ground_truth and world.customer_type is None  # an untyped shop is as before
+    typed_world = shop.build_world(replace(CFG, customer_types=True))
+    assert typed_world.products.equals(world.products) and typed_world.customers.equals(world.customers)
+    typed = shop.simulate(typed_world, CFG.start, CFG.end)
+    truth = typed.ground_truth["customer_types"].set_index("customer_id")
+    assert set(truth["customer_type"]) == {t.name for t in shop.CUSTOMER_TYPES}
+    mean = truth.groupby("customer_type")[["activity", "basket", "taste_entropy", "sensitivity"]].mean()
+    assert mean["activity"].idxmax() == "loyal" and mean["activity"].idxmin() == "occasional"
+    assert mean["basket"].idxmax() == "explorer" and mean["taste_entropy"].idxmax() == "explorer"
+    assert mean["sensitivity"].idxmax() == "deal_seeker"
+    # what the data shows: loyal customers come more often, deal seekers buy more of their lines on promotion
+    events, items, orders = typed.tables["events"], typed.tables["order_items"], typed.tables["orders"]
+    sessions = events.groupby("customer_id")["session_id"].nunique().reindex(truth.index, fill_value=0)
+    assert sessions.groupby(truth["customer_type"]).mean().idxmax() == "loyal"
+    lines = items.merge(orders[["order_id", "customer_id"]], on="order_id").assign(customer_type=lambda f: f["customer_id"].map(truth["customer_type"]))
+    promo_share = (lines["discount"] > 0).groupby(lines["customer_type"]).mean()
+    assert promo_share["deal_seeker"] > 1.3 * promo_share["loyal"]

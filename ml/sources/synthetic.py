@@ -8,7 +8,10 @@ Latent structure (kept apart from the contract tables, for evaluation only):
 - demand has a trend, weekly and annual seasonality, holiday peaks, and promotions that lift it through a
   per-product price elasticity;
 - stock follows an (s, S) policy with supplier lead times and case packs;
-- a randomized coupon experiment with heterogeneous, known uplift per customer and action.
+- a randomized coupon experiment with heterogeneous, known uplift per customer and action;
+- optionally (``customer_types``), latent customer types that act only through the behaviour parameters above
+  (activity, basket size, taste concentration, price sensitivity), drawn from overlapping distributions, so a
+  segmentation can be scored against the truth.
 
 Simulation is vectorised per day: the loop runs over days and session steps, never over rows.
 """
@@ -58,6 +61,7 @@ class ShopConfig:
     campaign_every_days: int = 28
     campaign_share: float = 0.25
     outcome_window_days: int = 7
+    customer_types: bool = False
     seed: int = 42
 
     @property
@@ -70,6 +74,30 @@ SCALES: dict[str, ShopConfig] = {
     "demo": ShopConfig(n_customers=5_000, n_products=400, n_days=420),
     "large": ShopConfig(n_customers=100_000, n_products=20_000, n_days=730, n_categories=40, n_warehouses=3, sessions_per_customer_day=0.03),
 }
+
+
+@dataclass(frozen=True)
+class CustomerType:
+    """A latent customer type: the distributions its customers' behaviour parameters are drawn from."""
+
+    name: str
+    share: float
+    activity_log_mean: float  # log of the multiple of sessions_per_customer_day; the spread is ACTIVITY_LOG_SD
+    basket: float  # mean products viewed per session
+    taste_alpha: float  # Dirichlet concentration over categories: small = a few favourite categories
+    sensitivity: tuple[float, float]  # Beta(a, b) price sensitivity
+
+
+CUSTOMER_TYPES = (
+    CustomerType("loyal", 0.2, 1.2, 4.0, 0.1, (1.5, 8.0)),
+    CustomerType("deal_seeker", 0.25, 0.0, 2.5, 0.3, (8.0, 1.5)),
+    CustomerType("explorer", 0.2, 0.3, 7.0, 3.0, (3.0, 3.0)),
+    CustomerType("occasional", 0.35, -1.5, 1.5, 0.3, (3.0, 3.0)),
+)
+"""The types of a shop built with ``customer_types``. Every parameter's distributions overlap between types
+(``benchmarks/segments_synthetic.py`` reports by how much)."""
+ACTIVITY_LOG_SD = 0.4
+BASKET_SD = 0.2  # log-normal spread of a customer's basket around their type's
 
 
 def scale_config(scale: str, seed: int | None = None) -> ShopConfig:
@@ -99,6 +127,24 @@ class World:
     complement: np.ndarray  # product index -> complement product index
     category_of: np.ndarray
     nearest_warehouse: np.ndarray  # customer index -> warehouse index
+    customer_type: np.ndarray | None = None  # index into CUSTOMER_TYPES, when the shop has types
+    basket: np.ndarray | None = None  # mean products viewed per session, when the shop has types
+
+    def type_truth(self) -> pd.DataFrame:
+        """Each customer's latent type and the behaviour parameters drawn from it (empty for an untyped shop)."""
+        if self.customer_type is None or self.basket is None:
+            return pd.DataFrame()
+        taste = np.diff(self.taste_cdf, axis=1, prepend=0.0)
+        return pd.DataFrame(
+            {
+                "customer_id": self.customers["customer_id"],
+                "customer_type": np.asarray([t.name for t in CUSTOMER_TYPES])[self.customer_type],
+                "activity": self.activity,
+                "basket": self.basket,
+                "taste_entropy": -(taste * np.log(np.clip(taste, 1e-12, None))).sum(axis=1),
+                "sensitivity": self.sensitivity,
+            }
+        )
 
 
 def road_node_coordinates(osm_file: Path) -> np.ndarray:
@@ -170,6 +216,9 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
     churn_day = signup_day + rng.exponential(cfg.n_days * 3.0, n_c).astype(np.int64) + 30
     z = -1.2 * np.log(activity / cfg.sessions_per_customer_day) + rng.normal(0, 0.7, n_c)
     sensitivity = 1.0 / (1.0 + np.exp(-z))
+    customer_type = basket = None
+    if cfg.customer_types:
+        customer_type, taste, activity, basket, sensitivity = _typed_traits(np.random.default_rng([cfg.seed, 8]), cfg)
 
     # Depots are spread across the address space: the extreme and middle points by longitude.
     depots = _addresses(rng, cfg.n_warehouses * 50, road_nodes)
@@ -212,7 +261,25 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
         complement=complement,
         category_of=category_of,
         nearest_warehouse=nearest,
+        customer_type=customer_type,
+        basket=basket,
     )
+
+
+def _typed_traits(rng: np.random.Generator, cfg: ShopConfig) -> tuple[np.ndarray, ...]:
+    """Type, taste, activity, basket and sensitivity of each customer of a typed shop (its own random stream, so
+    the rest of the shop is drawn as without types)."""
+    n_c, k = cfg.n_customers, cfg.n_categories
+    kind = rng.choice(len(CUSTOMER_TYPES), size=n_c, p=[t.share for t in CUSTOMER_TYPES])
+    taste = np.empty((n_c, k))
+    activity, basket, sensitivity = np.empty(n_c), np.empty(n_c), np.empty(n_c)
+    for index, spec in enumerate(CUSTOMER_TYPES):
+        members = np.flatnonzero(kind == index)
+        taste[members] = rng.dirichlet(np.full(k, spec.taste_alpha), size=len(members))
+        activity[members] = cfg.sessions_per_customer_day * np.exp(rng.normal(spec.activity_log_mean, ACTIVITY_LOG_SD, len(members)))
+        basket[members] = np.maximum(spec.basket * np.exp(rng.normal(0.0, BASKET_SD, len(members))), 1.0)
+        sensitivity[members] = rng.beta(*spec.sensitivity, size=len(members))
+    return kind, taste, activity, basket, sensitivity
 
 
 def _promotions(rng: np.random.Generator, cfg: ShopConfig) -> pd.DataFrame:
@@ -358,7 +425,8 @@ def simulate(
         elapsed,
         len(tables["events"]) / max(elapsed, 1e-9),
     )
-    return Batch(tables=tables, ground_truth={"coupon_uplift": truth})
+    types = world.type_truth()
+    return Batch(tables=tables, ground_truth={"coupon_uplift": truth} | ({"customer_types": types} if len(types) else {}))
 
 
 def _concat(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -389,7 +457,8 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
     if n_sessions == 0:
         return contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units
     cust = alive[rng.choice(len(alive), size=n_sessions, p=rate / rate.sum())]
-    length = np.minimum(1 + rng.poisson(MEAN_SESSION_LENGTH - 1, n_sessions), 10)
+    mean_length = MEAN_SESSION_LENGTH if world.basket is None else world.basket[cust]
+    length = np.minimum(1 + rng.poisson(mean_length - 1, n_sessions), 10 if world.basket is None else 15)
 
     discount = _discounts_on(world, day)
     weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
@@ -425,8 +494,14 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
     session, product = session[order], product[order]
 
     boost = 1.0 + world.elasticity[product] * discount[product]
+    buy_prob = np.full(len(product), BUY_PROB)
+    if world.customer_type is not None:
+        # In a typed shop price-sensitive customers respond to promotions more and leave full-price carts behind.
+        sensitivity = world.sensitivity[cust[session]]
+        boost = 1.0 + world.elasticity[product] * discount[product] * 4.0 * sensitivity
+        buy_prob = np.where(discount[product] > 0, BUY_PROB, BUY_PROB * (1.0 - 0.7 * sensitivity))
     carted = rng.random(len(product)) < np.minimum(CART_PROB * boost, 0.9)
-    bought = carted & (rng.random(len(product)) < BUY_PROB)
+    bought = carted & (rng.random(len(product)) < buy_prob)
     qty = np.where(bought, 1 + rng.poisson(0.3, len(product)), 0)
     warehouse = world.nearest_warehouse[cust[session]]
     np.add.at(units, (warehouse[bought], product[bought]), qty[bought])

@@ -130,6 +130,7 @@ def _register_pipelines() -> None:
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.recsys.pipeline import RECOMMENDATIONS
     from ml.routing.pipeline import DELIVERY_ROUTING
+    from ml.segments.pipeline import SEGMENTS
 
     pipeline_command(INGEST, "land -> validate -> publish one drop.")
     pipeline_command(RECOMMENDATIONS, "Train, evaluate beside recent popularity, register, gate, and score every customer with the champion.")
@@ -137,6 +138,7 @@ def _register_pipelines() -> None:
     pipeline_command(INVENTORY_PLAN, "Plan purchase orders per warehouse from the demand forecast (PuLP MILP, HiGHS with CBC as fallback).")
     pipeline_command(INTERVENTION, "Train propensity and uplift, gate on Qini, and plan who gets which coupon tomorrow under the budget.")
     pipeline_command(ASSOCIATIONS, "Mine frequently-bought-together rules (FP-growth) from the order baskets and publish them.")
+    pipeline_command(SEGMENTS, "Score RFM codes and cluster the customers' behaviour into stable, named segments; publish them with a report.")
     pipeline_command(DELIVERY_ROUTING, "Route tomorrow's deliveries per depot on the road network (CVRPTW, PyVRP); write routes, exceptions and maps.")
 
 

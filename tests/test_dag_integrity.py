@@ -157,6 +157,7 @@ PIPELINES = (
     "ml.intervention.pipeline:INTERVENTION",
     "ml.routing.pipeline:DELIVERY_ROUTING",
     "ml.associations.pipeline:ASSOCIATIONS",
+    "ml.segments.pipeline:SEGMENTS",
 )
 
 

@@ -32,6 +32,7 @@ DAGS = (
     "ecom_intervention",
     "ecom_delivery_routing",
     "ecom_associations",
+    "ecom_segments",
 )
 OUTPUTS = {
     "recommendations": ("customer_id", "rank"),
@@ -40,6 +41,8 @@ OUTPUTS = {
     "interventions": ("customer_id",),
     "delivery_routes": ("depot_id", "vehicle_id", "stop_seq"),
     "product_associations": ("product_id", "associated_product_id"),
+    "customer_segments": ("customer_id",),
+    "segment_profiles": ("segment",),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
 # the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign
@@ -47,6 +50,7 @@ DEPLOYMENT_PARAMS = {
     "ecom_recommendations": {"model": "ease"},
     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
     "ecom_intervention": {"holdout_campaigns": 1},
+    "ecom_segments": {"k_max": 5, "stability_fits": 2},
 }
 ROUND_TIMEOUT_S = 600
 
@@ -235,7 +239,9 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
 
     counts = _serving_counts(stack, today.isoformat())
     assert all(rows == distinct for rows, distinct in counts.values()), counts  # one set of rows per key
-    assert all(counts[t][0] > 0 for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes", "product_associations")), counts
+    assert all(
+        counts[t][0] > 0 for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes", "product_associations", "customer_segments")
+    ), counts
 
     # a second trigger of the same ds through the REST API (as the UI's Trigger button does) replaces the day
     stack.trigger("ecom_ingest", {"ds": today.isoformat(), "scale": "tiny"})

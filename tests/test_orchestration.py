@@ -167,6 +167,7 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
     from ml.forecast.pipeline import DEMAND_FORECAST
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.routing.pipeline import DELIVERY_ROUTING
+    from ml.segments.pipeline import SEGMENTS
 
     ds = "2024-03-30"
     runs = [
@@ -177,6 +178,7 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
         run_pipeline(INTERVENTION, ds, {"holdout_campaigns": 1, "budget": 0}),
         run_pipeline(DELIVERY_ROUTING, ds, {"time_limit_s": 1, "fleet_size": 1, "vehicle_capacity": 1}),
         run_pipeline(ASSOCIATIONS, ds, {"window_days": 30}),
+        run_pipeline(SEGMENTS, ds, {"k_max": 4, "stability_fits": 2}),
     ]
     for out in runs:
         json.dumps(serialize(out), allow_nan=False)

@@ -15,6 +15,7 @@ from ml.intervention.data import Tables
 from ml.settings import Settings
 
 TABLE = "interventions"
+SEGMENTS = "customer_segments"
 SUMMARY_FILE = "plan_summary.json"  # name kept: existing lakes and readers know it
 CAMPAIGN_FEATURES, PROPENSITY_FEATURES = "intervention_campaigns", "intervention_propensity"
 
@@ -64,6 +65,14 @@ def targeted_since(settings: Settings, ds: dt.date, days: int) -> set[str]:
         if ds - dt.timedelta(days=days) < day < ds:
             contacted |= set(lake.read_partition(settings.lake_dir, "outputs", TABLE, day)["customer_id"])
     return contacted
+
+
+def load_segments(settings: Settings, ds: dt.date) -> pd.DataFrame | None:
+    """ds's customer_segments (customer_id, segment, segment_name), the segments pipeline's output table; None
+    when it has not published ds."""
+    if ds not in lake.list_partitions(settings.lake_dir, "outputs", SEGMENTS):
+        return None
+    return lake.read_partition(settings.lake_dir, "outputs", SEGMENTS, ds, columns=["customer_id", "segment", "segment_name"])
 
 
 def publish(settings: Settings, ds: dt.date, frame: pd.DataFrame, summary: dict) -> int:

@@ -26,12 +26,15 @@ NONE = -1
 class Limits:
     budget: float  # total expected spend (discount redeemed + contact cost) allowed
     caps: tuple[int | None, ...]  # per action: most customers who may get it (None: no cap)
+    segment_cap: int | None = None  # most customers given an action in each group of ``groups`` (None: no cap)
 
     def __post_init__(self):
         if self.budget < 0:
             raise ConfigError(f"intervention budget must be >= 0, got {self.budget}")
         if any(c is not None and c < 0 for c in self.caps):
             raise ConfigError(f"intervention caps must be >= 0 or null, got {list(self.caps)}")
+        if self.segment_cap is not None and self.segment_cap < 0:
+            raise ConfigError(f"intervention segment_cap must be >= 0 or null, got {self.segment_cap}")
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,18 @@ def _check(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.n
 
 
 def assign(
-    profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, time_limit_s: float = 60.0, gap: float = 1e-3, solver: str = "highs"
+    profit: np.ndarray,
+    spend: np.ndarray,
+    limits: Limits,
+    eligible: np.ndarray,
+    time_limit_s: float = 60.0,
+    gap: float = 1e-3,
+    solver: str = "highs",
+    groups: np.ndarray | None = None,
 ) -> Assignment:
     """Choose at most one action per eligible customer maximising total ``profit`` with total ``spend`` within
-    the budget and each action within its cap. Only (customer, action) pairs with positive expected profit are
+    the budget, each action within its cap and each of ``groups`` (a label per customer, such as the segment)
+    within ``limits.segment_cap``. Only (customer, action) pairs with positive expected profit are
     candidates: a pair that loses money never helps the objective."""
     _check(profit, spend, limits, eligible)
     t0 = time.perf_counter()
@@ -80,6 +91,11 @@ def assign(
     for a, cap in enumerate(limits.caps):
         if cap is not None and (cols == a).sum() > cap:
             model += pulp.lpSum(x[k] for k in np.flatnonzero(cols == a)) <= cap, f"cap_{a}"
+    if limits.segment_cap is not None and groups is not None:
+        for index, group in enumerate(np.unique(groups[rows])):
+            members = np.flatnonzero(groups[rows] == group)
+            if members.size > limits.segment_cap:
+                model += pulp.lpSum(x[k] for k in members) <= limits.segment_cap, f"segment_cap_{index}"
     order = np.argsort(rows, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(rows[order]) != 0])
     for group in np.split(order, starts[1:]):

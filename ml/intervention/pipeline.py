@@ -31,6 +31,8 @@ class InterventionConfig(PipelineConfig):
     discounts: tuple[float, ...] = option((0.05, 0.15), "Discount rate of each action, in action order", minimum=0, maximum=0.99)
     budget: float = option(500.0, "Expected spend of the day's plan (discounts redeemed + contacts)", minimum=0)
     caps: tuple[int | None, ...] = option((), "Most customers per action, in action order (empty: no caps)", minimum=0)
+    segments: tuple[str, ...] = option((), "Only customers of these segments, by number or name in customer_segments (empty: every customer)")
+    segment_cap: int | None = option(None, "Most customers given an action in each segment of customer_segments (empty: no cap)", minimum=0)
     contact_cost: float = option(0.05, "Cost of sending one message", minimum=0)
     margin: float | None = option(None, "Gross margin rate on list price (empty: measured from catalogue and sales)", exclusive_minimum=0, maximum=0.99)
     fatigue_days: int = option(14, "No second action within this many days", minimum=1, maximum=365)

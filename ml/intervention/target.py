@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ml import contract
+from ml.errors import EcomError
 from ml.intervention import io, optimize, train
 from ml.intervention.model import Economics, InterventionModel
 from ml.intervention.train import InterventionConfig
@@ -22,6 +23,7 @@ from ml.settings import Settings
 log = logging.getLogger(__name__)
 
 COLUMNS = tuple(contract.table(io.TABLE).column_names)
+UNSEGMENTED = "unsegmented"
 
 
 def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: dt.date, fatigue_days: int) -> set[str]:
@@ -33,13 +35,41 @@ def recently_contacted(settings: Settings, campaigns: pd.DataFrame, ds: dt.date,
     return set(sent["customer_id"]) | io.targeted_since(settings, ds, fatigue_days)
 
 
+def segment_filter(scores: pd.DataFrame, segments: pd.DataFrame | None, config: InterventionConfig, ds: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Each scored customer's segment name ("unsegmented" when customer_segments has none for them) and whether
+    the ``segments`` Param lets them be targeted; a clear error when the Params need segments ds does not have."""
+    if segments is None:
+        if config.segments or config.segment_cap is not None:
+            raise EcomError(f"interventions ds={ds}: the segments / segment_cap Params need customer_segments for {ds}; run ecom_segments for that day first")
+        return np.full(len(scores), UNSEGMENTED, dtype=object), np.ones(len(scores), dtype=bool)
+    by_customer = segments.set_index("customer_id")
+    names = by_customer["segment_name"].reindex(scores["customer_id"]).fillna(UNSEGMENTED).to_numpy(dtype=object)
+    if not config.segments:
+        return names, np.ones(len(scores), dtype=bool)
+    known = set(by_customer["segment_name"]) | set(by_customer["segment"].astype(str))
+    unknown = sorted(set(config.segments) - known)
+    if unknown:
+        raise EcomError(
+            f"interventions ds={ds}: segments {unknown} are not in customer_segments for {ds} (segments: {sorted(set(by_customer['segment_name']))})"
+        )
+    numbers = by_customer["segment"].astype(str).reindex(scores["customer_id"]).to_numpy(dtype=object)
+    wanted = set(config.segments)
+    return names, np.array([n in wanted or m in wanted for n, m in zip(names, numbers, strict=True)])
+
+
 def choose_actions(
-    scores: pd.DataFrame, bundle: InterventionModel, economics: Economics, limits: optimize.Limits, eligible: np.ndarray, config: InterventionConfig
+    scores: pd.DataFrame,
+    bundle: InterventionModel,
+    economics: Economics,
+    limits: optimize.Limits,
+    eligible: np.ndarray,
+    config: InterventionConfig,
+    groups: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, optimize.Assignment]:
     """The chosen (customer, action) rows with their expected figures and a reason a marketer can read."""
     uplift = {a: scores[f"uplift_{a}"].to_numpy() for a in bundle.actions}
     profit, spend = economics.of(scores["p_control"].to_numpy(), uplift)
-    chosen = optimize.assign(profit, spend, limits, eligible, time_limit_s=config.time_limit_s)
+    chosen = optimize.assign(profit, spend, limits, eligible, time_limit_s=config.time_limit_s, groups=groups)
     rows = np.flatnonzero(chosen.choice != optimize.NONE)
     cols = chosen.choice[rows]
     actions = np.asarray(bundle.actions)[cols]
@@ -52,6 +82,7 @@ def choose_actions(
             "expected_spend": spend[rows, cols],
             "propensity": scores["propensity"].to_numpy()[rows],
             "p_control": scores["p_control"].to_numpy()[rows],
+            "segment": (np.full(len(scores), UNSEGMENTED, dtype=object) if groups is None else groups)[rows],
         }
     )
     out["reason"] = (
@@ -81,11 +112,13 @@ def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, vers
     features = tables.features(train.action_moment(ds), config.lookback_days)
     scores = bundle.score(features)
     contacted = recently_contacted(settings, tables.campaigns, ds, config.fatigue_days)
-    eligible = ~scores["customer_id"].isin(contacted).to_numpy()
+    segment_names, in_segments = segment_filter(scores, io.load_segments(settings, ds), config, ds)
+    fatigued = scores["customer_id"].isin(contacted).to_numpy()
+    eligible = ~fatigued & in_segments
     economics = replace(bundle.economics, contact_cost=config.contact_cost, margin=bundle.economics.margin if config.margin is None else config.margin)
     caps = config.caps_per_action() if bundle.actions == config.actions else (None,) * len(bundle.actions)
-    limits = optimize.Limits(config.budget, caps)
-    rows, chosen = choose_actions(scores, bundle, economics, limits, eligible, config)
+    limits = optimize.Limits(config.budget, caps, config.segment_cap)
+    rows, chosen = choose_actions(scores, bundle, economics, limits, eligible, config, segment_names)
     frame = rows.assign(ds=ds.isoformat(), model_version=str(version))[list(COLUMNS)]
     written = len(frame)
     summary = {
@@ -93,13 +126,23 @@ def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, vers
         "model_version": str(version),
         "customers_scored": len(scores),
         "eligible": int(eligible.sum()),
-        "fatigued": int((~eligible).sum()),
+        "fatigued": int(fatigued.sum()),
+        "outside_segments": int((~in_segments).sum()),
         "rows": written,
         "per_action": {a: int((frame["action"] == a).sum()) for a in bundle.actions},
         "expected_profit": float(frame["expected_profit"].sum()),
         "expected_spend": float(frame["expected_spend"].sum()),
         "budget": config.budget,
         "caps": list(caps),
+        "segment_cap": config.segment_cap,
+        "per_segment": {
+            str(name): {
+                "customers": len(group),
+                "expected_spend": float(group["expected_spend"].sum()),
+                "expected_profit": float(group["expected_profit"].sum()),
+            }
+            for name, group in rows.groupby("segment")
+        },
         "solver_status": chosen.status,
         "mip_gap": chosen.gap,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-routing clean
+.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-one-purchase bench-routing clean
 
 setup: $(VENV)/.installed
 
@@ -90,6 +90,14 @@ bench-forecast-promotions: setup  ## LightGBM backtest with and without the prom
 bench-associations: setup  ## FP-growth rules on the bakery baskets; leave-one-out basket completion vs popularity
 	$(BIN)/python benchmarks/associations_bakery.py --bakery $(SHARED_DATA)/forecast/bakery-breadbasket \
 	    --out benchmarks/results/associations_bakery.json
+
+bench-segments: setup  ## segments of the typed synthetic shop against its latent types (ARI) and from one day to the next
+	$(BIN)/python benchmarks/segments_synthetic.py --out benchmarks/results/segments_synthetic.json
+
+bench-one-purchase: setup  ## one-purchase customers: FBT rules vs regional popularity vs EASE (synthetic shop, Amazon Instruments)
+	$(BIN)/python benchmarks/recsys_one_purchase.py --test-days 56 --min-support 0.0002 --out benchmarks/results/recsys_one_purchase.json
+	$(BIN)/python benchmarks/recsys_one_purchase.py --instruments $(SHARED_DATA)/recsys/amazon-musical-instruments-5core \
+	    --test-days 365 --popularity-days 365 --window-days 3650 --min-support 0.0005 --out benchmarks/results/recsys_one_purchase_instruments.json
 
 bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101 + X-n101-k25, PyVRP vs OR-Tools
 	$(BIN)/python benchmarks/routing_osm.py --osm $(SHARED_DATA)/osm/porto_portugal_r5-testdata.osm.pbf \

@@ -310,13 +310,15 @@ def demo(
     """The main job on embedded defaults: load the synthetic shop's history (ending yesterday, so the daily
     schedule continues from it) through the gate, a daily run, then the recommendations (SASRec on CPU, gated in
     MLflow, every customer scored), the demand forecast (LightGBM, backtested and gated), the inventory plan it
-    drives (one MILP per warehouse), and tomorrow's coupon plan (propensity + uplift, gated on Qini, budget-optimal
-    assignment), then tomorrow's delivery routes on the Monaco road network (PyVRP per depot, maps)."""
+    drives (one MILP per warehouse), the customer segments (RFM and behavioural clusters, with a report),
+    tomorrow's coupon plan (propensity + uplift, gated on Qini, budget-optimal assignment, spend per segment), then
+    tomorrow's delivery routes on the Monaco road network (PyVRP per depot, maps)."""
     from ml.forecast.pipeline import DEMAND_FORECAST
     from ml.intervention.pipeline import INTERVENTION
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.recsys.pipeline import RECOMMENDATIONS
     from ml.routing.pipeline import DELIVERY_ROUTING, RoutingConfig
+    from ml.segments.pipeline import SEGMENTS
     from ml.settings import get_settings
 
     settings_ = get_settings()
@@ -351,6 +353,12 @@ def demo(
             f"spend {p['spend']:,.2f}; {p['status']} (gap {gap}, {p['seconds']:.1f} s)"
         )
     console.print(f"{planned['publish']['rows']:,} rows in serving table purchase_orders")
+    segmented = _run(run_pipeline, SEGMENTS, day, {})
+    found = segmented["steps"]["segment"]
+    console.print(
+        f"[green]customer segments[/] for {segmented['ds']}: {found['customers']:,} customers in {found['k']} segments "
+        f"({'; '.join(f'{s}: {n}' for s, n in found['names'].items())}); report: {segmented['publish']['report']}"
+    )
     nudges = _run(run_pipeline, INTERVENTION, day, {})
     gated, chosen = nudges["steps"]["gate"], nudges["target"]
     uplift = gated["metrics"]["uplift"]
@@ -363,6 +371,9 @@ def demo(
         f"{chosen['rows']:,} customers get an action {chosen['per_action']}: expected profit "
         f"{chosen['expected_profit']:,.2f} for {chosen['expected_spend']:,.2f} of the {chosen['budget']:,.2f} budget "
         f"({chosen['solver_status']}); serving table interventions"
+    )
+    console.print(
+        "by segment: " + "; ".join(f"{name} {v['customers']:,} customers, spend {v['expected_spend']:,.2f}" for name, v in chosen["per_segment"].items())
     )
     road = RoutingConfig().road_file(settings_)
     if not road.exists():

@@ -248,9 +248,11 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     stack.wait({dag: (today.isoformat(), 2) for dag in DAGS}, "same day again")
     assert _serving_counts(stack, today.isoformat()) == counts
 
-    # a backfill of an older day in ecom_recommendations runs ecom_intervention on that older day
+    # a backfill of an older day in ecom_recommendations and ecom_segments runs ecom_intervention on that older day
     stack.trigger("ecom_recommendations", {"ds": yesterday.isoformat()})
-    stack.wait({"ecom_recommendations": (yesterday.isoformat(), 1), "ecom_intervention": (yesterday.isoformat(), 1)}, "backfill")
+    stack.trigger("ecom_segments", {"ds": yesterday.isoformat()})
+    backfilled = {dag: (yesterday.isoformat(), 1) for dag in ("ecom_recommendations", "ecom_segments", "ecom_intervention")}
+    stack.wait(backfilled, "backfill")
 
     print(f"\nlive stack: healthy in {stack.startup_s:.0f}s; first day through all {len(DAGS)} DAGs in {first_round_s:.0f}s")
 

@@ -60,11 +60,12 @@ def test_a_ds_without_upstream_output_is_refused_with_the_table_and_the_fix(sett
 
 
 def test_a_backfilled_older_ds_travels_downstream(settings):
-    """Recommendations published for an older day (a manual backfill) start ecom_intervention on that same day,
-    not on the newest partition."""
-    for ref in ("outputs/recommendations", *INTERVENTION.reads):
+    """Recommendations and segments published for an older day (a manual backfill) start ecom_intervention on that
+    same day, not on the newest partition."""
+    for ref in (*INTERVENTION.triggers, *INTERVENTION.reads):
         _publish(settings, ref, "2024-02-01", "2024-03-01")
-    ds, how = _resolve(settings, INTERVENTION, events={"ecom://outputs/recommendations": [{"ds": "2024-02-01"}]}, after=NOON)
+    backfilled = {f"ecom://{ref}": [{"ds": "2024-02-01"}] for ref in INTERVENTION.triggers}
+    ds, how = _resolve(settings, INTERVENTION, events=backfilled, after=NOON)
     assert (ds, how) == (D(2024, 2, 1), "the triggering Asset events")
     assert _resolve(settings, INTERVENTION, after=NOON)[0] == D(2024, 3, 1)  # manual, no ds: the newest
 

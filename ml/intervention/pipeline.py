@@ -79,9 +79,12 @@ INTERVENTION = Pipeline(
     publish=_target,
     publish_name="target",
     outputs=("outputs/interventions",),
-    # recommendations are published after the curated tables of the same ds, so their event alone starts the run
-    triggers=("outputs/recommendations",),
-    optional=("outputs/recommendations",),  # a feature (yesterday's top recommendation), missing when absent
+    # both are published after the curated tables of the same ds; waiting for the segments too means the segment
+    # Params and the summary's spend per segment always see the ds's segments, whatever DAG finishes first
+    triggers=("outputs/recommendations", "outputs/customer_segments"),
+    # a feature (yesterday's top recommendation) and a filter, either missing when absent (a manual run needs the
+    # segments only for the segment Params, and says so)
+    optional=("outputs/recommendations", "outputs/customer_segments"),
     reads=("curated/events", "curated/orders", "curated/coupon_campaigns"),
     default_ds=newest_partition("curated/events"),
     tags=("intervention",),

@@ -62,6 +62,7 @@ def segment_day(settings: Settings, ds: dt.date, config: SegmentsConfig) -> dict
     return {
         "customers": len(segments),
         "k": clustering.k,
+        "names": {str(row.segment): row.segment_name for row in profiles.itertuples()},
         "stability": {str(k): round(s, 4) for k, s in clustering.stability.items()},
         "bic": {str(k): round(b, 1) for k, b in clustering.bic.items()},
         "matched_to": None if matched_day is None else matched_day.isoformat(),

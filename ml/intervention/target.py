@@ -64,12 +64,13 @@ def choose_actions(
     limits: optimize.Limits,
     eligible: np.ndarray,
     config: InterventionConfig,
-    groups: np.ndarray | None = None,
+    segments: np.ndarray,
 ) -> tuple[pd.DataFrame, optimize.Assignment]:
-    """The chosen (customer, action) rows with their expected figures and a reason a marketer can read."""
+    """The chosen (customer, action) rows with their expected figures, segment and a reason a marketer can read
+    (``segments``: each scored customer's segment name, which ``limits.segment_cap`` applies to)."""
     uplift = {a: scores[f"uplift_{a}"].to_numpy() for a in bundle.actions}
     profit, spend = economics.of(scores["p_control"].to_numpy(), uplift)
-    chosen = optimize.assign(profit, spend, limits, eligible, time_limit_s=config.time_limit_s, groups=groups)
+    chosen = optimize.assign(profit, spend, limits, eligible, time_limit_s=config.time_limit_s, groups=segments)
     rows = np.flatnonzero(chosen.choice != optimize.NONE)
     cols = chosen.choice[rows]
     actions = np.asarray(bundle.actions)[cols]
@@ -82,7 +83,7 @@ def choose_actions(
             "expected_spend": spend[rows, cols],
             "propensity": scores["propensity"].to_numpy()[rows],
             "p_control": scores["p_control"].to_numpy()[rows],
-            "segment": (np.full(len(scores), UNSEGMENTED, dtype=object) if groups is None else groups)[rows],
+            "segment": segments[rows],
         }
     )
     out["reason"] = (

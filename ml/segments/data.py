@@ -22,8 +22,8 @@ RFM_LEVELS = 5
 def behaviour(
     customers: pd.DataFrame, events: pd.DataFrame, orders: pd.DataFrame, items: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
 ) -> pd.DataFrame:
-    """One row per customer active in the ``lookback_days`` before ``as_of``: the customer features, the
-    :data:`CLUSTER_FEATURES`, and the order lines and revenue the profiles sum (rows strictly before ``as_of``)."""
+    """One row per customer active in the ``lookback_days`` before ``as_of``: the customer features, orders per
+    30 days observed, and the :data:`CLUSTER_FEATURES` (rows strictly before ``as_of``)."""
     features = customer_features(customers, events, orders, items, products, as_of, lookback_days)
     ids = features["customer_id"]
     start = as_of - pd.Timedelta(days=lookback_days)
@@ -35,17 +35,16 @@ def behaviour(
     line_count = lines.groupby("customer_id").size().reindex(ids, fill_value=0).to_numpy()
     promo_lines = (lines["discount"].fillna(0) > 0).groupby(lines["customer_id"]).sum().reindex(ids, fill_value=0).to_numpy()
     shop_share = promo_lines.sum() / line_count.sum() if line_count.sum() else 0.0
-    observed_days = np.minimum(features["tenure_days"], lookback_days).clip(lower=1)
-    out = features.assign(
-        lines=line_count,
+    order_rate = features["orders_365d"] / features["tenure_days"].clip(lower=1, upper=lookback_days) * 30
+    return features.assign(
+        order_rate=order_rate,
         log_session_rate=np.log(features["session_rate"].clip(lower=1e-4)),
         # a customer seen only through orders has no sessions: one product per visit is the least they looked at
         log_views_per_session=np.log((views / sessions).reindex(ids).fillna(1.0).clip(lower=1.0).to_numpy()),
         category_entropy=features["category_entropy"].fillna(0.0),
         promo_line_share=(promo_lines + PROMO_PRIOR_LINES * shop_share) / (line_count + PROMO_PRIOR_LINES),
-        log_order_rate=np.log1p(features["orders_365d"] / observed_days * 30),
+        log_order_rate=np.log1p(order_rate),
     )
-    return out
 
 
 def rfm(features: pd.DataFrame) -> pd.DataFrame:
@@ -76,16 +75,11 @@ def top_categories(events: pd.DataFrame, products: pd.DataFrame, segment_of: pd.
     return ranked.reset_index().groupby("segment")["category"].agg(", ".join)
 
 
-def segment_stats(features: pd.DataFrame, segment_of: pd.Series, lookback_days: int) -> pd.DataFrame:
-    """By segment: customers, mean spend, share of the revenue, orders per customer per 30 days, mean lapse risk
-    and the means of the :data:`CLUSTER_FEATURES` (what a segment is named and profiled from)."""
-    observed = features["tenure_days"].clip(lower=1, upper=lookback_days)
-    frame = features.assign(
-        segment=segment_of.reindex(features["customer_id"]).to_numpy(),
-        spend=features["spend_365d"],
-        order_rate=features["orders_365d"] / observed * 30,
-        churn_risk=lapse_risk(features),
-    )
+def segment_stats(features: pd.DataFrame, segment_of: pd.Series) -> pd.DataFrame:
+    """By segment (``features`` from :func:`behaviour`): customers, mean spend, share of the revenue, orders per
+    customer per 30 days, mean lapse risk and the means of the :data:`CLUSTER_FEATURES` (what a segment is named
+    and profiled from)."""
+    frame = features.assign(segment=segment_of.reindex(features["customer_id"]).to_numpy(), spend=features["spend_365d"], churn_risk=lapse_risk(features))
     grouped = frame.groupby("segment")
     out = grouped[["spend", "order_rate", "churn_risk", *CLUSTER_FEATURES]].mean()
     revenue = grouped["spend"].sum()

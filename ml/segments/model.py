@@ -133,13 +133,14 @@ def cluster(features: pd.DataFrame, config: ClusterConfig, previous: pd.DataFram
         raise EcomError(f"customer_segments: features that are not finite, e.g. {bad.to_dict('records')}")
     scaler = StandardScaler().fit(raw)
     z = scaler.transform(raw)
-    previous_k = None if previous is None or previous.empty else len(previous)
-    k, scores, bic = choose_k(z, config, previous_k)
-    warm = previous is not None and k == previous_k
+    if previous is not None and previous.empty:
+        previous = None
+    k, scores, bic = choose_k(z, config, None if previous is None else len(previous))
+    warm = previous is not None and k == len(previous)
     mixture = (_warm(previous, scaler, config.seed) if previous is not None and warm else _mixture(k, config.seed)).fit(z)
     component = mixture.predict(z)
     means = scaler.inverse_transform(mixture.means_)
-    old = None if previous is None or previous.empty else pd.DataFrame(scaler.transform(previous[list(CLUSTER_FEATURES)].to_numpy()), index=previous.index)
+    old = None if previous is None else pd.DataFrame(scaler.transform(previous[list(CLUSTER_FEATURES)].to_numpy()), index=previous.index)
     numbers = np.asarray(match(mixture.means_, old))
     segment = pd.Series(numbers[component], index=features["customer_id"].to_numpy(), name="segment")
     present = np.unique(component)  # a component that labels nobody leaves no segment

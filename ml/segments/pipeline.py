@@ -5,10 +5,13 @@ report in one commit. The DAG, ``ecom segments`` and the Params derive from it."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml.errors import ConfigError
 from ml.pipeline import Pipeline, PipelineConfig, Run, Step, newest_partition, option
+
+if TYPE_CHECKING:
+    from ml.segments.model import ClusterConfig
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,11 @@ class SegmentsConfig(PipelineConfig):
     def check(self) -> None:
         if self.k_min > self.k_max:
             raise ConfigError(f"segments: k_min {self.k_min} is above k_max {self.k_max}")
+
+    def clustering(self) -> ClusterConfig:
+        from ml.segments.model import ClusterConfig
+
+        return ClusterConfig(self.k_min, self.k_max, self.min_stability, self.stability_fits, self.keep_k_margin, self.seed)
 
 
 def _segment(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:

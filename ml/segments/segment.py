@@ -19,19 +19,15 @@ SEGMENT_COLUMNS = tuple(contract.table(io.SEGMENTS).column_names)
 PROFILE_COLUMNS = tuple(contract.table(io.PROFILES).column_names)
 
 
-def cluster_config(config: SegmentsConfig) -> model.ClusterConfig:
-    return model.ClusterConfig(config.k_min, config.k_max, config.min_stability, config.stability_fits, config.keep_k_margin, config.seed)
-
-
 def segment_tables(
     tables: dict[str, pd.DataFrame], ds: dt.date, config: SegmentsConfig, previous: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, model.Clustering]:
     """ds's customer_segments and segment_profiles rows, the centroids to match tomorrow against, and the clustering."""
     as_of = pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
     features = data.behaviour(tables["customers"], tables["events"], tables["orders"], tables["items"], tables["products"], as_of, config.lookback_days)
-    clustering = model.cluster(features, cluster_config(config), previous)
+    clustering = model.cluster(features, config.clustering(), previous)
     segment_of = clustering.segment
-    stats = data.segment_stats(features, segment_of, config.lookback_days)
+    stats = data.segment_stats(features, segment_of)
     names = model.names(stats)
     profiles = stats.assign(segment_name=pd.Series(names), top_categories=data.top_categories(tables["events"], tables["products"], segment_of))
     profiles = profiles.assign(top_categories=profiles["top_categories"].fillna("")).rename_axis("segment").reset_index()

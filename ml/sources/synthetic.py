@@ -493,13 +493,14 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
     order = np.lexsort((np.arange(len(session)), session))
     session, product = session[order], product[order]
 
-    boost = 1.0 + world.elasticity[product] * discount[product]
-    buy_prob = np.full(len(product), BUY_PROB)
+    response: float | np.ndarray = 1.0
+    buy_prob: float | np.ndarray = BUY_PROB
     if world.customer_type is not None:
         # In a typed shop price-sensitive customers respond to promotions more and leave full-price carts behind.
         sensitivity = world.sensitivity[cust[session]]
-        boost = 1.0 + world.elasticity[product] * discount[product] * 4.0 * sensitivity
+        response = 4.0 * sensitivity
         buy_prob = np.where(discount[product] > 0, BUY_PROB, BUY_PROB * (1.0 - 0.7 * sensitivity))
+    boost = 1.0 + world.elasticity[product] * discount[product] * response
     carted = rng.random(len(product)) < np.minimum(CART_PROB * boost, 0.9)
     bought = carted & (rng.random(len(product)) < buy_prob)
     qty = np.where(bought, 1 + rng.poisson(0.3, len(product)), 0)

@@ -111,6 +111,9 @@ def _lon(name: str = "lon", nullable: bool = False) -> Column:
 
 
 EVENT_TYPES = ("view", "cart", "purchase")
+CHARGEBACK_REASONS = ("fraud", "abuse", "dispute")
+ABUSE_REASONS = ("fraud", "abuse")
+RISK_DECISIONS = ("pass", "review", "hold")
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -178,6 +181,8 @@ TABLES: dict[str, Table] = {
                 Column("warehouse_id", "string", nullable=True),
                 Column("window_start", "timestamp", nullable=True, doc="delivery slot chosen at checkout; null: any time of the delivery shift"),
                 Column("window_end", "timestamp", nullable=True),
+                Column("device_id", "string", nullable=True, doc="fingerprint of the device the order was placed from"),
+                Column("payment_id", "string", nullable=True, doc="fingerprint of the card or payment account"),
             ),
             key=("order_id",),
             kind="fact",
@@ -270,6 +275,19 @@ TABLES: dict[str, Table] = {
             ordered=(("outcome_end_ts", "sent_ts"),),
             foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
             doc="A randomized coupon experiment; a row lands on the day its outcome window closes, not before.",
+        ),
+        Table(
+            "chargebacks",
+            (
+                Column("order_id", "string", doc="an order of an earlier day"),
+                Column("reported_ts", "timestamp"),
+                Column("reason", "string", allowed=CHARGEBACK_REASONS),
+            ),
+            key=("order_id",),
+            kind="fact",
+            time_column="reported_ts",
+            doc="Chargebacks and confirmed abuse reports; a row lands on the day it is reported, weeks after its order. "
+            "fraud and abuse are the labels of the risk model; a dispute is not abuse.",
         ),
     )
 }
@@ -426,6 +444,20 @@ OUTPUTS: dict[str, Table] = {
             key=("segment",),
             kind="output",
             doc="One row per segment of customer_segments: size, revenue share, order rate, top categories, churn risk.",
+        ),
+        Table(
+            "order_risk",
+            (
+                _ds(),
+                Column("order_id", "string"),
+                Column("score", "float", min=0),
+                Column("decision", "string", allowed=RISK_DECISIONS),
+                Column("reasons", "string", doc="the features that raised the score most, in words"),
+                _version(),
+            ),
+            key=("order_id",),
+            kind="output",
+            doc="Fraud and abuse risk of each order placed on ds: held orders are not routed, reviewed ones are checked within the day's budget.",
         ),
         Table(
             "delivery_exceptions",

@@ -33,6 +33,8 @@ class Settings:
     """ECOM_SCALE: synthetic shop size used when a run does not choose one."""
     seed: int
     """ECOM_SEED: seed of the synthetic shop."""
+    abuse_rate: float = 0.01
+    """ECOM_ABUSE_RATE: share of the synthetic shop's orders that are fraud or abuse (0 for a clean shop)."""
 
     def describe(self) -> dict[str, str]:
         """Settings as strings, for logs and the CLI's `ecom settings`."""
@@ -63,4 +65,15 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         shared_data_dir=_path(env, "ECOM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"),
         default_scale=scale,
         seed=seed,
+        abuse_rate=_rate(env, "ECOM_ABUSE_RATE", 0.01),
     )
+
+
+def _rate(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number in [0, 0.5], got {env[name]!r}") from exc
+    if not 0 <= value <= 0.5:
+        raise ValueError(f"{name} must be a number in [0, 0.5], got {value}")
+    return value

@@ -28,7 +28,7 @@ def test_generate_writes_the_bring_your_own_data_format_and_it_ingests(settings,
     made = runner.invoke(app, ["generate", "--out", str(out), "--scale", "tiny", "--ds", "2024-02-01", "--days", "3"])
     assert made.exit_code == 0, made.output
     assert sorted(p.stem for p in out.glob("*.csv")) == sorted(
-        ["customers", "products", "events", "orders", "order_items", "inventory", "warehouses", "promotions", "coupon_campaigns"]
+        ["customers", "products", "events", "orders", "order_items", "inventory", "warehouses", "promotions", "coupon_campaigns", "chargebacks"]
     )
     assert (out / "manifest.json").exists()  # the sender's side writes it
     (out / "notes.txt").write_text("an export log the sender left in the folder\n")

@@ -3,7 +3,7 @@ simply absent from its drops (and does not feed the pipelines that need it).
 
 | source | tables it fills |
 |---|---|
-| synthetic | all nine contract tables (+ coupon ground truth, stored apart) |
+| synthetic | all ten contract tables (+ coupon, customer-type and abuse ground truth, stored apart) |
 | files | whatever ``<table>.csv`` files the folder and its ``manifest.json`` hold (bring your own data; copied byte for byte) |
 | amazon_beauty | customers, events (order only: the S3-Rec sequences carry no timestamps) |
 | amazon_instruments | customers, products, events (reviews as purchases, with real timestamps) |

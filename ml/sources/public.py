@@ -31,7 +31,8 @@ HILLSTROM_TREATMENTS = {"Mens E-Mail": "mens_email", "Womens E-Mail": "womens_em
 
 
 def _frames(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {name: contract.conform(name, frame) for name, frame in tables.items()}
+    """Contract frames of a public dataset; the nullable columns it does not have are null."""
+    return {name: contract.conform(name, contract.fill_nullable(name, frame)[0]) for name, frame in tables.items()}
 
 
 def _customers_from(ids: pd.Series, region: pd.Series | str = "unknown") -> pd.DataFrame:

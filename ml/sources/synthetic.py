@@ -11,7 +11,9 @@ Latent structure (kept apart from the contract tables, for evaluation only):
 - a randomized coupon experiment with heterogeneous, known uplift per customer and action;
 - optionally (``customer_types``), latent customer types that act only through the behaviour parameters above
   (activity, basket size, taste concentration, price sensitivity), drawn from overlapping distributions, so a
-  segmentation can be scored against the truth.
+  segmentation can be scored against the truth;
+- fraud and abuse (``abuse_rate`` of the orders, four patterns that drift, labelled late by chargebacks; see
+  ``synthetic_abuse``), with a device and card fingerprint on every order.
 
 Simulation is vectorised per day: the loop runs over days and session steps, never over rows.
 """
@@ -26,12 +28,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ml import contract
 from ml.errors import ConfigError
+from ml.sources import synthetic_abuse as abuse
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,8 @@ class ShopConfig:
     campaign_share: float = 0.25
     outcome_window_days: int = 7
     customer_types: bool = False
+    abuse_rate: float = 0.0
+    """Share of the orders that are fraud or abuse (the platform lands its shop with ECOM_ABUSE_RATE, 1%)."""
     seed: int = 42
 
     @property
@@ -129,6 +135,7 @@ class World:
     nearest_warehouse: np.ndarray  # customer index -> warehouse index
     customer_type: np.ndarray | None = None  # index into CUSTOMER_TYPES, when the shop has types
     basket: np.ndarray | None = None  # mean products viewed per session, when the shop has types
+    address_pool: np.ndarray | None = None  # (lat, lon) of the addresses abusive orders are shipped to
 
     def type_truth(self) -> pd.DataFrame:
         """Each customer's latent type and the behaviour parameters drawn from it (empty for an untyped shop)."""
@@ -234,6 +241,7 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
         }
     )
     home = _addresses(rng, n_c, road_nodes)
+    pool = road_nodes if road_nodes is not None else _addresses(np.random.default_rng([cfg.seed, 12]), 2_000, None)
     d2 = (home[:, None, 0] - depots[None, :, 0]) ** 2 + (home[:, None, 1] - depots[None, :, 1]) ** 2
     nearest = d2.argmin(axis=1)
     customers = pd.DataFrame(
@@ -263,6 +271,7 @@ def build_world(cfg: ShopConfig, road_nodes: np.ndarray | None = None) -> World:
         nearest_warehouse=nearest,
         customer_type=customer_type,
         basket=basket,
+        address_pool=pool,
     )
 
 
@@ -380,7 +389,7 @@ def simulate(
     horizon = int(lead.max()) + 2
     arrivals = np.zeros((horizon, n_w, n_p), dtype=np.int64)
 
-    frames: dict[str, list[pd.DataFrame]] = {t: [] for t in ("events", "orders", "order_items", "inventory")}
+    frames: dict[str, list[pd.DataFrame]] = {t: [] for t in ("events", "orders", "order_items", "inventory", "chargebacks", "abuse", "accounts")}
     n_days = (end - cfg.start).days + 1
     for i in range(n_days):
         day = cfg.start + dt.timedelta(days=i)
@@ -390,11 +399,14 @@ def simulate(
         keep = day >= start
         if keep:
             frames["inventory"].append(_inventory_frame(world, day, on_hand, on_order))
-        events, orders, items, units = _simulate_day(world, i, day, keep)
+        rows = _simulate_day(world, i, day, keep)
+        units = rows.units
+        if cfg.abuse_rate > 0:
+            units = units + _add_abuse(world, i, day, rows, frames, keep)
         if keep:
-            frames["events"].append(events)
-            frames["orders"].append(orders)
-            frames["order_items"].append(items)
+            frames["events"].append(rows.events)
+            frames["orders"].append(rows.orders)
+            frames["order_items"].append(rows.items)
         on_hand = np.maximum(on_hand - units, 0)
         position = on_hand + on_order
         need = position < reorder_point
@@ -405,11 +417,16 @@ def simulate(
         if progress:
             progress(i + 1, n_days)
 
-    tables = {name: _concat(name, parts) for name, parts in frames.items()}
-    campaigns, truth = _coupon_experiment(world, start, end)
     end_ts = pd.Timestamp(end, tz="UTC")
+    start_ts = pd.Timestamp(start, tz="UTC")
+    abusive, accounts = frames.pop("abuse"), frames.pop("accounts")
+    tables = {name: _concat(name, parts) for name, parts in frames.items()}
+    reported = tables["chargebacks"]["reported_ts"]
+    tables["chargebacks"] = tables["chargebacks"][(reported >= start_ts) & (reported < end_ts + pd.Timedelta(days=1))].reset_index(drop=True)
+    campaigns, truth = _coupon_experiment(world, start, end)
     tables["coupon_campaigns"] = campaigns
-    tables["customers"] = contract.conform("customers", world.customers[world.customers["signup_date"] <= end_ts])
+    customers = pd.concat([world.customers, *accounts], ignore_index=True) if accounts else world.customers
+    tables["customers"] = contract.conform("customers", customers[customers["signup_date"] <= end_ts])
     tables["products"] = contract.conform("products", world.products)
     tables["warehouses"] = contract.conform("warehouses", world.warehouses)
     horizon_ts = end_ts + pd.Timedelta(days=28)
@@ -426,7 +443,87 @@ def simulate(
         len(tables["events"]) / max(elapsed, 1e-9),
     )
     types = world.type_truth()
-    return Batch(tables=tables, ground_truth={"coupon_uplift": truth} | ({"customer_types": types} if len(types) else {}))
+    ground_truth = {"coupon_uplift": truth} | ({"customer_types": types} if len(types) else {})
+    if cfg.abuse_rate > 0:
+        ground_truth["abuse"] = pd.concat(abusive, ignore_index=True) if abusive else pd.DataFrame(columns=["order_id", "kind", "variant"])
+    return Batch(tables=tables, ground_truth=ground_truth)
+
+
+def _add_abuse(world: World, i: int, day: dt.date, rows: _DayRows, frames: dict[str, list[pd.DataFrame]], keep: bool) -> np.ndarray:
+    """Add a day's abusive accounts, orders, lines, events and (future) labels to ``frames``; returns the units
+    they take from stock. Accounts and labels are kept for every day: a label reaches days after its order."""
+    assert world.address_pool is not None
+    day_abuse = abuse.abuse_day(world, i, day, len(rows.ordering_sessions), rows.sessions, world.address_pool)
+    frames["accounts"].append(_account_rows(world, day_abuse.accounts))
+    frames["chargebacks"].append(abuse.false_labels(world, i, _order_ids(i, rows.ordering_sessions), pd.Timestamp(day, tz="UTC")))
+    units = np.zeros((world.cfg.n_warehouses, world.cfg.n_products), dtype=np.int64)
+    if not len(day_abuse.orders):
+        return units
+    frames["chargebacks"].append(day_abuse.labels)
+    items = day_abuse.items.merge(day_abuse.orders[["order_id", "warehouse_id", "session", "order_ts"]], on="order_id")
+    warehouse = world.warehouses["warehouse_id"].tolist()
+    np.add.at(units, (items["warehouse_id"].map(warehouse.index).to_numpy(), items["product"].to_numpy()), items["qty"].to_numpy().astype(np.int64))
+    if keep:
+        orders = day_abuse.orders.assign(customer_id=lambda o: _customer_ids(o["customer_index"].to_numpy()), window_start=pd.NaT, window_end=pd.NaT)
+        frames["orders"].append(contract.conform("orders", orders))
+        prices = world.products["price"].to_numpy()[items["product"].to_numpy()]
+        product_ids = world.products["product_id"].to_numpy()[items["product"].to_numpy()]
+        frames["order_items"].append(
+            contract.conform(
+                "order_items",
+                pd.DataFrame(
+                    {
+                        "order_id": items["order_id"],
+                        "product_id": product_ids,
+                        "qty": items["qty"],
+                        "unit_price": np.round(prices * (1 - items["discount"].to_numpy()), 2),
+                        "discount": items["discount"],
+                    }
+                ),
+            )
+        )
+        frames["events"].append(_abuse_events(i, items, orders, product_ids))
+        frames["abuse"].append(day_abuse.truth)
+    return units
+
+
+def _customer_ids(index: np.ndarray) -> np.ndarray:
+    return np.asarray([f"C{i:06d}" for i in index], dtype=object)
+
+
+def _order_ids(i: int, sessions: np.ndarray) -> np.ndarray:
+    return np.asarray([f"O{i:04d}{s:06d}" for s in sessions], dtype=object)
+
+
+def _account_rows(world: World, accounts: pd.DataFrame) -> pd.DataFrame:
+    """New abusive accounts as customer rows (their region is their home's nearest depot, like anyone's)."""
+    depots = world.warehouses[["lat", "lon"]].to_numpy()
+    home = accounts[["lat", "lon"]].to_numpy()
+    nearest = ((home[:, None, :] - depots[None, :, :]) ** 2).sum(axis=2).argmin(axis=1) if len(home) else np.zeros(0, dtype=int)
+    return pd.DataFrame(
+        {
+            "customer_id": _customer_ids(accounts["customer_index"].to_numpy()),
+            "signup_date": pd.Timestamp(world.cfg.start, tz="UTC") + pd.to_timedelta(accounts["signup_day"].to_numpy(), unit="D"),
+            "region": [f"region_{w}" for w in nearest],
+            "lat": accounts["lat"].to_numpy(),
+            "lon": accounts["lon"].to_numpy(),
+        }
+    )
+
+
+def _abuse_events(i: int, items: pd.DataFrame, orders: pd.DataFrame, product_ids: np.ndarray) -> pd.DataFrame:
+    """A view, a cart and a purchase per abusive line, 30 s apart per line, ending at the order (as for anyone)."""
+    position = items.groupby("order_id").cumcount(ascending=False).to_numpy()
+    view_ts = items["order_ts"] - pd.to_timedelta(4.0 + 30.0 * position, unit="s")
+    customer = orders.set_index("order_id")["customer_id"].reindex(items["order_id"]).to_numpy()
+    session = _session_ids(i, items["session"].to_numpy())
+    parts = [
+        pd.DataFrame(
+            {"customer_id": customer, "product_id": product_ids, "event_ts": view_ts + pd.Timedelta(seconds=lag), "event_type": kind, "session_id": session}
+        )
+        for lag, kind in ((0, "view"), (2, "cart"), (4, "purchase"))
+    ]
+    return contract.conform("events", pd.concat(parts, ignore_index=True).drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"]))
 
 
 def _concat(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -446,8 +543,19 @@ def _inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: 
     )
 
 
-def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """One day of sessions. Returns events, orders, order items and units sold per (warehouse, product)."""
+class _DayRows(NamedTuple):
+    """One day of legitimate sessions."""
+
+    events: pd.DataFrame
+    orders: pd.DataFrame
+    items: pd.DataFrame
+    units: np.ndarray  # sold per (warehouse, product)
+    sessions: int
+    ordering_sessions: np.ndarray  # the sessions that placed an order (one order each)
+
+
+def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _DayRows:
+    """One day of sessions (events, orders and lines only when ``materialize``; the counts always)."""
     cfg = world.cfg
     rng = np.random.default_rng([cfg.seed, 1, i])
     alive = np.flatnonzero((world.signup_day <= i) & (world.churn_day > i))
@@ -455,7 +563,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
     n_sessions = rng.poisson(rate.sum()) if len(alive) else 0
     units = np.zeros((cfg.n_warehouses, cfg.n_products), dtype=np.int64)
     if n_sessions == 0:
-        return contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units
+        return _DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, 0, np.zeros(0, dtype=np.int64))
     cust = alive[rng.choice(len(alive), size=n_sessions, p=rate / rate.sum())]
     mean_length = MEAN_SESSION_LENGTH if world.basket is None else world.basket[cust]
     length = np.minimum(1 + rng.poisson(mean_length - 1, n_sessions), 10 if world.basket is None else 15)
@@ -506,8 +614,9 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
     qty = np.where(bought, 1 + rng.poisson(0.3, len(product)), 0)
     warehouse = world.nearest_warehouse[cust[session]]
     np.add.at(units, (warehouse[bought], product[bought]), qty[bought])
+    ordering = np.unique(session[bought])
     if not materialize:
-        return contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units
+        return _DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, n_sessions, ordering)
 
     day_ts = pd.Timestamp(day, tz="UTC")
     hour = np.clip(rng.normal(15, 4, n_sessions), 0, 22.5)
@@ -563,6 +672,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
         }
     )
     orders["window_start"], orders["window_end"] = _delivery_slots(np.random.default_rng([cfg.seed, 7, i]), orders["promised_date"])
+    orders["device_id"], orders["payment_id"] = abuse.legit_fingerprints(world, i, c_idx)
     lines = lines.merge(sess_orders[["session", "order_id"]], on="session")
     disc = discount[lines["product"].to_numpy()]
     items = pd.DataFrame(
@@ -574,7 +684,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> tupl
             "discount": disc,
         }
     )
-    return events, orders, items, units
+    return _DayRows(events, orders, items, units, n_sessions, ordering)
 
 
 def _delivery_slots(rng: np.random.Generator, promised: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -28,8 +28,9 @@ def calendar_file(settings: Settings) -> Path:
 
 
 def shop_config(settings: Settings, scale: str, seed: int | None = None) -> shop.ShopConfig:
-    """The scale's configuration, opened on the day the lake's calendar says (if it has one)."""
-    cfg = shop.scale_config(scale, seed)
+    """The scale's configuration with the settings' abuse rate, opened on the day the lake's calendar says (if it
+    has one)."""
+    cfg = dataclasses.replace(shop.scale_config(scale, seed), abuse_rate=settings.abuse_rate)
     path = calendar_file(settings)
     if path.exists():
         cfg = dataclasses.replace(cfg, start=as_date(json.loads(path.read_text())["opened"]))

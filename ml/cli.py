@@ -129,6 +129,7 @@ def _register_pipelines() -> None:
     from ml.intervention.pipeline import INTERVENTION
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.recsys.pipeline import RECOMMENDATIONS
+    from ml.risk.pipeline import RISK
     from ml.routing.pipeline import DELIVERY_ROUTING
     from ml.segments.pipeline import SEGMENTS
 
@@ -139,6 +140,7 @@ def _register_pipelines() -> None:
     pipeline_command(INTERVENTION, "Train propensity and uplift, gate on Qini, and plan who gets which coupon tomorrow under the budget.")
     pipeline_command(ASSOCIATIONS, "Mine frequently-bought-together rules (FP-growth) from the order baskets and publish them.")
     pipeline_command(SEGMENTS, "Score RFM codes and cluster the customers' behaviour into stable, named segments; publish them with a report.")
+    pipeline_command(RISK, "Train the fraud and abuse model on matured chargebacks, gate it against the rules, and hold or review the day's riskiest orders.")
     pipeline_command(DELIVERY_ROUTING, "Route tomorrow's deliveries per depot on the road network (CVRPTW, PyVRP); write routes, exceptions and maps.")
 
 
@@ -311,12 +313,14 @@ def demo(
     schedule continues from it) through the gate, a daily run, then the recommendations (SASRec on CPU, gated in
     MLflow, every customer scored), the demand forecast (LightGBM, backtested and gated), the inventory plan it
     drives (one MILP per warehouse), the customer segments (RFM and behavioural clusters, with a report),
-    tomorrow's coupon plan (propensity + uplift, gated on Qini, budget-optimal assignment, spend per segment), then
-    tomorrow's delivery routes on the Monaco road network (PyVRP per depot, maps)."""
+    tomorrow's coupon plan (propensity + uplift, gated on Qini, budget-optimal assignment, spend per segment), the
+    day's order risk (fraud and abuse model gated against the rules, held and reviewed orders), then tomorrow's
+    delivery routes on the Monaco road network (PyVRP per depot, maps; held orders are not routed)."""
     from ml.forecast.pipeline import DEMAND_FORECAST
     from ml.intervention.pipeline import INTERVENTION
     from ml.inventory.pipeline import INVENTORY_PLAN
     from ml.recsys.pipeline import RECOMMENDATIONS
+    from ml.risk.pipeline import RISK
     from ml.routing.pipeline import DELIVERY_ROUTING, RoutingConfig
     from ml.segments.pipeline import SEGMENTS
     from ml.settings import get_settings
@@ -374,6 +378,13 @@ def demo(
     )
     console.print(
         "by segment: " + "; ".join(f"{name} {v['customers']:,} customers, spend {v['expected_spend']:,.2f}" for name, v in chosen["per_segment"].items())
+    )
+    risk = _run(run_pipeline, RISK, day, {})
+    gated, decided = risk["steps"]["gate"], risk["decide"]
+    console.print(
+        f"[green]order risk[/] for {risk['ds']}: PR-AUC {gated['metrics']['model']['pr_auc']:.3f} vs the rules "
+        f"{gated['metrics']['rules']['pr_auc']:.3f} on {gated['holdout']}; gate: {gated['reason']}; {decided['rows']} orders: "
+        f"{decided['hold']} held, {decided['review']} to review; serving table order_risk"
     )
     road = RoutingConfig().road_file(settings_)
     if not road.exists():

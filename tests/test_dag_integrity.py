@@ -158,6 +158,7 @@ PIPELINES = (
     "ml.routing.pipeline:DELIVERY_ROUTING",
     "ml.associations.pipeline:ASSOCIATIONS",
     "ml.segments.pipeline:SEGMENTS",
+    "ml.risk.pipeline:RISK",
 )
 
 

@@ -1,6 +1,6 @@
 """The live production stack end to end: `docker/stack.sh up` on the local PostgreSQL and Redis (Airflow's
 scheduler, DAG processor, triggerer and api-server, Celery workers on queues default and gpu, the MLflow server),
-the tiny shop's history ending yesterday, then the six DAGs unpaused through the REST API as a user would in the UI:
+the tiny shop's history ending yesterday, then the nine DAGs unpaused through the REST API as a user would in the UI:
 the daily schedule lands today's drop and the Asset events run the five model DAGs on the same day.
 
 Runs when ECOM_TEST_POSTGRES_URL and ECOM_TEST_REDIS_URL are set (.ci/run sets both). The stack is stopped and its
@@ -33,6 +33,7 @@ DAGS = (
     "ecom_delivery_routing",
     "ecom_associations",
     "ecom_segments",
+    "ecom_risk",
 )
 OUTPUTS = {
     "recommendations": ("customer_id", "rank"),
@@ -43,6 +44,7 @@ OUTPUTS = {
     "product_associations": ("product_id", "associated_product_id"),
     "customer_segments": ("customer_id",),
     "segment_profiles": ("segment",),
+    "order_risk": ("order_id",),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
 # the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign
@@ -51,6 +53,8 @@ DEPLOYMENT_PARAMS = {
     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
     "ecom_intervention": {"holdout_campaigns": 1},
     "ecom_segments": {"k_max": 5, "stability_fits": 2},
+    # the tiny shop lands with 20% abusive orders (ECOM_ABUSE_RATE below), so 90 days hold enough matured labels
+    "ecom_risk": {"label_maturity_days": 20, "holdout_days": 20, "min_labels": 5},
 }
 ROUND_TIMEOUT_S = 600
 
@@ -176,6 +180,7 @@ def stack(tmp_path_factory):
         "ECOM_STACK_MLFLOW_PORT": str(_free_port()),
         "ECOM_STACK_LOG_PORT": str(_free_port()),
         "ECOM_SCALE": "tiny",
+        "ECOM_ABUSE_RATE": "0.2",
         "ECOM_STACK_WAIT_S": "240",
         "ECOM_WORKER_CONCURRENCY": "2",
         **{f"AIRFLOW_VAR_{dag.upper()}_PARAMS": json.dumps(params) for dag, params in DEPLOYMENT_PARAMS.items()},
@@ -233,14 +238,15 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     assert "gpu worker: torch" in (stack.home / "logs" / "stack.log").read_text()
 
     # the registry, through the MLflow server's REST API
-    for model in ("ecom_recommender", "ecom_demand_forecaster", "ecom_intervention"):
+    for model in ("ecom_recommender", "ecom_demand_forecaster", "ecom_intervention", "ecom_risk"):
         alias = stack.call("GET", f"/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion", base=stack.mlflow)
         assert "champion" in alias["model_version"]["aliases"], model
 
     counts = _serving_counts(stack, today.isoformat())
     assert all(rows == distinct for rows, distinct in counts.values()), counts  # one set of rows per key
     assert all(
-        counts[t][0] > 0 for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes", "product_associations", "customer_segments")
+        counts[t][0] > 0
+        for t in ("recommendations", "demand_forecasts", "purchase_orders", "delivery_routes", "product_associations", "customer_segments", "order_risk")
     ), counts
 
     # a second trigger of the same ds through the REST API (as the UI's Trigger button does) replaces the day

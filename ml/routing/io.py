@@ -18,6 +18,7 @@ from ml.settings import Settings
 
 ROUTES = "delivery_routes"
 EXCEPTIONS = "delivery_exceptions"
+RISK = "order_risk"
 MAPS = "delivery_maps"
 
 
@@ -48,6 +49,20 @@ def load_orders(settings: Settings, ds: dt.date, config: RoutingConfig) -> pd.Da
     items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
     units = items[items["order_id"].isin(orders["order_id"])].groupby("order_id")["qty"].sum()
     return orders.assign(demand=np.ceil(orders["order_id"].map(units).fillna(0).to_numpy()).astype(np.int64)).reset_index(drop=True)
+
+
+def held_orders(settings: Settings, ds: dt.date, config: RoutingConfig) -> tuple[pd.DataFrame, list[dt.date]]:
+    """The orders ``order_risk`` holds among those the routing reads (order_id, reasons), and the days in that
+    range with no risk decisions published (their orders are routed unscreened)."""
+    days = [ds - dt.timedelta(days=back) for back in range(config.lookback_days)]
+    published = set(lake.list_partitions(settings.lake_dir, "outputs", RISK))
+    frames = [
+        lake.read_partition(settings.lake_dir, "outputs", RISK, day, columns=["order_id", "reasons"], filters=[("decision", "==", "hold")])
+        for day in days
+        if day in published
+    ]
+    held = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"order_id": pd.Series(dtype=str), "reasons": pd.Series(dtype=str)})
+    return held, sorted(day for day in days if day not in published)
 
 
 def load_warehouses(settings: Settings, ds: dt.date) -> pd.DataFrame:

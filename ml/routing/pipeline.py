@@ -84,7 +84,10 @@ DELIVERY_ROUTING = Pipeline(
     fan_out=FanOut("route", _route),
     publish=_publish,
     outputs=("outputs/delivery_routes", "outputs/delivery_exceptions"),
-    triggers=("curated/orders",),
+    # the day's risk decisions come first, so a held order is never routed; a manual run without them routes every
+    # order and says so
+    triggers=("curated/orders", "outputs/order_risk"),
+    optional=("outputs/order_risk",),
     default_ds=newest_partition("curated/orders"),
     tags=("routing",),
 )

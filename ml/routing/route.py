@@ -7,7 +7,8 @@ Outputs for ds: ``delivery_routes`` (one row per stop, depot departures and retu
 
 An order that cannot be served (no address, address far from any road, no road path to or from the depot,
 heavier than a vehicle, a time window no vehicle can keep, or no room left in the fleet) is reported and the
-rest of the day is still routed."""
+rest of the day is still routed. An order that ``order_risk`` holds is not routed either: it is reported with the
+reason ``risk_hold`` and the risk model's reasons."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ml.routing.data import depot_day
 from ml.routing.matrix import fastest_edges
 from ml.routing.model import solve
 from ml.routing.pipeline import RoutingConfig
-from ml.routing.rows import EXCEPTION_COLUMNS, ROUTE_COLUMNS, fleet_full, positions, route_rows
+from ml.routing.rows import EXCEPTION_COLUMNS, ROUTE_COLUMNS, fleet_full, positions, risk_held, route_rows
 from ml.routing.screening import routing_problem, screen
 from ml.settings import Settings
 
@@ -48,9 +49,15 @@ def route_depot(settings: Settings, ds: dt.date, depot_id: str, config: RoutingC
     if depot_id not in depots:
         raise EcomError(f"depot {depot_id!r} has no orders promised for {io.delivery_day(ds)} (depots with orders: {depots})")
     warehouses = io.load_warehouses(settings, ds)
-    day = depot_day(orders[orders["warehouse_id"] == depot_id], warehouses.loc[depot_id], config, io.delivery_day(ds))
+    mine = orders[orders["warehouse_id"] == depot_id]
+    held, unscreened = io.held_orders(settings, ds, config)
+    if unscreened:
+        log.warning("no order_risk for %s: those days' orders are routed without risk decisions", [d.isoformat() for d in unscreened])
+    on_hold = mine[mine["order_id"].isin(held["order_id"])]
+    day = depot_day(mine[~mine["order_id"].isin(held["order_id"])], warehouses.loc[depot_id], config, io.delivery_day(ds))
     road = io.network(settings, config)
     routable, exceptions, matrix = screen(day, road)
+    exceptions = pd.concat([exceptions, risk_held(on_hold, held)], ignore_index=True)
     solution = None
     if matrix is not None and len(routable):
         solution = solve(routing_problem(day, routable, matrix), config.time_limit_s, config.seed, config.no_improvement)
@@ -65,7 +72,9 @@ def route_depot(settings: Settings, ds: dt.date, depot_id: str, config: RoutingC
     served = routes["order_id"].notna().sum() if len(routes) else 0
     summary = {
         "depot_id": depot_id,
-        "orders": len(day.orders),
+        "orders": len(day.orders) + len(on_hold),
+        "risk_held": len(on_hold),
+        "risk_unscreened_days": [d.isoformat() for d in unscreened],
         "served": int(served),
         "exceptions": len(exceptions),
         "exception_reasons": exceptions["reason"].value_counts().to_dict(),

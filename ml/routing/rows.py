@@ -83,6 +83,14 @@ def path_metres(matrix: TravelMatrix, i: int, j: int, fastest: dict) -> float:
     return float(sum(m for _, m, _ in matrix.path_edges(i, j, fastest)))
 
 
+def risk_held(on_hold: pd.DataFrame, held: pd.DataFrame) -> pd.DataFrame:
+    """Exceptions for the orders the risk decisions hold: not shipped until the review clears them."""
+    reasons = held.drop_duplicates("order_id").set_index("order_id")["reasons"]
+    return pd.DataFrame(
+        {"order_id": on_hold["order_id"], "reason": "risk_hold", "detail": "held for fraud review: " + on_hold["order_id"].map(reasons).fillna("")}
+    )
+
+
 def fleet_full(dropped: pd.DataFrame, day: DepotDay) -> pd.DataFrame:
     """Exceptions for the routable orders the solver left out: the fleet had no room for them."""
     fleet = day.fleet

@@ -95,7 +95,7 @@ bench-segments: setup  ## segments of the typed synthetic shop against its laten
 	$(BIN)/python benchmarks/segments_synthetic.py --out benchmarks/results/segments_synthetic.json
 
 bench-risk: setup  ## fraud and abuse: the risk model vs the IsolationForest alone vs the rules, on the synthetic shop's last 60 days
-	$(BIN)/python benchmarks/risk_synthetic.py --out benchmarks/results/risk_synthetic.json
+	$(BIN)/python benchmarks/risk_synthetic.py --large --out benchmarks/results/risk_synthetic.json
 
 bench-one-purchase: setup  ## one-purchase customers: FBT rules vs regional popularity vs EASE (synthetic shop, Amazon Instruments)
 	$(BIN)/python benchmarks/recsys_one_purchase.py --test-days 56 --min-support 0.0002 --out benchmarks/results/recsys_one_purchase.json

@@ -111,3 +111,21 @@ def test_held_orders_are_not_routed_under_dag_test(airflow_db, settings, shared_
     assert (exceptions.loc[list(tomorrow["order_id"]), "reason"] == "risk_hold").all()
     assert exceptions.loc[list(tomorrow["order_id"]), "detail"].str.startswith("held for fraud review: ").all()
     assert len(routes["order_id"].dropna()) > 0  # orders placed the days before (no decisions published) are routed
+
+
+def test_recent_counts_match_a_brute_force_count():
+    rng = np.random.default_rng(0)
+    orders = pd.DataFrame(
+        {
+            "key": pd.array(rng.choice(["a", "b", "c", None], 300), dtype="string"),
+            "order_ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 5 * 24 * 60, 300), unit="min"),
+        }
+    )
+    orders.loc[[5, 6], "key"], orders.loc[5, "order_ts"] = "a", orders.loc[6, "order_ts"]  # two orders at one moment
+    expected = [
+        np.nan
+        if pd.isna(row.key)
+        else float(((orders["key"] == row.key) & orders["order_ts"].between(row.order_ts - pd.Timedelta(hours=24), row.order_ts, inclusive="left")).sum())
+        for row in orders.itertuples()
+    ]
+    np.testing.assert_array_equal(data._recent_count(orders, "key", 24).to_numpy(), np.array(expected))

@@ -41,7 +41,7 @@ def test_twice_for_the_same_ds_gives_identical_outputs(ingest_dag, settings):
     rows = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     second = ingest_dag.test(logical_date=DS, run_conf=conf)
     assert str(second.state) == "success", _states(second)
-    assert _curated(settings) == files and len(files) == 5 * 7 + 4  # 5 fact tables x 7 days + 4 dimension snapshots
+    assert _curated(settings) == files and len(files) == 6 * 7 + 4  # 6 fact tables x 7 days + 4 dimension snapshots
     again = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     assert len(again) == len(rows) == len(contract.TABLES)
     assert (Path(lake.partition_dir(settings.lake_dir, "reports", "validation", DS.date())) / "index.html").exists()

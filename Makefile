@@ -102,12 +102,15 @@ bench-one-purchase: setup  ## one-purchase customers: FBT rules vs regional popu
 	$(BIN)/python benchmarks/recsys_one_purchase.py --instruments $(SHARED_DATA)/recsys/amazon-musical-instruments-5core \
 	    --test-days 365 --popularity-days 365 --window-days 3650 --min-support 0.0005 --out benchmarks/results/recsys_one_purchase_instruments.json
 
-bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101 + X-n101-k25, PyVRP vs OR-Tools
+bench-routing: setup  ## Porto road graph + 1000x1000 matrix (osmnx anchor); Solomon C101/R101/RC101, X-n101-k25 and three 1000-customer Gehring-Homberger VRPTW, PyVRP vs OR-Tools
 	$(BIN)/python benchmarks/routing_osm.py --osm $(SHARED_DATA)/osm/porto_portugal_r5-testdata.osm.pbf \
 	    --osmnx-xml $(SHARED_DATA)/osm/derived/porto.drive.osm.bz2 --points 1000 --out benchmarks/results/routing_osm.json
 	$(BIN)/python benchmarks/routing_vrp.py --instances $(SHARED_DATA)/vrp/solomon/C101.txt $(SHARED_DATA)/vrp/solomon/R101.txt \
 	    $(SHARED_DATA)/vrp/solomon/RC101.txt $(SHARED_DATA)/vrp/cvrp_x/X-n101-k25.vrp --bks $(SHARED_DATA)/vrp/solomon/BKS_subset.json \
 	    --time-limit 9.5 --out benchmarks/results/routing_vrp.json
+	$(BIN)/python benchmarks/routing_vrp.py --instances $(SHARED_DATA)/vrp/gehring_homberger/C1_10_2.vrp \
+	    $(SHARED_DATA)/vrp/gehring_homberger/R1_10_2.vrp $(SHARED_DATA)/vrp/gehring_homberger/RC1_10_2.vrp \
+	    --time-limit 60 --out benchmarks/results/routing_vrp_1000.json
 
 bench-inventory: setup  ## replenishment MILP, 1,000 SKUs x 28 days: status, gap, time; plan vs base-stock in simulation
 	$(BIN)/python benchmarks/inventory_plan.py --skus 1000 --horizon 28 --out benchmarks/results/inventory_plan.json

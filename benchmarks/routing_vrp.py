@@ -12,8 +12,15 @@ Rounding convention (one per file format, each the convention of its best-known 
   unrounded Euclidean length of the returned routes, as in BKS_subset.json's ``<name>_distance`` entries
   (pure distance minimisation with up to 25 vehicles, e.g. C101 828.94); feasibility is checked on the
   unrounded times.
-- VRPLIB ``EUC_2D`` (``.vrp``): TSPLIB's nearest-integer distances for solver and cost alike, as the
-  best-known cost in the ``.sol`` file beside the instance (X-n101-k25: 27591); fleet unlimited.
+- VRPLIB ``EUC_2D`` CVRP (``.vrp``, ``TYPE : CVRP``): TSPLIB's nearest-integer distances for solver and cost
+  alike, as the best-known cost in the ``.sol`` file beside the instance (X-n101-k25: 27591); fleet unlimited.
+- VRPLIB VRPTW (``TYPE : VRPTW``, e.g. Gehring & Homberger): the DIMACS convention of its best-known costs,
+  distances and travel times truncated to one decimal, with the file's time windows, service times and
+  ``VEHICLES``; cost = total distance.
+
+A VRPLIB file is read by ``vrplib`` for the solvers and again by a plain-text reader of this script for the
+checker, so a solution is checked against the file as written. A TYPE or section this benchmark does not model
+(pickups, backhauls, release times, other edge weights) is refused with the file and the section named.
 """
 
 from __future__ import annotations
@@ -37,29 +44,54 @@ def euclidean(coords: np.ndarray) -> np.ndarray:
     return np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
 
 
+SUPPORTED = {
+    "CVRP": {"name", "type", "comment", "dimension", "capacity", "edge_weight_type", "node_coord", "demand", "depot", "edge_weight"},
+    "VRPTW": {
+        "name",
+        "type",
+        "comment",
+        "dimension",
+        "capacity",
+        "vehicles",
+        "service_time",
+        "edge_weight_type",
+        "node_coord",
+        "demand",
+        "time_window",
+        "depot",
+        "edge_weight",
+    },
+}
+"""What this benchmark reads from a VRPLIB file, per TYPE; anything else in the file is refused, never dropped."""
+DIMACS_SCALE = 10  # VRPTW in VRPLIB format: DIMACS convention, distances and durations truncated to one decimal
+
+
+def truncated_tenths(coords: np.ndarray) -> np.ndarray:
+    """Euclidean distances in tenths, truncated (DIMACS); the epsilon keeps an exact x.y from flooring to x.y - 0.1."""
+    return np.floor(euclidean(coords) * DIMACS_SCALE + 1e-7)
+
+
 def read_instance(path: Path, bks_file: Path | None) -> tuple[RoutingProblem, np.ndarray, np.ndarray, float]:
     """(problem in solver units, exact cost matrix, exact duration matrix, best-known cost) for one file."""
     import vrplib
 
     if path.suffix == ".vrp":
         inst = vrplib.read_instance(path)
+        kind = str(inst.get("type", "")).upper()
+        if kind not in SUPPORTED:
+            raise SystemExit(f"{path}: TYPE {kind or '(none)'} is not supported; this benchmark reads {sorted(SUPPORTED)}")
+        unsupported = sorted(set(inst) - SUPPORTED[kind])
+        if unsupported:
+            raise SystemExit(f"{path}: {kind} with {unsupported} is not supported: refusing rather than solving without them")
+        if inst["edge_weight_type"] != "EUC_2D":
+            raise SystemExit(f"{path}: EDGE_WEIGHT_TYPE {inst['edge_weight_type']} is not supported (EUC_2D only)")
         if int(np.asarray(inst["depot"]).ravel()[0]) != 0:
             raise SystemExit(f"{path}: the depot must be the first node")
-        exact = np.floor(euclidean(inst["node_coord"]) + 0.5)  # TSPLIB nint
-        n = len(exact)
-        problem = RoutingProblem(
-            distance=exact.astype(np.int64),
-            duration=exact.astype(np.int64),
-            demand=inst["demand"].astype(np.int64),
-            service=np.zeros(n, np.int64),
-            window_start=np.zeros(n, np.int64),
-            window_end=np.full(n, 10**12, np.int64),
-            fleet=Fleet(vehicles=n - 1, capacity=int(inst["capacity"])),
-        )
         sol = path.with_suffix(".sol")
         if not sol.exists():
             raise SystemExit(f"{path}: no best-known solution file {sol}")
-        return problem, exact, exact, float(vrplib.read_solution(sol)["cost"])
+        best_known = float(vrplib.read_solution(sol)["cost"])
+        return (*vrplib_problem(inst), best_known)
     inst = vrplib.read_instance(path, instance_format="solomon")
     exact = euclidean(inst["node_coord"])
     scaled = np.ceil(exact * SOLOMON_SCALE - 1e-9).astype(np.int64)
@@ -81,6 +113,77 @@ def read_instance(path: Path, bks_file: Path | None) -> tuple[RoutingProblem, np
     if entry is None:
         raise SystemExit(f"{bks_file} has no best-known cost for {name}")
     return problem, exact, exact * SOLOMON_SCALE, float(entry["best_known_cost"])
+
+
+def vrplib_problem(inst: dict) -> tuple[RoutingProblem, np.ndarray, np.ndarray]:
+    """A parsed VRPLIB instance (``vrplib``'s dict, or :func:`read_vrplib_text`'s) in solver units, with the cost
+    and duration matrices its best-known value is measured in. CVRP: TSPLIB nearest-integer distances, any number
+    of vehicles. VRPTW: DIMACS tenths (distance, travel time, windows and service all x10), ``VEHICLES`` vehicles, the
+    depot's window as the shift; the cost is the distance in the file's units."""
+    coords, demand = np.asarray(inst["node_coord"], dtype=float), np.asarray(inst["demand"]).astype(np.int64)
+    n = len(coords)
+    if str(inst["type"]).upper() == "CVRP":
+        exact = np.floor(euclidean(coords) + 0.5)  # TSPLIB nint
+        problem = RoutingProblem(
+            distance=exact.astype(np.int64),
+            duration=exact.astype(np.int64),
+            demand=demand,
+            service=np.zeros(n, np.int64),
+            window_start=np.zeros(n, np.int64),
+            window_end=np.full(n, 10**12, np.int64),
+            fleet=Fleet(vehicles=n - 1, capacity=int(inst["capacity"])),
+        )
+        return problem, exact, exact
+    tenths = truncated_tenths(coords)
+    windows = np.round(np.asarray(inst["time_window"], dtype=float) * DIMACS_SCALE).astype(np.int64)
+    service = np.broadcast_to(np.asarray(inst["service_time"], dtype=float), (n,)).copy()
+    service[0] = 0.0  # a scalar SERVICE_TIME is the customers'; the depot has none
+    problem = RoutingProblem(
+        distance=tenths.astype(np.int64),
+        duration=tenths.astype(np.int64),
+        demand=demand,
+        service=np.round(service * DIMACS_SCALE).astype(np.int64),
+        window_start=windows[:, 0],
+        window_end=windows[:, 1],
+        fleet=Fleet(vehicles=int(inst["vehicles"]), capacity=int(inst["capacity"]), shift_start=int(windows[0, 0]), shift_end=int(windows[0, 1])),
+    )
+    return problem, tenths / DIMACS_SCALE, tenths
+
+
+def read_vrplib_text(path: Path) -> dict:
+    """A second, independent reader of a VRPLIB file (plain text parsing, no ``vrplib``): the checker replays the
+    solutions against the file as written, not against the solver's parse of it."""
+    header: dict[str, str] = {}
+    sections: dict[str, list[list[str]]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        words = line.replace(":", " : ", 1).split() if ":" in line and not line.strip()[0].isdigit() else line.split()
+        if not words or words[0] == "EOF":
+            continue
+        if words[0].endswith("_SECTION"):
+            current = words[0]
+            sections[current] = []
+        elif len(words) > 2 and words[1] == ":":
+            header[words[0]] = " ".join(words[2:])
+            current = None
+        elif current:
+            sections[current].append(words)
+
+    def column(section: str, width: int) -> np.ndarray:
+        rows = sorted(sections[section], key=lambda r: int(r[0]))
+        return np.asarray([[float(v) for v in r[1 : 1 + width]] for r in rows])
+
+    out = {
+        "type": header["TYPE"],
+        "capacity": int(header["CAPACITY"]),
+        "node_coord": column("NODE_COORD_SECTION", 2),
+        "demand": column("DEMAND_SECTION", 1)[:, 0],
+    }
+    if out["type"].upper() == "VRPTW":
+        out["vehicles"] = int(header["VEHICLES"])
+        out["time_window"] = column("TIME_WINDOW_SECTION", 2)
+        out["service_time"] = column("SERVICE_TIME_SECTION", 1)[:, 0] if "SERVICE_TIME_SECTION" in sections else float(header["SERVICE_TIME"])
+    return out
 
 
 def ortools_routes(problem: RoutingProblem, time_limit_s: float) -> list[list[int]]:
@@ -131,6 +234,10 @@ def ortools_routes(problem: RoutingProblem, time_limit_s: float) -> list[list[in
 
 def run(path: Path, bks_file: Path | None, time_limit_s: float, seed: int) -> list[dict]:
     problem, cost, duration, best_known = read_instance(path, bks_file)
+    if path.suffix == ".vrp":  # the checker reads the file itself
+        problem_as_written, cost, duration = vrplib_problem(read_vrplib_text(path))
+    else:
+        problem_as_written = problem
     rows = []
     for solver in ("pyvrp", "ortools"):
         started = time.perf_counter()
@@ -139,7 +246,7 @@ def run(path: Path, bks_file: Path | None, time_limit_s: float, seed: int) -> li
         else:
             routes = ortools_routes(problem, time_limit_s)
         seconds = time.perf_counter() - started
-        result = check(problem, routes, cost=cost, duration=duration)
+        result = check(problem_as_written, routes, cost=cost, duration=duration)
         served = sum(len(r) for r in routes)
         rows.append(
             {

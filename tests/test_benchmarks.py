@@ -55,3 +55,30 @@ def test_save_writes_the_json_and_skips_mlflow_when_asked(tmp_path, settings):
     written = json.loads(args.out.read_text())
     assert written["rows"] == [{"x": 1}] and "machine" in written
     assert not (settings.home / "mlflow.db").exists()
+
+
+def test_vrptw_in_vrplib_format_keeps_its_windows_and_the_checker_reads_the_file_itself(shared_data, tmp_path):
+    """A Gehring-Homberger VRPTW file: the best-known solution replays feasible at exactly its published cost under
+    the checker's own reader (DIMACS tenths, windows, service times, vehicles); breaking a window is caught; a
+    section the benchmark does not model is refused."""
+    import numpy as np
+    import pytest
+    import routing_vrp
+    import vrplib
+
+    path = shared_data / "vrp" / "gehring_homberger" / "R1_10_2.vrp"
+    solver_view, _, _, best_known = routing_vrp.read_instance(path, None)
+    problem, cost, duration = routing_vrp.vrplib_problem(routing_vrp.read_vrplib_text(path))
+    assert solver_view.fleet == problem.fleet and np.array_equal(solver_view.window_end, problem.window_end)
+    assert problem.service[1:].min() > 0 and problem.window_end[1:].max() < problem.fleet.shift_end
+    routes = vrplib.read_solution(path.with_suffix(".sol"))["routes"]
+    replayed = routing_vrp.check(problem, routes, cost=cost, duration=duration)
+    assert replayed.feasible and replayed.cost == pytest.approx(best_known, abs=1e-6)
+    late = [list(reversed(routes[0])), *routes[1:]]
+    assert not routing_vrp.check(problem, late, cost=cost, duration=duration).feasible
+
+    with_release_times = tmp_path / "pickup.vrp"
+    with_release_times.write_text(path.read_text().replace("DEPOT_SECTION", "RELEASE_TIME_SECTION\n" + "\n".join(f"{i} 0" for i in range(1, 1002)) + "\nDEPOT_SECTION"))
+    with_release_times.with_suffix(".sol").write_text(path.with_suffix(".sol").read_text())
+    with pytest.raises(SystemExit, match="release_time"):
+        routing_vrp.read_instance(with_release_times, None)

@@ -77,8 +77,9 @@ def test_vrptw_in_vrplib_format_keeps_its_windows_and_the_checker_reads_the_file
     late = [list(reversed(routes[0])), *routes[1:]]
     assert not routing_vrp.check(problem, late, cost=cost, duration=duration).feasible
 
-    with_release_times = tmp_path / "pickup.vrp"
-    with_release_times.write_text(path.read_text().replace("DEPOT_SECTION", "RELEASE_TIME_SECTION\n" + "\n".join(f"{i} 0" for i in range(1, 1002)) + "\nDEPOT_SECTION"))
+    with_release_times = tmp_path / "release.vrp"
+    release = "\n".join(f"{i} 0" for i in range(1, 1002))
+    with_release_times.write_text(path.read_text().replace("DEPOT_SECTION", f"RELEASE_TIME_SECTION\n{release}\nDEPOT_SECTION"))
     with_release_times.with_suffix(".sol").write_text(path.with_suffix(".sol").read_text())
     with pytest.raises(SystemExit, match="release_time"):
         routing_vrp.read_instance(with_release_times, None)

@@ -36,25 +36,23 @@ TEST_DAYS = 60
 BUDGET_SHARE = 0.02
 
 
-def daily_budget_recall(days: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """Recall and its ceiling when each day reviews ceil(2%) of its orders."""
-    hit = ceiling = 0.0
+def daily_flags(days: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's ceil(2%) highest scores, and each order's day budget (for the ceiling)."""
+    flagged, budgets = np.zeros(len(scores), dtype=bool), np.zeros(len(scores), dtype=int)
     for day in np.unique(days):
         rows = np.flatnonzero(days == day)
-        budget = int(np.ceil(BUDGET_SHARE * len(rows)))
-        hit += labels[rows[np.argsort(-scores[rows], kind="stable")[:budget]]].sum()
-        ceiling += min(labels[rows].sum(), budget)
-    return hit / labels.sum(), ceiling / labels.sum()
+        budgets[rows] = int(np.ceil(BUDGET_SHARE * len(rows)))
+        flagged[rows[np.argsort(-scores[rows], kind="stable")[: budgets[rows[0]]]]] = True
+    return flagged, budgets
 
 
 def figures(name: str, frame: pd.DataFrame, scores: np.ndarray) -> dict:
     labels, days = frame["abusive"].to_numpy(), frame["order_ts"].dt.floor("D").to_numpy()
-    recall, ceiling = daily_budget_recall(days, labels, scores)
+    flagged, budgets = daily_flags(days, scores)
+    recall = labels[flagged].sum() / labels.sum()
+    per_day = pd.DataFrame({"day": days, "y": labels, "budget": budgets}).groupby("day").agg(y=("y", "sum"), budget=("budget", "first"))
+    ceiling = per_day["y"].clip(upper=per_day["budget"]).sum() / labels.sum()
     queue = np.argsort(-scores, kind="stable")[: int(np.ceil(BUDGET_SHARE * len(scores)))]
-    flagged = np.zeros(len(scores), dtype=bool)
-    for day in np.unique(days):
-        rows = np.flatnonzero(days == day)
-        flagged[rows[np.argsort(-scores[rows], kind="stable")[: int(np.ceil(BUDGET_SHARE * len(rows)))]]] = True
     per_pattern = frame.assign(flagged=flagged)[frame["abusive"] == 1].groupby(["kind", "variant"])["flagged"].agg(["mean", "size"])
     return {
         "detector": name,
@@ -66,17 +64,22 @@ def figures(name: str, frame: pd.DataFrame, scores: np.ndarray) -> dict:
     }
 
 
-def run_seed(seed: int, config: RiskConfig) -> dict:
-    cfg = dataclasses.replace(synthetic.SCALES["demo"], abuse_rate=0.01, seed=seed)
-    t0 = time.perf_counter()
-    batch = synthetic.simulate(synthetic.build_world(cfg), cfg.start, cfg.end)
-    simulated = time.perf_counter() - t0
-    tables = {
+def risk_tables(batch: synthetic.Batch) -> dict[str, pd.DataFrame]:
+    """The tables ``ml.risk`` reads, under the names its io module gives them."""
+    return {
         "orders": batch.tables["orders"],
         "items": batch.tables["order_items"],
         "customers": batch.tables["customers"],
         "chargebacks": batch.tables["chargebacks"],
     }
+
+
+def run_seed(seed: int, config: RiskConfig) -> dict:
+    cfg = dataclasses.replace(synthetic.SCALES["demo"], abuse_rate=0.01, seed=seed)
+    t0 = time.perf_counter()
+    batch = synthetic.simulate(synthetic.build_world(cfg), cfg.start, cfg.end)
+    simulated = time.perf_counter() - t0
+    tables = risk_tables(batch)
     truth = batch.ground_truth["abuse"]
     cutoff = cfg.end - dt.timedelta(days=TEST_DAYS)
     t0 = time.perf_counter()
@@ -127,12 +130,7 @@ def large_day(config: RiskConfig) -> dict:
     t0 = time.perf_counter()
     batch = synthetic.simulate(synthetic.build_world(cfg), first, cfg.end)
     simulated = time.perf_counter() - t0
-    tables = {
-        "orders": batch.tables["orders"],
-        "items": batch.tables["order_items"],
-        "customers": batch.tables["customers"],
-        "chargebacks": batch.tables["chargebacks"],
-    }
+    tables = risk_tables(batch)
     t0 = time.perf_counter()
     rows = train.labelled_rows(tables, cfg.end, config)
     model = train.fit(rows, config)

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing clean
+.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing bench-closed-loop clean
 
 setup: $(VENV)/.installed
 
@@ -96,6 +96,9 @@ bench-segments: setup  ## segments of the typed synthetic shop against its laten
 
 bench-risk: setup  ## fraud and abuse: the risk model vs the IsolationForest alone vs the rules, on the synthetic shop's last 60 days
 	$(BIN)/python benchmarks/risk_synthetic.py --large --out benchmarks/results/risk_synthetic.json
+
+bench-closed-loop: setup  ## the shop reacts to the platform for 28 days after a year (demo shop): profit vs the passive shop, 3 seeds, ablations
+	$(BIN)/python benchmarks/closed_loop.py --out benchmarks/results/closed_loop.json
 
 bench-one-purchase: setup  ## one-purchase customers: FBT rules vs regional popularity vs EASE (synthetic shop, Amazon Instruments)
 	$(BIN)/python benchmarks/recsys_one_purchase.py --test-days 56 --min-support 0.0002 --out benchmarks/results/recsys_one_purchase.json

@@ -245,17 +245,22 @@ class Pipeline:
         """Every daily table that must hold the ds: the triggers and the other reads."""
         return (*(t for t in self.triggers if t not in self.optional), *self.reads)
 
-    def run(self, settings: Settings, ds: dt.date, config: PipelineConfig) -> dict[str, Any]:
+    def run(self, settings: Settings, ds: dt.date, config: PipelineConfig, start_at: str | None = None) -> dict[str, Any]:
         """Every step in one process, in the DAG's order (fan-out items one after another): the CLI's path. Each
-        return value goes through the same strict-JSON conversion as XCom, so a step sees what it would in Airflow."""
+        return value goes through the same strict-JSON conversion as XCom, so a step sees what it would in Airflow.
+        ``start_at`` skips the steps before the one named (``champion``: score with the registered champion, no
+        training), as a schedule that retrains weekly and scores daily does."""
         from ml import lake
         from ml.orchestration import xcom_safe
 
+        names = [step.name for step in self.steps]
+        if start_at is not None and start_at not in names:
+            raise ConfigError(f"{self.dag_id} has no step {start_at!r} to start at; its steps are {names}")
         lake.recover(settings.lake_dir, settings.serving_url)
         run = Run(settings, ds, config)
         previous: dict[str, Any] = {"ds": ds.isoformat(), "config": config.as_dict()}
         trail: dict[str, Any] = {}
-        for step in self.steps:
+        for step in self.steps[names.index(start_at) if start_at else 0 :]:
             previous = xcom_safe(step.fn(run, previous))
             trail[step.name] = previous
         results = [xcom_safe(self.fan_out.fn(run, item, previous)) for item in previous[ITEMS]] if self.fan_out else []

@@ -3,22 +3,12 @@ segments' shares and lapse risk moved over the earlier days, as one self-contain
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 from html import escape
 
 import pandas as pd
 
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+from ml.html_report import png_tag
 
 
 def _figures(segments: pd.DataFrame, profiles: pd.DataFrame, history: pd.DataFrame) -> list[str]:
@@ -32,7 +22,7 @@ def _figures(segments: pd.DataFrame, profiles: pd.DataFrame, history: pd.DataFra
     ax.barh(labels, profiles["customers"])
     ax.set_xlabel("customers")
     ax.set_title("Segment sizes")
-    sizes = _png(fig)
+    sizes = png_tag(fig)
 
     grid = segments.pivot_table(index="r", columns="f", values="m", aggfunc="size", fill_value=0).reindex(
         index=range(5, 0, -1), columns=range(1, 6), fill_value=0
@@ -45,7 +35,7 @@ def _figures(segments: pd.DataFrame, profiles: pd.DataFrame, history: pd.DataFra
     ax.set_ylabel("recency quintile (R)")
     ax.set_title("Customers by R and F")
     fig.colorbar(image, ax=ax, label="customers")
-    heatmap = _png(fig)
+    heatmap = png_tag(fig)
 
     over_time = history.assign(ds=pd.to_datetime(history["ds"]))
     share = over_time.assign(share=over_time["customers"] / over_time.groupby("ds")["customers"].transform("sum"))
@@ -58,7 +48,7 @@ def _figures(segments: pd.DataFrame, profiles: pd.DataFrame, history: pd.DataFra
     axes[1].legend(title="segment", fontsize=7)
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    return [sizes, heatmap, _png(fig)]
+    return [sizes, heatmap, png_tag(fig)]
 
 
 def html(ds: dt.date, segments: pd.DataFrame, profiles: pd.DataFrame, history: pd.DataFrame) -> str:

@@ -336,13 +336,24 @@ def holiday_multiplier(day: dt.date) -> float:
     return 1.0
 
 
-def _discounts_on(world: World, day: dt.date) -> np.ndarray:
+def discounts_on(world: World, day: dt.date) -> np.ndarray:
     promos = world.promotions
     ts = pd.Timestamp(day, tz="UTC")
     active = promos[(promos["start_date"] <= ts) & (promos["end_date"] >= ts)]
     disc = np.zeros(world.cfg.n_products)
     disc[active["product_id"].str[1:].astype(int).to_numpy()] = active["discount"].to_numpy()
     return disc
+
+
+def preference(world: World, discount: np.ndarray, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """Each customer's true preference for a product: the chance that one of their taste-driven views lands on it
+    (their taste for its category times its share of the category's weight, promotions included), element-wise
+    over the paired index arrays."""
+    weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
+    category_total = np.bincount(world.category_of, weights=weight, minlength=world.cfg.n_categories)
+    taste = np.diff(world.taste_cdf, axis=1, prepend=0.0)
+    category = world.category_of[products]
+    return np.asarray(taste[customers, category] * weight[products] / category_total[category])
 
 
 def expected_daily_demand(world: World) -> np.ndarray:
@@ -360,6 +371,59 @@ class Batch:
 
     tables: dict[str, pd.DataFrame]
     ground_truth: dict[str, pd.DataFrame]
+    stock: Stock
+    """The stock at the end of the last day, with what is on its way (where a closed-loop shop continues)."""
+
+
+@dataclass
+class Stock:
+    """Units on hand per (warehouse, product) and the arrivals on their way, with the shop's own (s, S) policy:
+    below the reorder point, order up to the order-up-to level in whole case packs, delivered after the supplier's
+    lead time. ``reorder_point`` and ``order_up_to`` are sized from the expected demand (``safety`` scales both
+    margins above the lead-time demand)."""
+
+    on_hand: np.ndarray  # (warehouses, products) units
+    arrivals: np.ndarray  # (horizon, warehouses, products): units arriving on day index i at [i % horizon]
+    reorder_point: np.ndarray
+    order_up_to: np.ndarray
+    lead: np.ndarray  # supplier lead time per product, days
+    pack: np.ndarray  # case pack per product
+
+    @classmethod
+    def opening(cls, world: World, safety: float = 1.3) -> Stock:
+        """The stock the shop opens with: every product at its order-up-to level, nothing on order."""
+        n_w = world.cfg.n_warehouses
+        wh_share = np.bincount(world.nearest_warehouse, weights=world.activity, minlength=n_w) / world.activity.sum()
+        mean_demand = np.maximum(wh_share[:, None] * expected_daily_demand(world)[None, :], 0.05)
+        lead = world.products["lead_time_days"].to_numpy()
+        pack = world.products["case_pack"].to_numpy()
+        reorder_point = np.ceil(mean_demand * (lead + 3) * safety)
+        order_up_to = reorder_point + np.ceil(mean_demand * 14)
+        horizon = int(lead.max()) + 2
+        on_hand = order_up_to.astype(np.int64)
+        return cls(on_hand, np.zeros((horizon, n_w, len(lead)), dtype=np.int64), reorder_point, order_up_to, lead, pack)
+
+    def receive(self, i: int) -> None:
+        """Put day ``i``'s arrivals on the shelf."""
+        slot = i % len(self.arrivals)
+        self.on_hand += self.arrivals[slot]
+        self.arrivals[slot] = 0
+
+    def on_order(self) -> np.ndarray:
+        return self.arrivals.sum(axis=0)
+
+    def base_stock_orders(self) -> np.ndarray:
+        """The (s, S) policy's orders for today, in units per (warehouse, product)."""
+        position = self.on_hand + self.on_order()
+        need = position < self.reorder_point
+        return np.where(need, np.ceil((self.order_up_to - position) / self.pack) * self.pack, 0).astype(np.int64)
+
+    def order(self, i: int, qty: np.ndarray) -> None:
+        """Order ``qty`` units per (warehouse, product) on day ``i``; each arrives after its product's lead time."""
+        horizon = len(self.arrivals)
+        for w in range(qty.shape[0]):
+            ordered = np.flatnonzero(qty[w])
+            np.add.at(self.arrivals, ((i + self.lead[ordered]) % horizon, w, ordered), qty[w, ordered])  # type: ignore[arg-type]  # numpy's stub refuses a tuple index np.add.at takes
 
 
 def simulate(
@@ -377,29 +441,16 @@ def simulate(
     if not (cfg.start <= start <= end):
         raise ConfigError(f"days {start}..{end} start before the synthetic shop opened on {cfg.start}")
     t0 = time.perf_counter()
-    n_w, n_p = cfg.n_warehouses, cfg.n_products
-    base = expected_daily_demand(world)
-    wh_share = np.bincount(world.nearest_warehouse, weights=world.activity, minlength=n_w) / world.activity.sum()
-    mean_demand = np.maximum(wh_share[:, None] * base[None, :], 0.05)  # (warehouses, products)
-    lead = world.products["lead_time_days"].to_numpy()
-    pack = world.products["case_pack"].to_numpy()
-    reorder_point = np.ceil(mean_demand * (lead + 3) * 1.3)
-    order_up_to = reorder_point + np.ceil(mean_demand * 14)
-    on_hand = order_up_to.astype(np.int64)
-    horizon = int(lead.max()) + 2
-    arrivals = np.zeros((horizon, n_w, n_p), dtype=np.int64)
-
+    stock = Stock.opening(world)
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in ("events", "orders", "order_items", "inventory", "chargebacks", "abuse", "accounts")}
     n_days = (end - cfg.start).days + 1
     for i in range(n_days):
         day = cfg.start + dt.timedelta(days=i)
-        on_hand += arrivals[i % horizon]
-        arrivals[i % horizon] = 0
-        on_order = arrivals.sum(axis=0)
+        stock.receive(i)
         keep = day >= start
         if keep:
-            frames["inventory"].append(_inventory_frame(world, day, on_hand, on_order))
-        rows = _simulate_day(world, i, day, keep)
+            frames["inventory"].append(inventory_frame(world, day, stock.on_hand, stock.on_order()))
+        rows = simulate_day(world, i, day, keep)
         units = rows.units
         if cfg.abuse_rate > 0:
             units = units + _add_abuse(world, i, day, rows, frames, keep)
@@ -407,13 +458,8 @@ def simulate(
             frames["events"].append(rows.events)
             frames["orders"].append(rows.orders)
             frames["order_items"].append(rows.items)
-        on_hand = np.maximum(on_hand - units, 0)
-        position = on_hand + on_order
-        need = position < reorder_point
-        qty = np.where(need, np.ceil((order_up_to - position) / pack) * pack, 0).astype(np.int64)
-        for w in range(n_w):
-            ordered = np.flatnonzero(qty[w])
-            np.add.at(arrivals, ((i + lead[ordered]) % horizon, w, ordered), qty[w, ordered])  # type: ignore[arg-type]  # numpy's stub refuses a tuple index np.add.at takes
+        stock.on_hand = np.maximum(stock.on_hand - units, 0)
+        stock.order(i, stock.base_stock_orders())
         if progress:
             progress(i + 1, n_days)
 
@@ -423,7 +469,7 @@ def simulate(
     tables = {name: _concat(name, parts) for name, parts in frames.items()}
     reported = tables["chargebacks"]["reported_ts"]
     tables["chargebacks"] = tables["chargebacks"][(reported >= start_ts) & (reported < end_ts + pd.Timedelta(days=1))].reset_index(drop=True)
-    campaigns, truth = _coupon_experiment(world, start, end)
+    campaigns, truth = coupon_experiment(world, start, end)
     tables["coupon_campaigns"] = campaigns
     customers = pd.concat([world.customers, *accounts], ignore_index=True) if accounts else world.customers
     tables["customers"] = contract.conform("customers", customers[customers["signup_date"] <= end_ts])
@@ -446,16 +492,16 @@ def simulate(
     ground_truth = {"coupon_uplift": truth} | ({"customer_types": types} if len(types) else {})
     if cfg.abuse_rate > 0:
         ground_truth["abuse"] = pd.concat(abusive, ignore_index=True) if abusive else pd.DataFrame(columns=["order_id", "kind", "variant"])
-    return Batch(tables=tables, ground_truth=ground_truth)
+    return Batch(tables=tables, ground_truth=ground_truth, stock=stock)
 
 
-def _add_abuse(world: World, i: int, day: dt.date, rows: _DayRows, frames: dict[str, list[pd.DataFrame]], keep: bool) -> np.ndarray:
+def _add_abuse(world: World, i: int, day: dt.date, rows: DayRows, frames: dict[str, list[pd.DataFrame]], keep: bool) -> np.ndarray:
     """Add a day's abusive accounts, orders, lines, events and (future) labels to ``frames``; returns the units
     they take from stock. Accounts and labels are kept for every day: a label reaches days after its order."""
     assert world.address_pool is not None
     day_abuse = abuse.abuse_day(world, i, day, len(rows.ordering_sessions), rows.sessions, world.address_pool)
     frames["accounts"].append(_account_rows(world, day_abuse.accounts))
-    frames["chargebacks"].append(abuse.false_labels(world, i, _order_ids(i, rows.ordering_sessions), pd.Timestamp(day, tz="UTC")))
+    frames["chargebacks"].append(abuse.false_labels(world, i, order_ids(i, rows.ordering_sessions), pd.Timestamp(day, tz="UTC")))
     units = np.zeros((world.cfg.n_warehouses, world.cfg.n_products), dtype=np.int64)
     if not len(day_abuse.orders):
         return units
@@ -491,7 +537,7 @@ def _customer_ids(index: np.ndarray) -> np.ndarray:
     return np.asarray([f"C{i:06d}" for i in index], dtype=object)
 
 
-def _order_ids(i: int, sessions: np.ndarray) -> np.ndarray:
+def order_ids(i: int, sessions: np.ndarray) -> np.ndarray:
     return np.asarray([f"O{i:04d}{s:06d}" for s in sessions], dtype=object)
 
 
@@ -516,7 +562,7 @@ def _abuse_events(i: int, items: pd.DataFrame, orders: pd.DataFrame, product_ids
     position = items.groupby("order_id").cumcount(ascending=False).to_numpy()
     view_ts = items["order_ts"] - pd.to_timedelta(4.0 + 30.0 * position, unit="s")
     customer = orders.set_index("order_id")["customer_id"].reindex(items["order_id"]).to_numpy()
-    session = _session_ids(i, items["session"].to_numpy())
+    session = session_ids(i, items["session"].to_numpy())
     parts = [
         pd.DataFrame(
             {"customer_id": customer, "product_id": product_ids, "event_ts": view_ts + pd.Timedelta(seconds=lag), "event_type": kind, "session_id": session}
@@ -530,7 +576,7 @@ def _concat(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
     return contract.conform(name, pd.concat(parts, ignore_index=True)) if parts else contract.empty(name)
 
 
-def _inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: np.ndarray) -> pd.DataFrame:
+def inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: np.ndarray) -> pd.DataFrame:
     n_w, n_p = on_hand.shape
     return pd.DataFrame(
         {
@@ -543,7 +589,7 @@ def _inventory_frame(world: World, day: dt.date, on_hand: np.ndarray, on_order: 
     )
 
 
-class _DayRows(NamedTuple):
+class DayRows(NamedTuple):
     """One day of legitimate sessions."""
 
     events: pd.DataFrame
@@ -552,9 +598,10 @@ class _DayRows(NamedTuple):
     units: np.ndarray  # sold per (warehouse, product)
     sessions: int
     ordering_sessions: np.ndarray  # the sessions that placed an order (one order each)
+    session_customers: np.ndarray  # customer index of each session
 
 
-def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _DayRows:
+def simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> DayRows:
     """One day of sessions (events, orders and lines only when ``materialize``; the counts always)."""
     cfg = world.cfg
     rng = np.random.default_rng([cfg.seed, 1, i])
@@ -563,12 +610,13 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
     n_sessions = rng.poisson(rate.sum()) if len(alive) else 0
     units = np.zeros((cfg.n_warehouses, cfg.n_products), dtype=np.int64)
     if n_sessions == 0:
-        return _DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, 0, np.zeros(0, dtype=np.int64))
+        none = np.zeros(0, dtype=np.int64)
+        return DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, 0, none, none)
     cust = alive[rng.choice(len(alive), size=n_sessions, p=rate / rate.sum())]
     mean_length = MEAN_SESSION_LENGTH if world.basket is None else world.basket[cust]
     length = np.minimum(1 + rng.poisson(mean_length - 1, n_sessions), 10 if world.basket is None else 15)
 
-    discount = _discounts_on(world, day)
+    discount = discounts_on(world, day)
     weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
     cum = np.cumsum(weight)
     cat_hi = np.searchsorted(world.category_of, np.arange(cfg.n_categories), side="right")
@@ -616,7 +664,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
     np.add.at(units, (warehouse[bought], product[bought]), qty[bought])
     ordering = np.unique(session[bought])
     if not materialize:
-        return _DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, n_sessions, ordering)
+        return DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, n_sessions, ordering, cust)
 
     day_ts = pd.Timestamp(day, tz="UTC")
     hour = np.clip(rng.normal(15, 4, n_sessions), 0, 22.5)
@@ -627,7 +675,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
     csum = np.cumsum(gap)
     offset = csum - np.maximum.accumulate(np.where(first, csum - gap, 0))
     view_ts = day_ts + pd.to_timedelta(start_s[session] + offset, unit="s")
-    session_ids = _session_ids(i, session)
+    day_session_ids = session_ids(i, session)
     customer_ids = world.customers["customer_id"].to_numpy()[cust[session]]
     product_ids = world.products["product_id"].to_numpy()[product]
     events = pd.concat(
@@ -647,7 +695,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
                 "product_id": product_ids[idx[keep]],
                 "event_ts": events["event_ts"].to_numpy()[keep],
                 "event_type": events["event_type"].to_numpy()[keep],
-                "session_id": session_ids[idx[keep]],
+                "session_id": day_session_ids[idx[keep]],
             }
         )
         .drop_duplicates(["customer_id", "product_id", "event_ts", "event_type"])
@@ -671,7 +719,7 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
             "warehouse_id": world.warehouses["warehouse_id"].to_numpy()[world.nearest_warehouse[c_idx]],
         }
     )
-    orders["window_start"], orders["window_end"] = _delivery_slots(np.random.default_rng([cfg.seed, 7, i]), orders["promised_date"])
+    orders["window_start"], orders["window_end"] = delivery_slots(np.random.default_rng([cfg.seed, 7, i]), orders["promised_date"])
     orders["device_id"], orders["payment_id"] = abuse.legit_fingerprints(world, i, c_idx)
     lines = lines.merge(sess_orders[["session", "order_id"]], on="session")
     disc = discount[lines["product"].to_numpy()]
@@ -684,10 +732,10 @@ def _simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> _Day
             "discount": disc,
         }
     )
-    return _DayRows(events, orders, items, units, n_sessions, ordering)
+    return DayRows(events, orders, items, units, n_sessions, ordering, cust)
 
 
-def _delivery_slots(rng: np.random.Generator, promised: pd.Series) -> tuple[pd.Series, pd.Series]:
+def delivery_slots(rng: np.random.Generator, promised: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Two-hour delivery slots between 09:00 and 19:00 on the promised day for 60% of orders; the rest take
     any time of the shift (null). A separate random stream, so the rest of the simulation is unchanged."""
     n = len(promised)
@@ -696,7 +744,7 @@ def _delivery_slots(rng: np.random.Generator, promised: pd.Series) -> tuple[pd.S
     return start.where(chosen), (start + pd.Timedelta(hours=2)).where(chosen)
 
 
-def _session_ids(day_index: int, session: np.ndarray) -> np.ndarray:
+def session_ids(day_index: int, session: np.ndarray) -> np.ndarray:
     return (f"{day_index:04d}-" + pd.Series(session).astype(str).str.zfill(6)).to_numpy()
 
 
@@ -707,7 +755,12 @@ def true_uplift(sensitivity: np.ndarray, action: str) -> np.ndarray:
     return depth * (0.9 * sensitivity - 0.25 * (1.0 - sensitivity) * (depth > 0.1))
 
 
-def _coupon_experiment(world: World, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+def baseline_conversion(world: World, customers: np.ndarray) -> np.ndarray:
+    """The chance that each customer buys within the outcome window without a coupon (the experiment's control)."""
+    return np.asarray(1.0 - np.exp(-world.cfg.outcome_window_days * world.activity[customers] * 0.35))
+
+
+def coupon_experiment(world: World, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Campaigns sent every ``campaign_every_days``; rows whose outcome window closes in [start, end]."""
     cfg = world.cfg
     rows, truth = [], []
@@ -721,7 +774,7 @@ def _coupon_experiment(world: World, start: dt.date, end: dt.date) -> tuple[pd.D
         chosen = np.sort(rng.choice(alive, size=int(len(alive) * cfg.campaign_share), replace=False))
         treatment = np.asarray(actions)[rng.integers(0, len(actions), len(chosen))]
         sens = world.sensitivity[chosen]
-        p_base = 1.0 - np.exp(-cfg.outcome_window_days * world.activity[chosen] * 0.35)
+        p_base = baseline_conversion(world, chosen)
         uplift = {a: true_uplift(sens, a) for a in COUPON_ACTIONS}
         effect = np.select([treatment == a for a in COUPON_ACTIONS], [uplift[a] for a in COUPON_ACTIONS], 0.0)
         converted = rng.random(len(chosen)) < np.clip(p_base + effect, 0, 1)

@@ -1,0 +1,239 @@
+"""The closed loop, at the edges: each day the shop delivers its drop as a folder of contract CSVs, the platform
+ingests it through the gate, runs the daily chain on its schedule in a lake of its own, and the next day the shop
+reacts to what was published.
+
+Schedule (the same for every policy): before the first simulated day and then every ``retrain_every`` days the
+models are retrained (recommendations, demand forecast) and a coupon campaign is planned (the intervention
+pipeline, trained and targeted); on the other days the champions score (``Pipeline.run(start_at="champion")``). The
+inventory plan is re-solved every day from the newest stock and forecast, and only its lines ordered for the next
+day are placed: a rolling re-plan. Every policy routes with the routing pipeline (routing is not ablated)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ml import delivery, ingest, lake
+from ml.errors import ConfigError
+from ml.settings import Settings
+from ml.simulation import policies
+from ml.simulation.policies import Policy
+from ml.simulation.shop import ClosedLoopShop, Decisions
+from ml.sources import synthetic
+from ml.sources.synthetic_source import ROAD_NETWORK
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How a closed-loop simulation runs (the same for every policy it compares)."""
+
+    scale: str = "demo"
+    days: int = 28
+    history_days: int = 365
+    retrain_every: int = 7
+    recs_model: str = "ease"
+    """The recommender the platform trains in the loop (the gate still decides against recent popularity)."""
+    forecast_estimators: int = 200
+    routing_time_limit_s: float = 2.0
+    """PyVRP's limit per depot and day inside the loop (the DAG's default is 10 s)."""
+    coupon_budget: float = 500.0
+    """Expected spend of each weekly campaign."""
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Params per pipeline (``recommendations``, ``forecast``, ``interventions``, ``inventory``, ``routing``) over
+    the loop's own, checked like a DAG's Params (a tiny shop holds too few campaigns for the default holdout)."""
+
+    def params(self, pipeline: str, own: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.overrides) - {"recommendations", "forecast", "interventions", "inventory", "routing"}
+        if unknown:
+            raise ConfigError(f"overrides for unknown pipeline(s) {sorted(unknown)}")
+        return own | self.overrides.get(pipeline, {})
+
+    def check(self, cfg: synthetic.ShopConfig) -> None:
+        if self.days < 1 or self.history_days < 60:
+            raise ConfigError(f"a simulation needs at least 1 day after at least 60 days of history, got {self.days} after {self.history_days}")
+        if self.history_days + self.days > cfg.n_days:
+            raise ConfigError(f"the {self.scale} shop simulates {cfg.n_days} days: {self.history_days} days of history + {self.days} simulated days do not fit")
+
+
+@dataclass
+class PolicyRun:
+    """One policy on one seed: the books of every simulated day and the seconds each part took."""
+
+    policy: str
+    seed: int
+    ledger: list[dict[str, Any]]
+    seconds: dict[str, float]
+
+
+def world_and_history(settings: Settings, config: LoopConfig, seed: int) -> tuple[synthetic.World, synthetic.Batch]:
+    """The shop (no fraud: the loop measures legitimate trade) and its open-loop history."""
+    cfg = dataclasses.replace(synthetic.scale_config(config.scale, seed), abuse_rate=0.0)
+    config.check(cfg)
+    road = settings.shared_data_dir / ROAD_NETWORK
+    world = synthetic.build_world(cfg, synthetic.road_node_coordinates(road) if road.exists() else None)
+    history = synthetic.simulate(world, cfg.start, cfg.start + dt.timedelta(days=config.history_days - 1))
+    return world, history
+
+
+def run_policy(
+    base: Settings,
+    config: LoopConfig,
+    policy: Policy,
+    world: synthetic.World,
+    history: synthetic.Batch,
+    folder: Path,
+    progress: Callable[[str], None] = log.info,
+) -> PolicyRun:
+    """Simulate ``config.days`` days of the shop under ``policy``, the platform's files under ``folder`` (replaced)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    settings = _settings(base, folder, world.cfg)
+    ingest.ensure_dirs(settings)
+    shop = ClosedLoopShop.after(world, copy.deepcopy(history))
+    seconds: dict[str, float] = {}
+    last = shop.today - dt.timedelta(days=1)
+    _land(settings, history.tables, last, config.history_days - 1, seconds)
+    decisions = _decide(settings, config, policy, world, last, retrain=True, seconds=seconds)
+    ledger = []
+    for k in range(config.days):
+        t0 = time.perf_counter()
+        result = shop.day(decisions)
+        seconds["shop"] = seconds.get("shop", 0.0) + time.perf_counter() - t0
+        ledger.append(result.ledger)
+        progress(f"{policy.name} seed {world.cfg.seed}: day {k + 1}/{config.days} ({result.day}) gross profit {result.ledger['gross_profit']:,.2f}")
+        if k + 1 < config.days:
+            _land(settings, result.tables, result.day, 0, seconds)
+            decisions = _decide(settings, config, policy, world, result.day, retrain=(k + 1) % config.retrain_every == 0, seconds=seconds)
+    return PolicyRun(policy.name, world.cfg.seed, ledger, {k: round(v, 1) for k, v in seconds.items()})
+
+
+def simulate(
+    settings: Settings,
+    config: LoopConfig,
+    policy_names: list[str],
+    seeds: list[int],
+    folder: Path,
+    ablation_seeds: int = 1,
+    progress: Callable[[str], None] = log.info,
+    log_mlflow: bool = True,
+) -> dict[str, Any]:
+    """Run every policy on every seed (the ablations on the first ``ablation_seeds`` seeds), write ``figures.json``
+    and ``report.html`` in ``folder`` and log them to MLflow (experiment ``ecom_simulation``) unless told not to;
+    returns the summary."""
+    from ml import registry
+    from ml.simulation import report
+
+    chosen = [policies.policy(name) for name in policy_names]
+    runs = []
+    t0 = time.perf_counter()
+    for index, seed in enumerate(seeds):
+        world, history = world_and_history(settings, config, seed)
+        for policy in chosen:
+            if policy.name in report.ABLATIONS and index >= ablation_seeds:
+                continue
+            runs.append(run_policy(settings, config, policy, world, history, folder / f"{policy.name}-seed{seed}", progress))
+    described = dataclasses.asdict(config) | {"seeds": seeds, "ablation_seeds": ablation_seeds, "seconds": round(time.perf_counter() - t0, 1)}
+    summary = report.summarize(runs, described)
+    figures, page = report.write(summary, folder)
+    metrics = {f"{name}_gross_profit": p["gross_profit"]["mean"] for name, p in summary["policies"].items()}
+    if log_mlflow:
+        registry.log_benchmark_run(settings, "ecom_simulation", f"{config.scale}-{config.days}d", _flat(described), metrics, {}, (figures, page))
+    return summary | {"report": str(page), "figures": str(figures)}
+
+
+def _flat(params: dict[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in params.items()}
+
+
+def _settings(base: Settings, folder: Path, cfg: synthetic.ShopConfig) -> Settings:
+    """A platform of its own per policy: lake, serving store, MLflow and artifacts under ``folder``."""
+    return dataclasses.replace(
+        base,
+        home=folder,
+        lake_dir=folder / "lake",
+        serving_url=f"sqlite:///{folder / 'serving.db'}",
+        mlflow_tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        mlflow_artifact_root=(folder / "mlartifacts").as_uri(),
+        default_scale="demo",
+        seed=cfg.seed,
+        abuse_rate=0.0,
+    )
+
+
+def _land(settings: Settings, tables: dict[str, pd.DataFrame], ds: dt.date, backfill_days: int, seconds: dict[str, float]) -> None:
+    """Deliver the shop's tables as a folder of CSVs with its manifest, and ingest it through the gate."""
+    from ml.ingest_pipeline import INGEST, IngestConfig
+
+    t0 = time.perf_counter()
+    folder = settings.home / "deliveries" / ds.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        ingest.write_csv(name, frame, folder / f"{name}.csv")
+    delivery.write_manifest(folder)
+    INGEST.run(settings, ds, IngestConfig(source="files", path=str(folder), backfill_days=backfill_days))
+    shutil.rmtree(folder)
+    seconds["ingest"] = seconds.get("ingest", 0.0) + time.perf_counter() - t0
+
+
+def _timed(seconds: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
+    t0 = time.perf_counter()
+    out = fn()
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+    return out
+
+
+def _decide(settings: Settings, config: LoopConfig, policy: Policy, world: synthetic.World, ds: dt.date, retrain: bool, seconds: dict[str, float]) -> Decisions:
+    """Run the platform's chain for ds where the policy uses it and read what it published; the passive
+    counterparts otherwise. The decisions are for ds + 1."""
+    from ml.forecast.pipeline import DEMAND_FORECAST, ForecastConfig
+    from ml.intervention.pipeline import INTERVENTION, InterventionConfig
+    from ml.inventory.pipeline import INVENTORY_PLAN, InventoryConfig
+    from ml.recsys.pipeline import RECOMMENDATIONS, RecsysConfig
+    from ml.routing.pipeline import DELIVERY_ROUTING, RoutingConfig
+
+    start_at = None if retrain else "champion"
+    n_c, tomorrow = world.cfg.n_customers, ds + dt.timedelta(days=1)
+    decisions = Decisions()
+    if policy.recs == "platform":
+        recs = RecsysConfig.from_params(config.params("recommendations", {"model": config.recs_model, "shards": 1}))
+        _timed(seconds, "recommendations", lambda: RECOMMENDATIONS.run(settings, ds, recs, start_at))
+        decisions.lists = policies.served_lists(_output(settings, "recommendations", ds), n_c)
+    elif policy.recs == "popularity":
+        events = lake.read_range(settings.lake_dir, "curated", "events", ds - dt.timedelta(days=policies.POPULARITY_DAYS - 1), ds)
+        decisions.lists = policies.popularity_lists(events[events["event_type"] == "purchase"], n_c)
+    elif policy.recs == "oracle":
+        decisions.lists = policies.oracle_lists(world, tomorrow)
+    if policy.coupons == "platform" and retrain:
+        campaign = InterventionConfig.from_params(config.params("interventions", {"budget": config.coupon_budget}))
+        _timed(seconds, "interventions", lambda: INTERVENTION.run(settings, ds, campaign))
+        decisions.coupon_customers, decisions.coupon_actions = policies.served_coupons(_output(settings, "interventions", ds))
+    if policy.stock == "platform":
+        forecast = ForecastConfig.from_params(
+            config.params("forecast", {"model": "lgbm", "lgbm_estimators": config.forecast_estimators, "lgbm_max_rows": 300_000, "shards": 1})
+        )
+        _timed(seconds, "forecast", lambda: DEMAND_FORECAST.run(settings, ds, forecast, start_at))
+        plan = InventoryConfig.from_params(config.params("inventory", {}))
+        _timed(seconds, "inventory", lambda: INVENTORY_PLAN.run(settings, ds, plan))
+        decisions.replenishment = policies.replenishment(_output(settings, "purchase_orders", ds), tomorrow, world)
+    routing = RoutingConfig.from_params(config.params("routing", {"time_limit_s": config.routing_time_limit_s}))
+    if routing.road_file(settings).exists():
+        _timed(seconds, "routing", lambda: DELIVERY_ROUTING.run(settings, ds, routing))
+        decisions.routes = _output(settings, "delivery_routes", ds)
+    return decisions
+
+
+def _output(settings: Settings, table: str, ds: dt.date) -> pd.DataFrame:
+    return lake.read_partition(settings.lake_dir, "outputs", table, ds)

@@ -58,3 +58,12 @@ def test_core_modules_import_no_pipeline():
     offenders = {str(p.relative_to(ML)): sorted(m for m in imports(p) if m.startswith(pipelines)) for p in core}
     # the CLI is the one entry point that runs the pipelines, importing their declarations inside its commands
     assert {name: found for name, found in offenders.items() if found and name != "cli.py"} == {}
+
+
+def test_the_closed_loop_touches_storage_and_pipelines_only_in_its_loop_module():
+    """The shop, the policies and the report are pure; ``ml/simulation/loop.py`` is the edge that runs the platform."""
+    edge = STORAGE | {"ml.ingest"}
+    pipelines = tuple(f"ml.{name}" for name in PIPELINES)
+    offenders = {p.name: sorted(m for m in imports(p) if m in edge or m.startswith(pipelines)) for p in modules(ML / "simulation") if p.name != "loop.py"}
+    assert {name: found for name, found in offenders.items() if found} == {}
+    assert imports(ML / "simulation" / "loop.py") & edge

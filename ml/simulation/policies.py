@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import ConfigError
-from ml.simulation.shop import K_SHOWN, customer_index, product_index
+from ml.simulation.shop import K_SHOWN, id_index
 from ml.sources import synthetic
 from ml.sources.synthetic import World
 
@@ -30,10 +30,6 @@ class Policy:
     recs: str
     coupons: str
     stock: str
-
-    @property
-    def uses_platform(self) -> bool:
-        return "platform" in (self.recs, self.coupons, self.stock)
 
 
 POLICIES: dict[str, Policy] = {
@@ -58,7 +54,7 @@ def policy(name: str) -> Policy:
 def popularity_lists(purchases: pd.DataFrame, n_customers: int, k: int = K_SHOWN) -> np.ndarray:
     """The passive shop's list: the ``k`` most bought products of the recent purchase events, for everyone."""
     counts = purchases["product_id"].value_counts()
-    top = product_index(counts.index[:k].to_numpy()) if len(counts) else np.zeros(0, dtype=np.int64)
+    top = id_index(counts.index[:k].to_numpy()) if len(counts) else np.zeros(0, dtype=np.int64)
     lists = np.full((n_customers, k), -1, dtype=np.int64)
     lists[:, : len(top)] = top
     return lists
@@ -75,14 +71,14 @@ def served_lists(recommendations: pd.DataFrame, n_customers: int, k: int = K_SHO
     """The platform's ``recommendations`` rows as lists (ranks 1..k)."""
     top = recommendations[recommendations["rank"] <= k]
     lists = np.full((n_customers, k), -1, dtype=np.int64)
-    lists[customer_index(top["customer_id"]), top["rank"].to_numpy(np.int64) - 1] = product_index(top["product_id"])
+    lists[id_index(top["customer_id"]), top["rank"].to_numpy(np.int64) - 1] = id_index(top["product_id"])
     return lists
 
 
 def served_coupons(interventions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The platform's ``interventions`` rows as (customers, actions), the control rows left out."""
     sent = interventions[interventions["action"].isin(list(synthetic.COUPON_ACTIONS))]
-    return customer_index(sent["customer_id"]), sent["action"].to_numpy(object)
+    return id_index(sent["customer_id"]), sent["action"].to_numpy(object)
 
 
 def random_coupons(world: World, day_index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,5 +107,5 @@ def replenishment(purchase_orders: pd.DataFrame, day: dt.date, world: World) -> 
     today = purchase_orders[pd.to_datetime(purchase_orders["order_date"]).dt.date == day]
     warehouses = pd.Index(world.warehouses["warehouse_id"].astype(str))
     qty = np.zeros((len(warehouses), world.cfg.n_products), dtype=np.int64)
-    np.add.at(qty, (warehouses.get_indexer(today["warehouse_id"].astype(str)), product_index(today["product_id"])), today["qty"].to_numpy(np.int64))
+    np.add.at(qty, (warehouses.get_indexer(today["warehouse_id"].astype(str)), id_index(today["product_id"])), today["qty"].to_numpy(np.int64))
     return qty

@@ -79,12 +79,8 @@ class DayResult:
     ledger: dict[str, Any]
 
 
-def customer_index(ids: pd.Series | np.ndarray) -> np.ndarray:
-    """``C000123`` -> 123 (the synthetic shop's customer ids are their index)."""
-    return pd.Series(ids).astype(str).str[1:].astype(np.int64).to_numpy()
-
-
-def product_index(ids: pd.Series | np.ndarray) -> np.ndarray:
+def id_index(ids: pd.Series | np.ndarray) -> np.ndarray:
+    """``C000123`` -> 123, ``P00012`` -> 12: the synthetic shop's customer and product ids are their index."""
     return pd.Series(ids).astype(str).str[1:].astype(np.int64).to_numpy()
 
 
@@ -211,7 +207,7 @@ class ClosedLoopShop:
         self.extra_order_day[customers] = -1
         u = np.random.default_rng([w.cfg.seed, _EXTRA, i]).random((w.cfg.n_customers, 2))[customers]
         if not len(customers):
-            return _lines(), _no_events()
+            return _lines(), contract.empty("events")
         every = np.arange(w.cfg.n_products)
         pref = synthetic.preference(w, discount, np.repeat(customers, len(every)), np.tile(every, len(customers))).reshape(len(customers), -1)
         cdf = np.cumsum(pref, axis=1)
@@ -387,10 +383,6 @@ def _lines(**columns: Any) -> pd.DataFrame:
     return pd.DataFrame({n: columns[n] for n in _LINE_TYPES}).astype(_LINE_TYPES)
 
 
-def _no_events() -> pd.DataFrame:
-    return contract.empty("events")
-
-
 def _organic_lines(rows: synthetic.DayRows, kept: np.ndarray) -> pd.DataFrame:
     """The open-loop shop's order lines of the sessions that still happen."""
     if not len(rows.orders):
@@ -400,8 +392,8 @@ def _organic_lines(rows: synthetic.DayRows, kept: np.ndarray) -> pd.DataFrame:
     items = rows.items.merge(orders[["order_id", "customer_id", "order_ts", "session"]], on="order_id")
     return _lines(
         order_id=items["order_id"].to_numpy(),
-        customer=customer_index(items["customer_id"]),
-        product=product_index(items["product_id"]),
+        customer=id_index(items["customer_id"]),
+        product=id_index(items["product_id"]),
         qty=items["qty"].to_numpy(),
         ts=items["order_ts"].to_numpy(),
         promo=items["discount"].to_numpy(),
@@ -418,7 +410,7 @@ def _recommended_lines(
     sessions = np.flatnonzero(kept)
     stats = {"rec_sessions": 0, "rec_clicks": 0}
     if lists is None or not len(sessions):
-        return _lines(), _no_events(), stats
+        return _lines(), contract.empty("events"), stats
     customers = rows.session_customers[sessions]
     shown = np.full((len(sessions), K_SHOWN), -1, dtype=np.int64)
     width = min(K_SHOWN, lists.shape[1])
@@ -488,7 +480,7 @@ def _events(rows: synthetic.DayRows, kept: np.ndarray, lines: pd.DataFrame, adde
     unfilled = organic.loc[organic["filled"] == 0, ["order_id", "product"]]
     lost = set(zip(unfilled["order_id"].str[5:].astype(np.int64), unfilled["product"], strict=True))
     if lost and len(events):
-        key = zip(events["session_id"].str[5:].astype(np.int64), product_index(events["product_id"]), strict=True)
+        key = zip(events["session_id"].str[5:].astype(np.int64), id_index(events["product_id"]), strict=True)
         drop = (events["event_type"] == "purchase").to_numpy() & np.fromiter((k in lost for k in key), bool, len(events))
         events = events[~drop]
     caused = lines[(lines["source"] != "organic") & (lines["filled"] > 0)]
@@ -533,7 +525,7 @@ def _awaiting(orders: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "order_id": orders["order_id"].to_numpy(),
-            "customer": customer_index(orders["customer_id"]) if len(orders) else np.zeros(0, dtype=np.int64),
+            "customer": id_index(orders["customer_id"]) if len(orders) else np.zeros(0, dtype=np.int64),
             "promised": orders["promised_date"].dt.date.to_numpy(),
             "window_end": pd.to_datetime(orders["window_end"], utc=True).to_numpy(),
         }

@@ -34,7 +34,7 @@ def row_metrics(rows: Iterable[dict[str, Any]], labels: tuple[str, ...]) -> dict
     for row in rows:
         for key, value in row.items():
             if key not in labels and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-                out[metric_name(*(row[label] for label in labels), key)] = float(value)
+                out[metric_name(*(row.get(label) or "" for label in labels), key)] = float(value)
     return out
 
 

@@ -145,6 +145,11 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
     logging.info("%s temporal split at %s: %d train, %d test interactions", dataset, at.date(), len(trn), len(test))
     configs = [(f"recent popularity ({d}d)", train.RecsysConfig(model="popularity", popularity_days=d)) for d in (30, 365)]
     configs.append((f"EASE (l2={ease_l2:g})", train.RecsysConfig(model="ease", ease_l2=ease_l2)))
+    # the pipeline's blend: its validation window is the holdout's length before the cutoff, as in production
+    holdout_days = int((events["event_ts"].max() - at).days) + 1
+    for days in (30, 365):
+        blend_config = train.RecsysConfig(model="blend", ease_l2=ease_l2, popularity_days=days, holdout_days=holdout_days, history_days=3650)
+        configs.append((f"pipeline blend, popularity {days}d", blend_config))
     if not args.skip_sasrec:
         configs += [
             (f"SASRec-ce seed {seed}", train.RecsysConfig(model="sasrec", epochs=args.epochs, patience=args.patience, seed=seed)) for seed in args.seeds
@@ -166,6 +171,7 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
                 epochs=facts.get("epochs"),
                 device=facts.get("device"),
                 users=metrics["users"],
+                popularity_weight=facts.get("popularity_weight"),
             )
         )
     return rows + blend(dataset, trn, test, at, ease_l2, args)
@@ -187,21 +193,6 @@ def decayed_matrix(events: pd.DataFrame, customers: np.ndarray, item_ids: np.nda
     return sp.csr_matrix((weight[known], (rows[known], cols[known])), shape=(len(customers), len(item_ids)))
 
 
-class BlendScorer:
-    """EASE's scores (each customer's row scaled to a maximum of 1) mixed with log recent popularity (scaled to 1):
-    ``(1 - weight) * ease + weight * popularity``."""
-
-    def __init__(self, ease: evaluate.Scorer, counts: np.ndarray, weight: float):
-        popularity = np.log1p(counts.astype(np.float32))
-        self.ease, self.popularity, self.weight = ease, popularity / max(float(popularity.max()), 1e-9), weight
-
-    def score(self, rows: np.ndarray) -> np.ndarray:
-        scores = np.asarray(self.ease(rows), dtype=np.float32)
-        scale = np.abs(scores).max(axis=1, keepdims=True)
-        scale[scale == 0] = 1.0
-        return (1 - self.weight) * scores / scale + self.weight * self.popularity[None, :]
-
-
 def blend_ndcg(trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2: float, settings: list[tuple[float | None, int, float]]) -> dict:
     """Metrics on ``test`` of every (half-life, window, weight) blend of EASE fitted before ``at`` on decayed
     interactions with recent popularity."""
@@ -217,7 +208,7 @@ def blend_ndcg(trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2:
         fitted[half_life] = baselines.EASE(matrix, ease_l2)
     out = {}
     for half_life, days, weight in settings:
-        blend = BlendScorer(fitted[half_life].score, baselines.recent_counts(trn, ease.item_ids, at, days), weight)
+        blend = baselines.Blend(fitted[half_life].score, baselines.recent_counts(trn, ease.item_ids, at, days), weight)
         top, _ = evaluate.top_k(blend.score, seen, 10)
         out[half_life, days, weight] = evaluate.ranking_metrics(top, relevant, popularity).as_dict()
     return out

@@ -92,6 +92,76 @@ def test_every_customer_gets_k_unseen_products_warm_or_cold():
     assert cold["model_name"].eq(score.COLD_START_MODEL).all() and len(cold) == 3
 
 
+def test_the_blend_spans_ease_and_recent_popularity():
+    def ease(rows):
+        return np.array([[0.0, 2.0, 1.0]] * len(rows))
+
+    counts = np.array([9.0, 0.0, 3.0])
+
+    def ranking(weight: float) -> list[int]:
+        return np.argsort(-baselines.Blend(ease, counts, weight).score(np.arange(1))[0], kind="stable").tolist()
+
+    assert ranking(0.0) == [1, 2, 0] and ranking(1.0) == [0, 2, 1]
+    assert ranking(0.5) == [2, 0, 1]  # item 2 is second on both: the mixture puts it first
+    with pytest.raises(ConfigError, match="outside"):
+        baselines.Blend(ease, counts, 1.5)
+
+
+def _chain_rows(customers: int = 200, seed: int = 0) -> list[tuple]:
+    """Customers buy item i, then i+1 (mod 20) five days later, three times, and a fourth time 35 days after the
+    start: co-occurrence that EASE learns and popularity cannot."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(customers):
+        start = int(rng.integers(20))
+        for step in range(4):
+            day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 5)) + (5 * step if step < 3 else 35))
+            rows.append((f"c{c}", f"P{(start + step) % 20:02d}", day, "purchase"))
+    return rows
+
+
+def test_the_blend_weight_is_chosen_on_a_validation_window_before_the_holdout():
+    config = train.RecsysConfig(model="blend", holdout_days=10, history_days=60, ease_l2=1.0)
+    # the chain: validation (Jan 14..23) holds the third purchases, which the first two predict
+    chain = _events(_chain_rows())
+    at = pd.Timestamp("2024-01-24", tz="UTC")
+    model, facts = train.fit(chain[chain["event_ts"] < at], at, config)
+    weight, by_weight = train.blend_weight(chain[chain["event_ts"] < at], at, config)
+    assert model.kind == "blend" and model.state["popularity_weight"] == facts["popularity_weight"] == weight < 1.0
+    assert by_weight[weight] > by_weight[1.0] and facts["validation_ndcg_at_10"] == by_weight[weight]
+    # one purchase per customer: no co-occurrence, EASE scores nothing, and the tie goes to popularity
+    # before the validation window (Jan 22..31) half the customers bought P05, the rest one of the others; in it,
+    # the rest buy P05 too
+    first = _events([(f"s{c}", "P05" if c % 2 == 0 else f"P{(c // 2) % 12:02d}", f"2024-01-{1 + c % 20:02d}", "purchase") for c in range(300)])
+    single = pd.concat([first, first[first["product_id"] != "P05"].assign(product_id="P05", event_ts=pd.Timestamp("2024-01-25", tz="UTC"))])
+    weight, by_weight = train.blend_weight(single, pd.Timestamp("2024-02-01", tz="UTC"), config)
+    assert weight == 1.0 and by_weight[1.0] > by_weight[0.0]
+    with pytest.raises(EcomError, match="validation window"):
+        train.blend_weight(chain[chain["event_ts"] < "2024-01-05"], pd.Timestamp("2024-01-05", tz="UTC"), config)
+
+
+def test_counted_models_rank_by_what_sells_on_the_day_they_score():
+    chain = _events(_chain_rows())
+    at, scored = pd.Timestamp("2024-01-24", tz="UTC"), pd.Timestamp("2024-02-20", tz="UTC")
+    later = _events([(f"x{i}", "P07", "2024-02-19", "purchase") for i in range(20)])
+    for kind in ("popularity", "blend"):
+        config = train.RecsysConfig(model=kind, ease_l2=1.0, holdout_days=10, popularity_days=7)
+        model, _ = train.fit(chain[chain["event_ts"] < at], at, config)
+        trained = model.state["counts"].copy()
+        assert trained.sum() == ((chain["event_ts"] < at) & (chain["event_ts"] >= at - pd.Timedelta(days=7))).sum()
+        fresh = model.with_recent_counts(pd.concat([chain, later]), scored, 7)
+        assert dict(zip(fresh.item_ids, fresh.state["counts"], strict=True)) == {p: 20 if p == "P07" else 0 for p in model.item_ids}
+        assert (model.state["counts"] == trained).all()  # the registered model is not changed
+    events, customers = _shop()
+    ease, _ = train.fit(events, pd.Timestamp("2024-01-13", tz="UTC"), train.RecsysConfig(model="ease", ease_l2=1.0))
+    assert ease.with_recent_counts(later, scored, 7) is ease
+    # scoring counts the popularity_days up to ds: at training A2 outsold B1 (6 to 3), in the last week B1 sold 20
+    popular, _ = train.fit(events, pd.Timestamp("2024-01-13", tz="UTC"), train.RecsysConfig(model="popularity", popularity_days=14))
+    week = _events([(f"x{i}", "B1", "2024-01-30", "purchase") for i in range(20)])
+    frame = score.recommend_customers(popular, customers, pd.concat([events, week]), CATALOGUE, 3, 7, dt.date(2024, 1, 31), "m", "1")
+    assert frame[frame["customer_id"] == "w0"].sort_values("rank")["product_id"].tolist()[:2] == ["B1", "A2"]
+
+
 def test_shards_are_stable_and_cover_everyone():
     ids = np.array([f"C{i:05d}" for i in range(1000)])
     first, again = parallel.shard_of(ids, 4), parallel.shard_of(ids[::-1], 4)[::-1]
@@ -155,14 +225,7 @@ def _register(settings, evaluated: dict) -> dict:
 
 
 def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(settings):
-    rng = np.random.default_rng(0)
-    # customers buy item i then i+1 (mod 20): co-occurrence that EASE learns and popularity cannot
-    rows = []
-    for c in range(200):
-        start = int(rng.integers(20))
-        for step in range(4):
-            day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 5)) + (5 * step if step < 3 else 35))
-            rows.append((f"c{c}", f"P{(start + step) % 20:02d}", day, "purchase"))
+    rows = _chain_rows()
     ds = dt.date(2024, 2, 12)  # holdout Feb 3..12 holds every customer's fourth purchase
     _publish_events(settings, _events(rows), through=ds)
     results = {}

@@ -7,7 +7,7 @@ exactly what scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,14 +16,15 @@ import pandas as pd
 from ml.errors import ConfigError
 from ml.recsys import baselines, data, evaluate
 
-KINDS = ("popularity", "ease", "sasrec")
+KINDS = ("popularity", "ease", "blend", "sasrec")
+COUNTED = ("popularity", "blend")  # kinds that rank by recent counts, refreshed on the day they score
 
 
 @dataclass
 class Recommender:
     kind: str
     item_ids: np.ndarray
-    state: dict[str, Any]  # popularity: counts; ease: weights, l2; sasrec: n_items, config, weights (numpy)
+    state: dict[str, Any]  # popularity: counts; ease: weights, l2; blend: ease's + counts, popularity_weight; sasrec: n_items, config, weights (numpy)
     trained_through: str  # the last instant of training data (ISO); later data is fair evaluation data
     event_types: tuple[str, ...] = ("purchase",)  # the interactions it learned from, and reads histories of
     _network: Any = field(default=None, repr=False, compare=False)
@@ -44,12 +45,22 @@ class Recommender:
         """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given."""
         if self.kind == "popularity":
             return baselines.Popularity(self.state["counts"]).score
-        if self.kind == "ease":
+        if self.kind in ("ease", "blend"):
             matrix = data.user_item_matrix(histories, self.n_items)
-            return baselines.EASE(matrix, self.state["l2"], self.state["weights"]).score
+            ease = baselines.EASE(matrix, self.state["l2"], self.state["weights"]).score
+            return ease if self.kind == "ease" else baselines.Blend(ease, self.state["counts"], self.state["popularity_weight"]).score
         from ml.recsys.sasrec import SequenceScorer
 
         return SequenceScorer(self.network(), histories).score
+
+    def with_recent_counts(self, events: pd.DataFrame, end: pd.Timestamp, days: int) -> Recommender:
+        """The same model with its popularity counted over the ``days`` before ``end`` in ``events`` (shop-wide
+        events of its types): a model trained last week ranks by what sells now. Other kinds are returned as they are."""
+        if self.kind not in COUNTED:
+            return self
+        typed = events[events["event_type"].isin(self.event_types)]
+        counts = baselines.recent_counts(typed, self.item_ids, end, days)
+        return replace(self, state=self.state | {"counts": counts}, _network=None)
 
     def network(self):
         """The SASRec network, rebuilt from its weights once per process (CPU, or the GPU when present)."""

@@ -21,7 +21,11 @@ from ml.pipeline import (
 
 @dataclass(frozen=True)
 class RecsysConfig(PipelineConfig):
-    model: str = option("sasrec", "Model to train", choices=("sasrec", "ease", "popularity"))
+    model: str = option(
+        "sasrec",
+        "Model to train (blend: EASE mixed with recent popularity, the weight chosen on a validation window)",
+        choices=("sasrec", "ease", "blend", "popularity"),
+    )
     epochs: int = option(30, "SASRec: most epochs (early stopping on validation NDCG@10)", minimum=1, maximum=500)
     patience: int = option(5, "SASRec: epochs without improvement before stopping", minimum=1, maximum=100)
     k: int = option(100, "Recommendations per customer", minimum=1, maximum=1000)
@@ -37,6 +41,8 @@ class RecsysConfig(PipelineConfig):
     def check(self) -> None:
         if self.holdout_days >= self.history_days:
             raise ConfigError(f"holdout_days={self.holdout_days} leaves no training data in history_days={self.history_days}")
+        if self.popularity_days > self.history_days:
+            raise ConfigError(f"popularity_days={self.popularity_days} counts further back than the history_days={self.history_days} that are loaded")
         if not self.event_types:
             raise ConfigError("event_types must name at least one event type")
 

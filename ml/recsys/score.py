@@ -94,9 +94,12 @@ def recommend_customers(
     model_version: str,
 ) -> pd.DataFrame:
     """Top-k rows for every customer in ``customers``: the model over known and (by siblings) new catalogue
-    products for customers with a known history, recent regional popularity for the others.
+    products for customers with a known history, recent regional popularity for the others. Models that rank by
+    recent counts count the ``popularity_days`` up to ds.
     ``events`` must hold everyone's events (recent popularity is shop-wide); seen products are never shown."""
     catalogue_ids = catalogue["product_id"].to_numpy(dtype=str)
+    end = pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
+    model = model.with_recent_counts(events, end, popularity_days)
     mine = events[events["customer_id"].isin(customers["customer_id"])]
     warm, histories = model.histories(mine)
     new_ids, siblings = coldstart.sibling_matrix(model.item_ids, catalogue)
@@ -108,7 +111,6 @@ def recommend_customers(
 
     cold = customers[~customers["customer_id"].isin(warm)]
     if len(cold):
-        end = pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
         recent = events[
             events["event_type"].isin(model.event_types) & (events["event_ts"] < end) & (events["event_ts"] >= end - pd.Timedelta(days=popularity_days))
         ]

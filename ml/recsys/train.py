@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -50,21 +51,53 @@ def holdout(events: pd.DataFrame, ds: dt.date, config: RecsysConfig) -> tuple[pd
 
 
 def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None) -> tuple[Recommender, dict]:
-    """Fit the configured model kind on training events; returns it and training facts (epochs, seconds)."""
-    inter = data.from_events(train)
+    """Fit the configured model kind on training events; returns it and training facts (epochs, seconds, the
+    blend's weight)."""
+    inter = data.from_events(train, tuple(config.event_types))
     common = {"item_ids": inter.item_ids, "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(), "event_types": tuple(config.event_types)}
     if config.model == "popularity":
         counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
         return Recommender("popularity", state={"counts": counts}, **common), {}
-    if config.model == "ease":
+    if config.model in ("ease", "blend"):
         matrix = data.user_item_matrix(inter.sequences, inter.n_items)
-        weights = baselines.EASE.fit_weights(matrix, config.ease_l2)
-        return Recommender("ease", state={"weights": weights, "l2": config.ease_l2}, **common), {}
+        ease = {"weights": baselines.EASE.fit_weights(matrix, config.ease_l2), "l2": config.ease_l2}
+        if config.model == "ease":
+            return Recommender("ease", state=ease, **common), {}
+        weight, validation = blend_weight(train, at, config)
+        counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
+        facts = {"popularity_weight": weight, "validation_ndcg_at_10": validation[weight]}
+        return Recommender("blend", state=ease | {"counts": counts, "popularity_weight": weight}, **common), facts
     from ml.recsys.sasrec import SASRecConfig, train_sasrec
 
     sasrec = SASRecConfig(max_epochs=config.epochs, patience=config.patience, seed=config.seed)
     net, facts = train_sasrec(data.leave_last_out(inter), sasrec, logger=logger)
     return Recommender("sasrec", state=sasrec_state(net, inter.n_items), **common), facts
+
+
+BLEND_WEIGHTS = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
+"""Popularity weights the blend chooses from: 0 is EASE alone, 1 recent popularity alone."""
+
+
+def blend_weight(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig) -> tuple[float, dict[float, float]]:
+    """The popularity weight with the best NDCG@10 on a validation window: the ``holdout_days`` before ``at``,
+    scored by EASE and popularity fitted on what came before it. The holdout after ``at`` is never looked at;
+    ties go to the larger weight (popularity is the simpler model). Returns the weight and every weight's NDCG."""
+    valid_at = at - pd.Timedelta(days=config.holdout_days)
+    earlier, valid = data.temporal_split(train, valid_at)
+    if earlier.empty or valid.empty:
+        raise EcomError(
+            f"events: the blend's validation window at {valid_at.date()} leaves train={len(earlier)} and validation={len(valid)} rows; "
+            "load more history or shorten holdout_days"
+        )
+    ease, _ = fit(earlier, valid_at, replace(config, model="ease"))
+    counts = baselines.recent_counts(earlier, ease.item_ids, valid_at, config.popularity_days)
+    ndcg = {}
+    for weight in BLEND_WEIGHTS:
+        blend = replace(ease, kind="blend", state=ease.state | {"counts": counts, "popularity_weight": weight})
+        ndcg[weight] = holdout_metrics(blend, earlier, valid, curve_k=10)["ndcg_at_10"]
+    chosen = max(reversed(BLEND_WEIGHTS), key=ndcg.__getitem__)
+    log.info("blend: popularity weight %.1f chosen on validation %s..%s (NDCG@10 by weight: %s)", chosen, valid_at.date(), at.date(), ndcg)
+    return chosen, ndcg
 
 
 def holdout_metrics(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, curve_k: int = 50) -> dict:

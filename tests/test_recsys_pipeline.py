@@ -88,6 +88,10 @@ def test_every_customer_gets_k_unseen_products_warm_or_cold():
     assert not any((c, p) in seen for c, p in zip(frame["customer_id"], frame["product_id"], strict=True))
     warm = frame[frame["customer_id"] == "w0"]  # bought A1 only
     assert "NEW_A" in set(warm["product_id"]) and warm["model_name"].eq("m").all()
+    # a product only viewed is still a candidate (the model learned from purchases, and was evaluated so)
+    viewed = pd.concat([events, _events([("w0", "A2", "2024-01-20", "view"), ("w0", "B1", "2024-01-20", "view")])])
+    again = score.recommend_customers(model, customers, viewed, CATALOGUE, 3, 28, dt.date(2024, 1, 31), "m", "7")
+    assert set(again[again["customer_id"] == "w0"]["product_id"]) == set(warm["product_id"]) >= {"A2", "B1"}
     cold = frame[frame["customer_id"] == "cold1"]
     assert cold["model_name"].eq(score.COLD_START_MODEL).all() and len(cold) == 3
 

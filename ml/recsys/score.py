@@ -96,11 +96,14 @@ def recommend_customers(
     """Top-k rows for every customer in ``customers``: the model over known and (by siblings) new catalogue
     products for customers with a known history, recent regional popularity for the others. Models that rank by
     recent counts count the ``popularity_days`` up to ds.
-    ``events`` must hold everyone's events (recent popularity is shop-wide); seen products are never shown."""
+    ``events`` must hold everyone's events (recent popularity is shop-wide); products the customer interacted with
+    in the model's event types (purchases by default) are never shown."""
     catalogue_ids = catalogue["product_id"].to_numpy(dtype=str)
     end = pd.Timestamp(ds + dt.timedelta(days=1), tz="UTC")
     model = model.with_recent_counts(events, end, popularity_days)
-    mine = events[events["customer_id"].isin(customers["customer_id"])]
+    # what the model learned from is what counts as seen, as on the holdout: a product viewed but not bought
+    # stays a candidate (excluding every view left active customers only the products they care least about)
+    mine = events[events["customer_id"].isin(customers["customer_id"]) & events["event_type"].isin(model.event_types)]
     warm, histories = model.histories(mine)
     new_ids, siblings = coldstart.sibling_matrix(model.item_ids, catalogue)
     columns = np.concatenate([model.item_ids, new_ids])

@@ -166,6 +166,23 @@ def test_counted_models_rank_by_what_sells_on_the_day_they_score():
     assert frame[frame["customer_id"] == "w0"].sort_values("rank")["product_id"].tolist()[:2] == ["B1", "A2"]
 
 
+def test_repeat_purchases_are_recommended_and_scored_only_when_asked():
+    # everyone keeps buying their own staple, and once the shop's bestseller P00
+    rows = [(f"c{c}", f"P{1 + c % 19:02d}", f"2024-01-{day:02d}", "purchase") for c in range(40) for day in (2, 9, 16, 23)]
+    rows += [(f"c{c}", "P00", "2024-01-05", "purchase") for c in range(40)]
+    events, at = _events(rows), pd.Timestamp("2024-01-20", tz="UTC")
+    train_part, test_part = events[events["event_ts"] < at], events[events["event_ts"] >= at]
+    by_default, _ = train.fit(train_part, at, train.RecsysConfig(model="popularity"))
+    again, _ = train.fit(train_part, at, train.RecsysConfig(model="popularity", repeat_purchases=True))
+    assert again.repeat_purchases and not by_default.repeat_purchases
+    # the staples are all the holdout holds: left out, nothing can hit; allowed, the better sold half of them do
+    assert train.holdout_metrics(by_default, train_part, test_part)["recall_at_10"] == 0.0
+    assert train.holdout_metrics(again, train_part, test_part)["recall_at_10"] >= 0.4
+    top = again.recommend(train_part, 3)
+    assert (top.groupby("customer_id")["product_id"].first() == "P00").all()
+    assert "P00" not in set(by_default.recommend(train_part, 3)["product_id"])
+
+
 def test_shards_are_stable_and_cover_everyone():
     ids = np.array([f"C{i:05d}" for i in range(1000)])
     first, again = parallel.shard_of(ids, 4), parallel.shard_of(ids[::-1], 4)[::-1]

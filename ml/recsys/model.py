@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml.errors import ConfigError
 from ml.recsys import baselines, data, evaluate
@@ -27,6 +28,7 @@ class Recommender:
     state: dict[str, Any]  # popularity: counts; ease: weights, l2; blend: ease's + counts, popularity_weight; sasrec: n_items, config, weights (numpy)
     trained_through: str  # the last instant of training data (ISO); later data is fair evaluation data
     event_types: tuple[str, ...] = ("purchase",)  # the interactions it learned from, and reads histories of
+    repeat_purchases: bool = False  # may recommend what the customer already bought (evaluated so too)
     _network: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -40,6 +42,15 @@ class Recommender:
     def histories(self, events: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
         """Customers and their known-item histories (indices 1..n) from contract events."""
         return data.index_histories(events[events["event_type"].isin(self.event_types)], self.item_ids)
+
+    def excluded(self, histories: list[np.ndarray], n_columns: int | None = None) -> sp.csr_matrix:
+        """The (customers x columns) products never to recommend: what each customer bought, unless the model
+        recommends repeat purchases (then nothing)."""
+        n_columns = self.n_items if n_columns is None else n_columns
+        if self.repeat_purchases:
+            return sp.csr_matrix((len(histories), n_columns), dtype=np.float32)
+        bought = data.user_item_matrix(histories, self.n_items)
+        return sp.hstack([bought, sp.csr_matrix((len(histories), n_columns - self.n_items), dtype=np.float32)], format="csr")
 
     def scorer(self, histories: list[np.ndarray]) -> evaluate.Scorer:
         """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given."""
@@ -75,10 +86,10 @@ class Recommender:
         return self._network
 
     def recommend(self, events: pd.DataFrame, k: int) -> pd.DataFrame:
-        """Top-k unseen known products per customer in ``events``: (customer_id, rank, product_id, score)."""
+        """Top-k known products per customer in ``events`` (bought ones left out unless the model recommends repeat
+        purchases): (customer_id, rank, product_id, score)."""
         customers, histories = self.histories(events)
-        seen = data.user_item_matrix(histories, self.n_items)
-        items, scores = evaluate.top_k(self.scorer(histories), seen, min(k, self.n_items))
+        items, scores = evaluate.top_k(self.scorer(histories), self.excluded(histories), min(k, self.n_items))
         k = items.shape[1]
         frame = pd.DataFrame(
             {

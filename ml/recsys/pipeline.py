@@ -33,6 +33,9 @@ class RecsysConfig(PipelineConfig):
     history_days: int = option(365, "Days of events to train and score on", minimum=2, maximum=3650)
     popularity_days: int = option(28, "Recent popularity window (baseline and cold-start fallback)", minimum=1, maximum=365)
     event_types: tuple[str, ...] = option(("purchase",), "Event types that count as interactions", choices=("view", "cart", "purchase"))
+    repeat_purchases: bool = option(
+        False, "Recommend products the customer already bought (a shop of consumables); the holdout then counts repurchases as hits"
+    )
     ease_l2: float = option(200.0, "EASE: L2 regularisation", exclusive_minimum=0)
     margin: float = option(0.01, "Relative NDCG@10 gain to replace the champion", minimum=0, maximum=1)
     shards: int = option(4, "Parallel scoring tasks", minimum=1, maximum=256)

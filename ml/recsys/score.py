@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml import contract, parallel
-from ml.recsys import coldstart, data, evaluate, io
+from ml.recsys import coldstart, evaluate, io
 from ml.recsys.model import Recommender
 from ml.settings import Settings
 
@@ -108,8 +108,7 @@ def recommend_customers(
     new_ids, siblings = coldstart.sibling_matrix(model.item_ids, catalogue)
     columns = np.concatenate([model.item_ids, new_ids])
     scorer = coldstart.with_new_items(model.scorer(histories), siblings, ~np.isin(model.item_ids, catalogue_ids))
-    seen = data.interaction_matrix(mine, warm, columns)
-    items, scores = recommend(scorer, seen, k)
+    items, scores = recommend(scorer, model.excluded(histories, len(columns)), k)
     frames = [to_frame(ds, warm, columns, items, scores, model_name, model_version)]
 
     cold = customers[~customers["customer_id"].isin(warm)]

@@ -54,7 +54,12 @@ def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None
     """Fit the configured model kind on training events; returns it and training facts (epochs, seconds, the
     blend's weight)."""
     inter = data.from_events(train, tuple(config.event_types))
-    common = {"item_ids": inter.item_ids, "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(), "event_types": tuple(config.event_types)}
+    common = {
+        "item_ids": inter.item_ids,
+        "trained_through": (at - pd.Timedelta(microseconds=1)).isoformat(),
+        "event_types": tuple(config.event_types),
+        "repeat_purchases": config.repeat_purchases,
+    }
     if config.model == "popularity":
         counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
         return Recommender("popularity", state={"counts": counts}, **common), {}
@@ -103,10 +108,9 @@ def blend_weight(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig) ->
 def holdout_metrics(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, curve_k: int = 50) -> dict:
     """Recall/NDCG@10, coverage, popularity bias on the holdout, and the Recall@k curve for k = 1..curve_k."""
     customers, histories = model.histories(train)
-    seen = data.user_item_matrix(histories, model.n_items)
     relevant = data.relevant_items(test[test["event_type"].isin(model.event_types)], customers, model.item_ids)
-    top, _ = evaluate.top_k(model.scorer(histories), seen, min(curve_k, model.n_items))
-    popularity = np.asarray(seen.sum(axis=0)).ravel()
+    top, _ = evaluate.top_k(model.scorer(histories), model.excluded(histories), min(curve_k, model.n_items))
+    popularity = np.asarray(data.user_item_matrix(histories, model.n_items).sum(axis=0)).ravel()
     metrics = evaluate.ranking_metrics(top[:, :10], relevant, popularity).as_dict()
     curve = [evaluate.ranking_metrics(top[:, :k], relevant, popularity).recall for k in range(1, top.shape[1] + 1)]
     return metrics | {"recall_curve": curve}
@@ -116,7 +120,7 @@ def recent_popularity(model: Recommender, train: pd.DataFrame, at: pd.Timestamp,
     """The baseline every model is reported beside: what sold in the ``days`` before the cutoff."""
     typed = train[train["event_type"].isin(model.event_types)]
     counts = baselines.recent_counts(typed, model.item_ids, at, days)
-    return Recommender("popularity", model.item_ids, {"counts": counts}, model.trained_through, model.event_types)
+    return replace(model, kind="popularity", state={"counts": counts}, _network=None)
 
 
 def holdout_name(ds: dt.date, at: pd.Timestamp, config: RecsysConfig) -> str:

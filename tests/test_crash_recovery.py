@@ -161,7 +161,13 @@ CASES = {
     # the tiny shop's forecast and plan do not change with their Params: the day is not published before
     "demand_forecast": ("forecast.pipeline", "DEMAND_FORECAST", None, {"model": "seasonal_naive", "horizon": 7, "origins": 2, "origin_step": 7, "shards": 2}),
     "inventory_plan": ("inventory.pipeline", "INVENTORY_PLAN", None, {"time_limit_s": 30}),
-    "interventions": ("intervention.pipeline", "INTERVENTION", {"holdout_campaigns": 1, "budget": 0}, {"holdout_campaigns": 1, "budget": 500}),
+    # one learner, not auto's cross-validated choice of three: the publish is under test, not the learner
+    "interventions": (
+        "intervention.pipeline",
+        "INTERVENTION",
+        {"holdout_campaigns": 1, "budget": 0, "learner": "t"},
+        {"holdout_campaigns": 1, "budget": 500, "learner": "t"},
+    ),
     "delivery_routes": (
         "routing.pipeline",
         "DELIVERY_ROUTING",

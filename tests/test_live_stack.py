@@ -47,11 +47,12 @@ OUTPUTS = {
     "order_risk": ("order_id",),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
-# the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign
+# the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign, and one uplift
+# learner instead of auto's cross-validated choice among three (the scheduler is under test here, not the learner)
 DEPLOYMENT_PARAMS = {
     "ecom_recommendations": {"model": "ease"},
     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
-    "ecom_intervention": {"holdout_campaigns": 1},
+    "ecom_intervention": {"holdout_campaigns": 1, "learner": "t"},
     "ecom_segments": {"k_max": 5, "stability_fits": 2},
     # the tiny shop lands with 20% abusive orders (ECOM_ABUSE_RATE below), so 90 days hold enough matured labels
     "ecom_risk": {"label_maturity_days": 20, "holdout_days": 20, "min_labels": 5},

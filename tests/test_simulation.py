@@ -54,6 +54,33 @@ def test_a_passive_day_is_the_open_loop_shop(demo_shop):
         pd.testing.assert_frame_equal(closed[expected.columns], expected, check_dtype=False)
 
 
+def test_true_preference_is_the_share_of_views_the_shop_draws(demo_shop):
+    """The response rules read ``synthetic.preference``: it must predict where the generator's own views land,
+    complements included (a rule on taste alone misses the 35% of views that follow a complement)."""
+    world, _ = demo_shop
+    every = np.arange(world.cfg.n_products)
+    observed, expected, taste_only = np.zeros(len(every)), np.zeros(len(every)), np.zeros(len(every))
+    for i in range(HISTORY_DAYS, HISTORY_DAYS + 7):
+        day = world.cfg.start + dt.timedelta(days=i)
+        views = synthetic.simulate_day(world, i, day, materialize=True).events.query("event_type == 'view'")
+        customers = views["customer_id"].str[1:].astype(int).to_numpy()
+        observed += np.bincount(views["product_id"].str[1:].astype(int), minlength=len(every))
+        unique, inverse = np.unique(customers, return_inverse=True)
+        discount = synthetic.discounts_on(world, day)
+        share = synthetic.preference(world, discount, np.repeat(unique, len(every)), np.tile(every, len(unique))).reshape(len(unique), -1)
+        expected += share[inverse].sum(axis=0)
+        weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
+        within = weight / np.bincount(world.category_of, weights=weight)[world.category_of]
+        taste_only += (np.diff(world.taste_cdf, axis=1, prepend=0.0)[unique][:, world.category_of] * within)[inverse].sum(axis=0)
+
+    def chi2_per_product(model: np.ndarray) -> float:
+        enough = model > 5
+        return float((((observed - model) ** 2 / model)[enough]).sum() / enough.sum())
+
+    assert expected.sum() == pytest.approx(observed.sum())
+    assert chi2_per_product(expected) < 1.5 < 3.0 < chi2_per_product(taste_only)
+
+
 def test_better_lists_sell_more(demo_shop):
     """The true-preference oracle earns more than the bestseller list, which earns more than no list at all."""
     world, history = demo_shop

@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.stats import poisson
 
 from ml import contract
 from ml.errors import ConfigError
@@ -48,6 +50,7 @@ CART_PROB = 0.2
 BUY_PROB = 0.6
 """Probability that a carted product is bought."""
 MEAN_SESSION_LENGTH = 3.0
+SESSION_CAP, TYPED_SESSION_CAP = 10, 15  # most views in one session
 
 
 @dataclass(frozen=True)
@@ -346,14 +349,39 @@ def discounts_on(world: World, day: dt.date) -> np.ndarray:
 
 
 def preference(world: World, discount: np.ndarray, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
-    """Each customer's true preference for a product: the chance that one of their taste-driven views lands on it
-    (their taste for its category times its share of the category's weight, promotions included), element-wise
-    over the paired index arrays."""
+    """Each customer's true preference for a product: the share of their views that land on it, element-wise over
+    the paired index arrays. A view is taste-driven (their taste for the category times the product's share of the
+    category's weight, promotions included) or, with ``complement_prob``, the complement of the view before; the
+    share counts both paths over the customer's session lengths, as ``simulate_day`` draws them."""
     weight = world.popularity * (1.0 - discount) ** (-world.elasticity)
     category_total = np.bincount(world.category_of, weights=weight, minlength=world.cfg.n_categories)
     taste = np.diff(world.taste_cdf, axis=1, prepend=0.0)
-    category = world.category_of[products]
-    return np.asarray(taste[customers, category] * weight[products] / category_total[category])
+    unique, inverse = np.unique(customers, return_inverse=True)
+    moved = taste[unique][:, world.category_of] * (weight / category_total[world.category_of])[None, :]
+    n_p = world.cfg.n_products
+    to_complement = sp.csr_matrix((np.ones(n_p), (np.arange(n_p), world.complement)), shape=(n_p, n_p))
+    steps = views_by_complement_steps(world)[unique]
+    share = steps[:, [0]] * moved
+    for k in range(1, steps.shape[1]):
+        moved = np.asarray(to_complement.T @ moved.T).T  # the mass of view k-1 on product i moves to its complement
+        share += steps[:, [k]] * moved
+    return share[inverse, products]
+
+
+def views_by_complement_steps(world: World) -> np.ndarray:
+    """(customers, steps): the share of a customer's views that come k complement steps after a taste-driven view.
+
+    Sessions last 1 + Poisson(mean - 1) views up to a cap; view t > 0 follows the complement of view t - 1 with
+    ``complement_prob``, else is drawn by taste. So view t is k < t steps away with (1 - a) a^k, t steps with a^t."""
+    a, cap = world.cfg.complement_prob, SESSION_CAP if world.basket is None else TYPED_SESSION_CAP
+    mean_length = np.full(world.cfg.n_customers, MEAN_SESSION_LENGTH) if world.basket is None else world.basket
+    lengths = np.arange(1, cap + 1)
+    chance = poisson.pmf(lengths[None, :] - 1, mean_length[:, None] - 1)
+    chance[:, -1] += 1.0 - chance.sum(axis=1)  # sessions drawn longer are cut at the cap
+    t, k = np.arange(cap)[:, None], np.arange(cap)[None, :]
+    at_view = np.where(k < t, (1 - a) * a**k, np.where(k == t, a**t, 0.0))  # (view t, steps k)
+    by_length = np.cumsum(at_view, axis=0)  # row L - 1: expected views at each distance in a session of L views
+    return (chance @ by_length) / (chance @ lengths)[:, None]
 
 
 def expected_daily_demand(world: World) -> np.ndarray:
@@ -614,7 +642,7 @@ def simulate_day(world: World, i: int, day: dt.date, materialize: bool) -> DayRo
         return DayRows(contract.empty("events"), contract.empty("orders"), contract.empty("order_items"), units, 0, none, none)
     cust = alive[rng.choice(len(alive), size=n_sessions, p=rate / rate.sum())]
     mean_length = MEAN_SESSION_LENGTH if world.basket is None else world.basket[cust]
-    length = np.minimum(1 + rng.poisson(mean_length - 1, n_sessions), 10 if world.basket is None else 15)
+    length = np.minimum(1 + rng.poisson(mean_length - 1, n_sessions), SESSION_CAP if world.basket is None else TYPED_SESSION_CAP)
 
     discount = discounts_on(world, day)
     weight = world.popularity * (1.0 - discount) ** (-world.elasticity)

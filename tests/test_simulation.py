@@ -17,7 +17,7 @@ from ml.errors import ConfigError
 from ml.recsys.pipeline import RECOMMENDATIONS, RecsysConfig
 from ml.settings import get_settings
 from ml.simulation import loop, policies, report
-from ml.simulation.shop import ClosedLoopShop, Decisions
+from ml.simulation.shop import ClosedLoopShop, Decisions, id_index
 from ml.sources import synthetic
 
 HISTORY_DAYS = 60
@@ -63,8 +63,8 @@ def test_true_preference_is_the_share_of_views_the_shop_draws(demo_shop):
     for i in range(HISTORY_DAYS, HISTORY_DAYS + 7):
         day = world.cfg.start + dt.timedelta(days=i)
         views = synthetic.simulate_day(world, i, day, materialize=True).events.query("event_type == 'view'")
-        customers = views["customer_id"].str[1:].astype(int).to_numpy()
-        observed += np.bincount(views["product_id"].str[1:].astype(int), minlength=len(every))
+        customers = id_index(views["customer_id"])
+        observed += np.bincount(id_index(views["product_id"]), minlength=len(every))
         unique, inverse = np.unique(customers, return_inverse=True)
         discount = synthetic.discounts_on(world, day)
         share = synthetic.preference(world, discount, np.repeat(unique, len(every)), np.tile(every, len(unique))).reshape(len(unique), -1)

@@ -50,7 +50,8 @@ class Recommender:
         if self.repeat_purchases:
             return sp.csr_matrix((len(histories), n_columns), dtype=np.float32)
         bought = data.user_item_matrix(histories, self.n_items)
-        return sp.hstack([bought, sp.csr_matrix((len(histories), n_columns - self.n_items), dtype=np.float32)], format="csr")
+        bought.resize((len(histories), n_columns))  # columns past the model's items (new products) were never bought
+        return bought
 
     def scorer(self, histories: list[np.ndarray]) -> evaluate.Scorer:
         """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given."""
@@ -71,7 +72,7 @@ class Recommender:
             return self
         typed = events[events["event_type"].isin(self.event_types)]
         counts = baselines.recent_counts(typed, self.item_ids, end, days)
-        return replace(self, state=self.state | {"counts": counts}, _network=None)
+        return replace(self, state=self.state | {"counts": counts})
 
     def network(self):
         """The SASRec network, rebuilt from its weights once per process (CPU, or the GPU when present)."""

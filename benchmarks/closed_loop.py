@@ -14,7 +14,6 @@ component's contribution. The HTML report is written beside the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ import record
 
 from ml.settings import get_settings
 from ml.simulation import loop, policies
+from ml.simulation.pipeline import SimulationConfig
 
 
 def main() -> None:
@@ -35,15 +35,26 @@ def main() -> None:
     parser.add_argument("--ablation-seeds", type=int, default=1)
     parser.add_argument("--policies", nargs="+", default=list(policies.POLICIES))
     parser.add_argument("--params", default="{}", help="JSON Params per pipeline inside the loop")
+    parser.add_argument("--base-stock-safety", type=float, default=SimulationConfig.base_stock_safety, help="the passive shop's (s, S) margin")
+    parser.add_argument("--jobs", type=int, default=2, help="policy runs at a time, each in its own process")
     record.add_arguments(parser, "benchmarks/results/closed_loop.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("mlflow", "ml.routing.route", "ml.ingest", "ml.validation"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = loop.LoopConfig(scale=args.scale, days=args.days, history_days=args.history_days, overrides=json.loads(args.params))
+    config = SimulationConfig(
+        scale=args.scale,
+        days=args.days,
+        history_days=args.history_days,
+        policies=tuple(args.policies),
+        seeds=tuple(args.seeds),
+        ablation_seeds=args.ablation_seeds,
+        base_stock_safety=args.base_stock_safety,
+        pipeline_params=args.params,
+    )
     work = Path(tempfile.mkdtemp(prefix="closed-loop-"))
     try:
-        summary = loop.simulate(get_settings(), config, args.policies, args.seeds, work, args.ablation_seeds, log_mlflow=not args.no_mlflow)
+        summary = loop.simulate(get_settings(), config, work, args.jobs, log_mlflow=not args.no_mlflow)
         page = Path(summary["report"]).read_text()
     finally:
         shutil.rmtree(work, ignore_errors=True)

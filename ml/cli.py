@@ -132,6 +132,7 @@ def _register_pipelines() -> None:
     from ml.risk.pipeline import RISK
     from ml.routing.pipeline import DELIVERY_ROUTING
     from ml.segments.pipeline import SEGMENTS
+    from ml.simulation.pipeline import SIMULATION
 
     pipeline_command(INGEST, "land -> validate -> publish one drop.")
     pipeline_command(RECOMMENDATIONS, "Train, evaluate beside recent popularity, register, gate, and score every customer with the champion.")
@@ -142,6 +143,10 @@ def _register_pipelines() -> None:
     pipeline_command(SEGMENTS, "Score RFM codes and cluster the customers' behaviour into stable, named segments; publish them with a report.")
     pipeline_command(RISK, "Train the fraud and abuse model on matured chargebacks, gate it against the rules, and hold or review the day's riskiest orders.")
     pipeline_command(DELIVERY_ROUTING, "Route tomorrow's deliveries per depot on the road network (CVRPTW, PyVRP); write routes, exceptions and maps.")
+    pipeline_command(
+        SIMULATION,
+        "Close the loop: the synthetic shop reacts day by day to what each policy publishes, measured in money against the passive shop (README: Closed loop).",
+    )
 
 
 _register_pipelines()
@@ -402,41 +407,6 @@ def demo(
         )
     done = routed["publish"]
     console.print(f"{done['route_rows']:,} rows in delivery_routes, {done['exceptions']} in delivery_exceptions; map: {done['maps']}/routes.html")
-
-
-@app.command()
-def simulate(
-    days: Annotated[int, typer.Option(help="days to simulate after the history")] = 28,
-    policy: Annotated[list[str], typer.Option(help="policy to run (repeat): platform, passive, no_recs, no_coupons, no_inventory")] = ["platform", "passive"],  # noqa: B006  # Typer reads list defaults
-    seed: Annotated[list[int], typer.Option(help="shop seed (repeat for several; policies share each seed's random numbers)")] = [42],  # noqa: B006
-    scale: ScaleOpt = None,
-    history_days: Annotated[int, typer.Option(help="days of open-loop history before the simulation")] = 365,
-    retrain_every: Annotated[int, typer.Option(help="retrain the models and plan a coupon campaign every this many days")] = 7,
-    ablation_seeds: Annotated[int, typer.Option(help="the ablations run on this many of the seeds")] = 1,
-    routing_time_limit_s: Annotated[float, typer.Option(help="PyVRP time limit per depot and day inside the loop")] = 2.0,
-    params: Annotated[str, typer.Option(help='JSON Params per pipeline, e.g. {"forecast": {"horizon": 14}}')] = "{}",
-    out: Annotated[Path | None, typer.Option(help="folder for the platforms, figures.json and report.html (default ECOM_HOME/simulations/...)")] = None,
-) -> None:
-    """Close the loop: the synthetic shop reacts day by day to what the platform publishes (recommendations shown,
-    coupons sent, stock ordered, deliveries routed), and each policy is measured in money against the passive shop
-    on the same customers and days. See the README's "Closed loop" section for the shop's response rules."""
-    from ml.settings import get_settings
-    from ml.simulation import loop
-
-    settings_ = get_settings()
-    config = loop.LoopConfig(
-        scale=scale or settings_.default_scale,
-        days=days,
-        history_days=history_days,
-        retrain_every=retrain_every,
-        routing_time_limit_s=routing_time_limit_s,
-        overrides=json.loads(params),
-    )
-    folder = out or settings_.home / "simulations" / f"{config.scale}-{days}d"
-    summary = _run(loop.simulate, settings_, config, policy, seed, folder, ablation_seeds, console.print)
-    for name, figures in summary["policies"].items():
-        console.print(f"[green]{name}[/]: gross profit {figures['gross_profit']}, fill rate {figures['fill_rate']}, on time {figures['on_time_share']}")
-    console.print(f"platform - passive: {summary['platform_vs_passive']}; report: {summary['report']}")
 
 
 if __name__ == "__main__":

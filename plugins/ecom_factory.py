@@ -154,7 +154,7 @@ def build_dag(pipeline: Pipeline) -> DAG:
 
     @dag(
         dag_id=pipeline.dag_id,
-        schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers],
+        schedule=pipeline.schedule or [asset(ref) for ref in pipeline.triggers] or None,  # neither: manual runs only
         tags=["ecom", *pipeline.tags],
         doc_md=pipeline.doc,
         params=params_of(pipeline),

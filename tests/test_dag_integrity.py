@@ -159,6 +159,7 @@ PIPELINES = (
     "ml.associations.pipeline:ASSOCIATIONS",
     "ml.segments.pipeline:SEGMENTS",
     "ml.risk.pipeline:RISK",
+    "ml.simulation.pipeline:SIMULATION",
 )
 
 

@@ -280,3 +280,20 @@ def test_bad_input_fails_in_the_first_task_with_a_clear_message_and_publishes_no
         assert conn.execute(sa.text("SELECT count(*) FROM validation_runs WHERE ds = :ds"), {"ds": future}).scalar() == 0
     engine.dispose()
     assert "healthy" in stack.script("status").stdout
+
+
+def test_a_simulation_runs_each_policy_as_a_mapped_task_on_the_workers(stack):
+    """ecom_simulation from the REST API: each policy's closed loop is a mapped task on a Celery worker, in a platform
+    of its own; the report task gathers their books from XCom through the API server and logs to the MLflow server."""
+    dag = "ecom_simulation"
+    assert stack.call("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})["is_paused"] is False
+    loop_params = {"interventions": {"holdout_campaigns": 1, "snapshots": 3, "min_child_samples": 20}, "forecast": {"horizon": 7, "origins": 1}}
+    conf = {"scale": "tiny", "days": 1, "history_days": 85, "policies": ["platform", "passive"], "pipeline_params": json.dumps(loop_params)}
+    run_id = stack.trigger(dag, conf)
+    assert stack.wait_run(dag, run_id) == "success", stack.failed_tasks(dag, {"dag_run_id": run_id})
+    tis = stack.call("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    assert sorted((ti["map_index"], ti["state"]) for ti in tis if ti["task_id"] == "simulate") == [(0, "success"), (1, "success")]
+    report = stack.call("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
+    assert set(report["gross_profit"]) == {"platform", "passive"} and report["platform_vs_passive"]["seeds"] == [42]
+    found = stack.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=ecom_simulation", base=stack.mlflow)
+    assert found["experiment"]["name"] == "ecom_simulation"

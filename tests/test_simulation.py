@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,11 @@ from ml.errors import ConfigError
 from ml.recsys.pipeline import RECOMMENDATIONS, RecsysConfig
 from ml.settings import get_settings
 from ml.simulation import loop, policies, report
+from ml.simulation.pipeline import ABLATION_NAMES, POLICY_NAMES, SimulationConfig
 from ml.simulation.shop import ClosedLoopShop, Decisions, id_index
 from ml.sources import synthetic
 
+REPO = Path(__file__).resolve().parent.parent
 HISTORY_DAYS = 60
 
 
@@ -130,6 +133,20 @@ def test_sales_beyond_stock_are_lost(demo_shop):
     assert result.ledger["revenue"] == 0 and result.ledger["holding_cost"] == 0
 
 
+def test_a_wider_base_stock_margin_loses_fewer_sales_and_holds_more(demo_shop):
+    """The passive shop's (s, S) margin is the knob tuned to the fill-rate target: it trades lost sales for holding."""
+    world, history = demo_shop
+
+    def books(safety: float):
+        shop = ClosedLoopShop.after(world, copy.deepcopy(history))
+        shop.stock.resize(world, safety)
+        ledgers = [shop.day(Decisions()).ledger for _ in range(14)]
+        return sum(d["lost_units"] for d in ledgers), sum(d["holding_cost"] for d in ledgers)
+
+    (narrow_lost, narrow_holding), (wide_lost, wide_holding) = books(0.7), books(2.0)
+    assert wide_lost < narrow_lost and wide_holding > narrow_holding
+
+
 def test_late_deliveries_cost_returning_sessions(demo_shop):
     """A day on which no order is routed makes those customers skip some of their next sessions; on-time routes
     leave every session in place."""
@@ -166,13 +183,19 @@ TINY_PARAMS = {
 
 
 @pytest.mark.e2e
-def test_tiny_loop_through_the_pipelines_reruns_identically(tmp_path, shared_data):
-    """Two days of the tiny shop under the platform's champions and under the passive shop, twice: the same seed
-    gives the same books, the platform's decisions reached the shop, and the report holds every policy."""
-    settings = get_settings({"ECOM_HOME": str(tmp_path / "home"), "ECOM_SHARED_DATA": str(shared_data)})
-    config = loop.LoopConfig(scale="tiny", days=2, history_days=85, overrides=TINY_PARAMS)
-    first = loop.simulate(settings, config, ["platform", "passive"], [42], tmp_path / "first")
-    again = loop.simulate(settings, config, ["platform", "passive"], [42], tmp_path / "again")
+def test_tiny_loop_through_the_pipelines_reruns_identically(tmp_path, settings, airflow_db):
+    """Two days of the tiny shop under the platform's champions and under the passive shop, twice: in forked workers
+    (the benchmark's path), then through the ecom_simulation DAG (each policy a mapped task). The same seed gives the
+    same books, the platform's decisions reached the shop, and the report holds every policy."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    config = SimulationConfig(scale="tiny", days=2, history_days=85, pipeline_params=json.dumps(TINY_PARAMS))
+    first = loop.simulate(settings, config, tmp_path / "first", jobs=2, log_mlflow=False)
+    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_simulation")
+    ds = dt.date(2025, 1, 1)
+    run = dag.test(logical_date=dt.datetime.combine(ds, dt.time(), tzinfo=dt.UTC), run_conf=config.as_dict() | {"ds": ds.isoformat()})
+    assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    again = json.loads((loop.simulation_folder(settings, ds, config) / "figures.json").read_text())
     runs, reruns = ({r["policy"]: {k: v for k, v in r.items() if k != "seconds"} for r in s["runs"]} for s in (first, again))
     assert runs == reruns
     platform = runs["platform"]
@@ -183,6 +206,18 @@ def test_tiny_loop_through_the_pipelines_reruns_identically(tmp_path, shared_dat
     saved = json.loads((tmp_path / "first" / "figures.json").read_text())
     assert set(saved["policies"]) == {"platform", "passive"} and saved["platform_vs_passive"]["seeds"] == [42]
     assert "platform - passive" in (tmp_path / "first" / "report.html").read_text()
+
+
+def test_simulation_params_are_checked_and_policy_names_match():
+    assert set(POLICY_NAMES) == set(policies.POLICIES) and set(ABLATION_NAMES) == set(report.ABLATIONS)
+    with pytest.raises(ConfigError, match="unknown pipeline"):
+        SimulationConfig(pipeline_params='{"forcast": {"horizon": 7}}')
+    with pytest.raises(ConfigError, match="not JSON"):
+        SimulationConfig(pipeline_params="{horizon: 7}")
+    with pytest.raises(ConfigError, match="do not fit"):
+        loop.check_shop(SimulationConfig(scale="tiny", days=30, history_days=85))
+    config = SimulationConfig(policies=("platform", "passive", "no_recs"), seeds=(1, 2), ablation_seeds=1)
+    assert config.tasks() == [("platform", 1), ("passive", 1), ("no_recs", 1), ("platform", 2), ("passive", 2)]
 
 
 def test_report_intervals_and_contributions():

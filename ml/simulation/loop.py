@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
+import multiprocessing
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,44 +31,13 @@ from ml import delivery, ingest, lake
 from ml.errors import ConfigError
 from ml.settings import Settings
 from ml.simulation import policies
+from ml.simulation.pipeline import SimulationConfig
 from ml.simulation.policies import Policy
 from ml.simulation.shop import ClosedLoopShop, Decisions
 from ml.sources import synthetic
 from ml.sources.synthetic_source import ROAD_NETWORK
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """How a closed-loop simulation runs (the same for every policy it compares)."""
-
-    scale: str = "demo"
-    days: int = 28
-    history_days: int = 365
-    retrain_every: int = 7
-    recs_model: str = "blend"
-    """The recommender the platform trains in the loop (the gate still decides against recent popularity)."""
-    forecast_estimators: int = 200
-    routing_time_limit_s: float = 2.0
-    """PyVRP's limit per depot and day inside the loop (the DAG's default is 10 s)."""
-    coupon_budget: float = 500.0
-    """Expected spend of each weekly campaign."""
-    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    """Params per pipeline (``recommendations``, ``forecast``, ``interventions``, ``inventory``, ``routing``) over
-    the loop's own, checked like a DAG's Params (a tiny shop holds too few campaigns for the default holdout)."""
-
-    def params(self, pipeline: str, own: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.overrides) - {"recommendations", "forecast", "interventions", "inventory", "routing"}
-        if unknown:
-            raise ConfigError(f"overrides for unknown pipeline(s) {sorted(unknown)}")
-        return own | self.overrides.get(pipeline, {})
-
-    def check(self, cfg: synthetic.ShopConfig) -> None:
-        if self.days < 1 or self.history_days < 60:
-            raise ConfigError(f"a simulation needs at least 1 day after at least 60 days of history, got {self.days} after {self.history_days}")
-        if self.history_days + self.days > cfg.n_days:
-            raise ConfigError(f"the {self.scale} shop simulates {cfg.n_days} days: {self.history_days} days of history + {self.days} simulated days do not fit")
 
 
 @dataclass
@@ -77,11 +49,21 @@ class PolicyRun:
     ledger: list[dict[str, Any]]
     seconds: dict[str, float]
 
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
-def world_and_history(settings: Settings, config: LoopConfig, seed: int) -> tuple[synthetic.World, synthetic.Batch]:
+
+def check_shop(config: SimulationConfig) -> None:
+    """The history and the simulated days fit in the shop's calendar."""
+    n_days = synthetic.scale_config(config.scale).n_days
+    if config.history_days + config.days > n_days:
+        raise ConfigError(f"the {config.scale} shop simulates {n_days} days: {config.history_days} days of history + {config.days} simulated days do not fit")
+
+
+def world_and_history(settings: Settings, config: SimulationConfig, seed: int) -> tuple[synthetic.World, synthetic.Batch]:
     """The shop (no fraud: the loop measures legitimate trade) and its open-loop history."""
+    check_shop(config)
     cfg = dataclasses.replace(synthetic.scale_config(config.scale, seed), abuse_rate=0.0)
-    config.check(cfg)
     road = settings.shared_data_dir / ROAD_NETWORK
     world = synthetic.build_world(cfg, synthetic.road_node_coordinates(road) if road.exists() else None)
     history = synthetic.simulate(world, cfg.start, cfg.start + dt.timedelta(days=config.history_days - 1))
@@ -90,7 +72,7 @@ def world_and_history(settings: Settings, config: LoopConfig, seed: int) -> tupl
 
 def run_policy(
     base: Settings,
-    config: LoopConfig,
+    config: SimulationConfig,
     policy: Policy,
     world: synthetic.World,
     history: synthetic.Batch,
@@ -103,6 +85,8 @@ def run_policy(
     settings = _settings(base, folder, world.cfg)
     ingest.ensure_dirs(settings)
     shop = ClosedLoopShop.after(world, copy.deepcopy(history))
+    if policy.stock == "base_stock":
+        shop.stock.resize(world, config.base_stock_safety)
     seconds: dict[str, float] = {}
     last = shop.today - dt.timedelta(days=1)
     _land(settings, history.tables, last, config.history_days - 1, seconds)
@@ -120,36 +104,64 @@ def run_policy(
     return PolicyRun(policy.name, world.cfg.seed, ledger, {k: round(v, 1) for k, v in seconds.items()})
 
 
+def simulation_folder(settings: Settings, ds: dt.date, config: SimulationConfig) -> Path:
+    """Where a run of ``ecom_simulation`` keeps its per-policy platforms and its report (a rerun replaces them)."""
+    return settings.home / "simulations" / f"{ds.isoformat()}-{config.scale}-{config.days}d"
+
+
 def simulate(
-    settings: Settings,
-    config: LoopConfig,
-    policy_names: list[str],
-    seeds: list[int],
-    folder: Path,
-    ablation_seeds: int = 1,
-    progress: Callable[[str], None] = log.info,
-    log_mlflow: bool = True,
+    settings: Settings, config: SimulationConfig, folder: Path, jobs: int = 1, log_mlflow: bool = True, progress: Callable[[str], None] = log.info
 ) -> dict[str, Any]:
-    """Run every policy on every seed (the ablations on the first ``ablation_seeds`` seeds), write ``figures.json``
-    and ``report.html`` in ``folder`` and log them to MLflow (experiment ``ecom_simulation``) unless told not to;
-    returns the summary."""
-    from ml import registry
+    """Every policy run of ``config`` (``config.tasks()``), ``jobs`` at a time in forked processes, then the report
+    (:func:`finish`). The figures do not depend on ``jobs``; progress goes to the log in forked workers."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    check_shop(config)
+    t0 = time.perf_counter()
+    tasks = config.tasks()
+    try:
+        if jobs == 1:  # one shop in memory at a time
+            runs = []
+            for seed in config.seeds:
+                _SHOPS[seed] = world_and_history(settings, config, seed)
+                runs += [run_task(settings, config, folder, task, progress) for task in tasks if task[1] == seed]
+                del _SHOPS[seed]
+        else:
+            for seed in config.seeds:
+                _SHOPS[seed] = world_and_history(settings, config, seed)
+            # forked workers inherit the shops built above instead of rebuilding or unpickling them
+            with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("fork")) as pool:
+                runs = list(pool.map(functools.partial(run_task, settings, config, folder), tasks))
+    finally:
+        _SHOPS.clear()
+    return finish(settings, config, folder, runs, log_mlflow, {"jobs": jobs, "seconds": round(time.perf_counter() - t0, 1)})
+
+
+_SHOPS: dict[int, tuple[synthetic.World, synthetic.Batch]] = {}
+"""The world and open-loop history per seed of the simulation under way in this process."""
+
+
+def run_task(settings: Settings, config: SimulationConfig, folder: Path, task: tuple[str, int], progress: Callable[[str], None] = log.info) -> PolicyRun:
+    """One policy on one seed, in ``folder/<policy>-seed<seed>`` (the shop built here unless this process holds it)."""
+    name, seed = task
+    world, history = _SHOPS[seed] if seed in _SHOPS else world_and_history(settings, config, seed)
+    return run_policy(settings, config, policies.policy(name), world, history, folder / f"{name}-seed{seed}", progress)
+
+
+def finish(
+    settings: Settings, config: SimulationConfig, folder: Path, runs: list[PolicyRun], log_mlflow: bool = True, described: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Summarize the policy runs, write ``figures.json`` and ``report.html`` in ``folder`` and log them to MLflow
+    (experiment ``ecom_simulation``) unless told not to; returns the summary with the two files' paths."""
     from ml.simulation import report
 
-    chosen = [policies.policy(name) for name in policy_names]
-    runs = []
-    t0 = time.perf_counter()
-    for index, seed in enumerate(seeds):
-        world, history = world_and_history(settings, config, seed)
-        for policy in chosen:
-            if policy.name in report.ABLATIONS and index >= ablation_seeds:
-                continue
-            runs.append(run_policy(settings, config, policy, world, history, folder / f"{policy.name}-seed{seed}", progress))
-    described = dataclasses.asdict(config) | {"seeds": seeds, "ablation_seeds": ablation_seeds, "seconds": round(time.perf_counter() - t0, 1)}
+    described = config.as_dict() | (described or {})
     summary = report.summarize(runs, described)
     figures, page = report.write(summary, folder)
     metrics = {f"{name}_gross_profit": p["gross_profit"]["mean"] for name, p in summary["policies"].items()}
     if log_mlflow:
+        from ml import registry
+
         registry.log_benchmark_run(settings, "ecom_simulation", f"{config.scale}-{config.days}d", _flat(described), metrics, {}, (figures, page))
     return summary | {"report": str(page), "figures": str(figures)}
 
@@ -195,7 +207,9 @@ def _timed(seconds: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
     return out
 
 
-def _decide(settings: Settings, config: LoopConfig, policy: Policy, world: synthetic.World, ds: dt.date, retrain: bool, seconds: dict[str, float]) -> Decisions:
+def _decide(
+    settings: Settings, config: SimulationConfig, policy: Policy, world: synthetic.World, ds: dt.date, retrain: bool, seconds: dict[str, float]
+) -> Decisions:
     """Run the platform's chain for ds where the policy uses it and read what it published; the passive
     counterparts otherwise. The decisions are for ds + 1."""
     from ml.forecast.pipeline import DEMAND_FORECAST, ForecastConfig

@@ -403,12 +403,15 @@ class Batch:
     """The stock at the end of the last day, with what is on its way (where a closed-loop shop continues)."""
 
 
+OPENING_SAFETY = 1.3
+"""The open-loop shop's (s, S) margin over the lead-time demand (its history is generated with it)."""
+
+
 @dataclass
 class Stock:
     """Units on hand per (warehouse, product) and the arrivals on their way, with the shop's own (s, S) policy:
     below the reorder point, order up to the order-up-to level in whole case packs, delivered after the supplier's
-    lead time. ``reorder_point`` and ``order_up_to`` are sized from the expected demand (``safety`` scales both
-    margins above the lead-time demand)."""
+    lead time. ``reorder_point`` and ``order_up_to`` are sized from the expected demand (``levels``)."""
 
     on_hand: np.ndarray  # (warehouses, products) units
     arrivals: np.ndarray  # (horizon, warehouses, products): units arriving on day index i at [i % horizon]
@@ -417,16 +420,27 @@ class Stock:
     lead: np.ndarray  # supplier lead time per product, days
     pack: np.ndarray  # case pack per product
 
-    @classmethod
-    def opening(cls, world: World, safety: float = 1.3) -> Stock:
-        """The stock the shop opens with: every product at its order-up-to level, nothing on order."""
+    @staticmethod
+    def levels(world: World, safety: float = OPENING_SAFETY) -> tuple[np.ndarray, np.ndarray]:
+        """The (s, S) policy's reorder point and order-up-to level per (warehouse, product): the expected demand over
+        the lead time plus three days, times ``safety``, and two more weeks of demand above it."""
         n_w = world.cfg.n_warehouses
         wh_share = np.bincount(world.nearest_warehouse, weights=world.activity, minlength=n_w) / world.activity.sum()
         mean_demand = np.maximum(wh_share[:, None] * expected_daily_demand(world)[None, :], 0.05)
+        reorder_point = np.ceil(mean_demand * (world.products["lead_time_days"].to_numpy() + 3) * safety)
+        return reorder_point, reorder_point + np.ceil(mean_demand * 14)
+
+    def resize(self, world: World, safety: float) -> None:
+        """Re-size the (s, S) levels with another margin (the stock on hand and on order stay)."""
+        self.reorder_point, self.order_up_to = self.levels(world, safety)
+
+    @classmethod
+    def opening(cls, world: World) -> Stock:
+        """The stock the shop opens with: every product at its order-up-to level, nothing on order."""
+        n_w = world.cfg.n_warehouses
         lead = world.products["lead_time_days"].to_numpy()
         pack = world.products["case_pack"].to_numpy()
-        reorder_point = np.ceil(mean_demand * (lead + 3) * safety)
-        order_up_to = reorder_point + np.ceil(mean_demand * 14)
+        reorder_point, order_up_to = cls.levels(world)
         horizon = int(lead.max()) + 2
         on_hand = order_up_to.astype(np.int64)
         return cls(on_hand, np.zeros((horizon, n_w, len(lead)), dtype=np.int64), reorder_point, order_up_to, lead, pack)

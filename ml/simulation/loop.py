@@ -241,7 +241,7 @@ def _decide(
             config.params("forecast", {"model": "lgbm", "lgbm_estimators": config.forecast_estimators, "lgbm_max_rows": 300_000, "shards": 1})
         )
         _timed(seconds, "forecast", lambda: DEMAND_FORECAST.run(settings, ds, forecast, start_at))
-        plan = InventoryConfig.from_params(config.params("inventory", {}))
+        plan = InventoryConfig.from_params(config.params("inventory", {"service_level": config.inventory_service_level}))
         _timed(seconds, "inventory", lambda: INVENTORY_PLAN.run(settings, ds, plan))
         decisions.replenishment = policies.replenishment(_output(settings, "purchase_orders", ds), tomorrow, world)
     routing = RoutingConfig.from_params(config.params("routing", {"time_limit_s": config.routing_time_limit_s}))

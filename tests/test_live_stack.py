@@ -1,7 +1,8 @@
 """The live production stack end to end: `docker/stack.sh up` on the local PostgreSQL and Redis (Airflow's
 scheduler, DAG processor, triggerer and api-server, Celery workers on queues default and gpu, the MLflow server),
 the tiny shop's history ending yesterday, then the nine DAGs unpaused through the REST API as a user would in the UI:
-the daily schedule lands today's drop and the Asset events run the five model DAGs on the same day.
+the daily schedule lands today's drop and the Asset events run the five model DAGs on the same day; then a closed-loop
+simulation (ecom_simulation) runs its policies as mapped tasks on the workers.
 
 Runs when ECOM_TEST_POSTGRES_URL and ECOM_TEST_REDIS_URL are set (.ci/run sets both). The stack is stopped and its
 databases dropped at the end, pass or fail."""

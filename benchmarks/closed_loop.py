@@ -40,7 +40,7 @@ def main() -> None:
     record.add_arguments(parser, "benchmarks/results/closed_loop.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("mlflow", "ml.routing.route", "ml.ingest", "ml.validation"):
+    for noisy in ("mlflow", "ml.routing.route", "ml.ingest", "ml.validation", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = SimulationConfig(
         scale=args.scale,

@@ -184,11 +184,16 @@ TINY_PARAMS = {
 
 @pytest.mark.e2e
 def test_tiny_loop_through_the_pipelines_reruns_identically(tmp_path, settings, airflow_db):
-    """Two days of the tiny shop under the platform's champions and under the passive shop, twice: in forked workers
+    """Two days of the tiny shop under the platform's champions and under the passive shop, twice: in worker processes
     (the benchmark's path), then through the ecom_simulation DAG (each policy a mapped task). The same seed gives the
     same books, the platform's decisions reached the shop, and the report holds every policy."""
     from airflow.dag_processing.dagbag import DagBag
 
+    from ml.recsys import topk
+
+    # As in the full suite, this process has run an OpenMP region before the workers start: a forked worker's next
+    # parallel top-k then aborted, or skipped rows and ranked garbage item indices.
+    topk.top_k_rows(np.random.default_rng(0).random((64, 512), dtype=np.float32), 10)
     config = SimulationConfig(scale="tiny", days=2, history_days=85, pipeline_params=json.dumps(TINY_PARAMS))
     first = loop.simulate(settings, config, tmp_path / "first", jobs=2, log_mlflow=False)
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("ecom_simulation")

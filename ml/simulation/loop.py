@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import shutil
@@ -113,8 +114,8 @@ def simulation_folder(settings: Settings, ds: dt.date, config: SimulationConfig)
 def simulate(
     settings: Settings, config: SimulationConfig, folder: Path, jobs: int = 1, log_mlflow: bool = True, progress: Callable[[str], None] = log.info
 ) -> dict[str, Any]:
-    """Every policy run of ``config`` (``config.tasks()``), ``jobs`` at a time in forked processes, then the report
-    (:func:`finish`). The figures do not depend on ``jobs``; progress goes to the log in forked workers."""
+    """Every policy run of ``config`` (``config.tasks()``), ``jobs`` at a time in worker processes, then the report
+    (:func:`finish`). The figures do not depend on ``jobs``; progress goes to the log in the workers."""
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     check_shop(config)
@@ -128,20 +129,39 @@ def simulate(
                 runs += [run_task(settings, config, folder, task, progress) for task in tasks if task[1] == seed]
                 del _SHOPS[seed]
         else:
-            for seed in config.seeds:
-                _SHOPS[seed] = world_and_history(settings, config, seed)
-            # forked workers inherit the shops built above instead of rebuilding or unpickling them
-            with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("fork"), initializer=_quiet_openmp) as pool:
-                runs = list(pool.map(functools.partial(run_task, settings, config, folder), tasks))
+            shops = {seed: world_and_history(settings, config, seed) for seed in config.seeds}
+            # Spawned, not forked: a child forked after this process ran an OpenMP region (LightGBM, numba's
+            # parallel top-k) inherits a thread pool whose threads did not survive the fork, and its next parallel
+            # region aborts or silently skips rows. The shops travel pickled (tens of MB, well under a second).
+            spawn = multiprocessing.get_context("spawn")
+            records = spawn.Queue()
+            listener = logging.handlers.QueueListener(records, *logging.getLogger().handlers, respect_handler_level=True)
+            listener.start()
+            try:
+                with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=spawn, initializer=_start_worker, initargs=(shops, records, _log_levels())) as pool:
+                    runs = list(pool.map(functools.partial(run_task, settings, config, folder), tasks))
+            finally:
+                listener.stop()
     finally:
         _SHOPS.clear()
     return finish(settings, config, folder, runs, log_mlflow, {"jobs": jobs, "seconds": round(time.perf_counter() - t0, 1)})
 
 
-def _quiet_openmp() -> None:
-    """Idle OpenMP threads spin by default: in runs side by side, LightGBM's would steal each other's cores (read when
-    the worker first loads OpenMP; results do not change)."""
+def _start_worker(shops: dict[int, tuple[synthetic.World, synthetic.Batch]], records: Any, levels: dict[str, int]) -> None:
+    """Hold the simulation's shops, log through the parent's handlers at its levels, and keep idle OpenMP threads from
+    spinning: by default they do, and in runs side by side LightGBM's would steal each other's cores (read when the
+    worker first loads OpenMP; results do not change)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _SHOPS.update(shops)
+    logging.getLogger().handlers[:] = [logging.handlers.QueueHandler(records)]
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+
+
+def _log_levels() -> dict[str, int]:
+    """The levels set on this process's loggers, the root's under ''."""
+    loggers = logging.Logger.manager.loggerDict.items()
+    return {name: logger.level for name, logger in loggers if isinstance(logger, logging.Logger) and logger.level} | {"": logging.getLogger().level}
 
 
 _SHOPS: dict[int, tuple[synthetic.World, synthetic.Batch]] = {}

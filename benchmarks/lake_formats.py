@@ -1,0 +1,184 @@
+"""Today's Parquet lake against Delta Lake tables (delta-rs) on the same publish and read work, at the large shop's daily
+volume (issue 20: the lake is to move to Delta, and publishing and reading one ds of events may then be at most 1.5x
+slower than today).
+
+    python benchmarks/lake_formats.py --scale large --history-days 730 --out benchmarks/results/lake_formats.json
+
+The shop simulates ``--sample-days`` days; their events and inventory are published as ``--history-days`` consecutive
+days (each day's rows are a sample day's, relabelled), so both lakes hold a table with as many daily versions as a
+shop of that age. Then, ``--repeats`` times each, on each lake: publish one more day (events + inventory; the Parquet
+lake in one day commit, Delta as one transaction per table, which is what a Delta table gives without a protocol on
+top), read that day's events, and read 28 days of events. Each read opens the table anew, as a task does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import record
+
+from ml import lake
+from ml.sources import synthetic
+
+TABLES = ("events", "inventory")
+RANGE_DAYS = 28
+
+
+def sample_days(scale: str, days: int) -> list[dict[str, pd.DataFrame]]:
+    """The last ``days`` days of the shop's events and inventory, one dict of frames per day (``ds`` column dropped)."""
+    cfg = synthetic.scale_config(scale)
+    world = synthetic.build_world(cfg)
+    batch = synthetic.simulate(world, cfg.end - dt.timedelta(days=days - 1), cfg.end)
+    events, inventory = batch.tables["events"], batch.tables["inventory"]
+    event_day = events["event_ts"].dt.date
+    out = []
+    for k in range(days):
+        day = cfg.end - dt.timedelta(days=days - 1 - k)
+        out.append(
+            {
+                "events": events[event_day == day].reset_index(drop=True),
+                "inventory": inventory[pd.to_datetime(inventory["ds"]).dt.date == day].drop(columns="ds").reset_index(drop=True),
+            }
+        )
+    return out
+
+
+class ParquetLake:
+    """Today's lake: ``ml.lake`` day commits of Parquet partitions."""
+
+    name = "parquet (ml.lake)"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def publish(self, ds: dt.date, frames: dict[str, pd.DataFrame]) -> None:
+        with lake.commit(self.root, label=f"bench ds={ds}") as day:
+            for table, frame in frames.items():
+                day.write("curated", table, ds, frame)
+
+    def read_day(self, table: str, ds: dt.date) -> pd.DataFrame:
+        return lake.read_partition(self.root, "curated", table, ds)
+
+    def read_range(self, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        return lake.read_range(self.root, "curated", table, start, end)
+
+
+class DeltaLake:
+    """Delta tables partitioned by ds; a publish replaces the ds with a predicate overwrite, one transaction per table."""
+
+    name = "delta (deltalake)"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _uri(self, table: str) -> str:
+        return str(self.root / "curated" / table)
+
+    def publish(self, ds: dt.date, frames: dict[str, pd.DataFrame]) -> None:
+        from deltalake import write_deltalake
+
+        for table, frame in frames.items():
+            write_deltalake(self._uri(table), frame.assign(ds=ds), mode="overwrite", partition_by=["ds"], predicate=f"ds = '{ds.isoformat()}'")
+
+    def read_day(self, table: str, ds: dt.date) -> pd.DataFrame:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self._uri(table)).to_pandas(partitions=[("ds", "=", ds.isoformat())]).drop(columns="ds")
+
+    def read_range(self, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        from deltalake import DeltaTable
+
+        days = [(start + dt.timedelta(days=k)).isoformat() for k in range((end - start).days + 1)]
+        return DeltaTable(self._uri(table)).to_pandas(partitions=[("ds", "in", days)])
+
+
+def timed(work: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median and worst seconds of ``repeats`` runs."""
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        work()
+        seconds.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(seconds), "worst_s": max(seconds)}
+
+
+def disk_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame]], history_days: int, repeats: int) -> dict[str, object]:
+    first = dt.date(2024, 1, 1)
+    t0 = time.perf_counter()
+    for k in range(history_days):
+        store.publish(first + dt.timedelta(days=k), days[k % len(days)])
+        if (k + 1) % 100 == 0:
+            logging.info("%s: %d of %d days published", store.name, k + 1, history_days)
+    history_s = time.perf_counter() - t0
+    new = first + dt.timedelta(days=history_days)
+    rows = {
+        "publish one day (events + inventory)": timed(lambda: store.publish(new, days[history_days % len(days)]), repeats),
+        "read one day of events": timed(lambda: store.read_day("events", new), repeats),
+        f"read {RANGE_DAYS} days of events": timed(lambda: store.read_range("events", new - dt.timedelta(days=RANGE_DAYS - 1), new), repeats),
+    }
+    check = store.read_day("events", new)
+    if len(check) != len(days[history_days % len(days)]["events"]):
+        raise AssertionError(f"{store.name}: read {len(check)} events back, published {len(days[history_days % len(days)]['events'])}")
+    return {"format": store.name, "history_publish_s": history_s, "operations": rows, "disk_mb": disk_bytes(store.root) / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="large")
+    parser.add_argument("--sample-days", type=int, default=7)
+    parser.add_argument("--history-days", type=int, default=730)
+    parser.add_argument("--repeats", type=int, default=5)
+    record.add_arguments(parser, "benchmarks/results/lake_formats.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("ml.lake").setLevel(logging.WARNING)
+
+    days = sample_days(args.scale, args.sample_days)
+    per_day = {table: statistics.mean(len(d[table]) for d in days) for table in TABLES}
+    logging.info("%s shop: %s rows a day on average", args.scale, {t: round(n) for t, n in per_day.items()})
+    results = []
+    for store_type in (ParquetLake, DeltaLake):
+        root = Path(tempfile.mkdtemp(prefix="lake-formats-"))
+        try:
+            results.append(run_format(store_type(root), days, args.history_days, args.repeats))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    parquet, delta = results
+    print(f"\n{args.scale} shop, {args.history_days} daily versions; rows a day: " + ", ".join(f"{t} {n:,.0f}" for t, n in per_day.items()))
+    print(f"{'operation':<40}{'parquet median s':>18}{'delta median s':>16}{'delta worst s':>15}{'delta / parquet':>17}")
+    ratios = {}
+    for operation, p in parquet["operations"].items():  # type: ignore[union-attr]
+        d = delta["operations"][operation]  # type: ignore[index]
+        ratios[operation] = d["median_s"] / p["median_s"]
+        print(f"{operation:<40}{p['median_s']:>18.3f}{d['median_s']:>16.3f}{d['worst_s']:>15.3f}{ratios[operation]:>17.2f}")
+    for r in results:
+        print(f"{r['format']:<22} history of {args.history_days} days published in {r['history_publish_s']:.0f} s, {r['disk_mb']:.0f} MB on disk")
+    payload = {
+        "scale": args.scale,
+        "history_days": args.history_days,
+        "repeats": args.repeats,
+        "rows_per_day": per_day,
+        "formats": results,
+        "delta_over_parquet": ratios,
+    }
+    metrics = {record.metric_name("delta_over_parquet", op): v for op, v in ratios.items()}
+    params = {k: getattr(args, k) for k in ("scale", "sample_days", "history_days", "repeats")}
+    record.save(args, f"lake_formats {args.scale}", payload, metrics, params)
+
+
+if __name__ == "__main__":
+    main()

@@ -123,15 +123,15 @@ def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame
         if (k + 1) % 100 == 0:
             logging.info("%s: %d of %d days published", store.name, k + 1, history_days)
     history_s = time.perf_counter() - t0
-    new = first + dt.timedelta(days=history_days)
+    new, new_frames = first + dt.timedelta(days=history_days), days[history_days % len(days)]
     rows = {
-        "publish one day (events + inventory)": timed(lambda: store.publish(new, days[history_days % len(days)]), repeats),
+        "publish one day (events + inventory)": timed(lambda: store.publish(new, new_frames), repeats),
         "read one day of events": timed(lambda: store.read_day("events", new), repeats),
         f"read {RANGE_DAYS} days of events": timed(lambda: store.read_range("events", new - dt.timedelta(days=RANGE_DAYS - 1), new), repeats),
     }
     check = store.read_day("events", new)
-    if len(check) != len(days[history_days % len(days)]["events"]):
-        raise AssertionError(f"{store.name}: read {len(check)} events back, published {len(days[history_days % len(days)]['events'])}")
+    if len(check) != len(new_frames["events"]):
+        raise AssertionError(f"{store.name}: read {len(check)} events back, published {len(new_frames['events'])}")
     return {"format": store.name, "history_publish_s": history_s, "operations": rows, "disk_mb": disk_bytes(store.root) / 1e6}
 
 

@@ -1,15 +1,19 @@
-"""The lake: partitions ``<lake>/<zone>/<table>/ds=YYYY-MM-DD/``, changed only by commits.
+"""The lake: tables ``<lake>/<zone>/<table>/`` partitioned by ``ds=YYYY-MM-DD``, changed only by commits.
 
-A :class:`Commit` stages every partition it writes (or removes) in hidden folders beside the targets, then writes
-one record under ``<lake>/_commits/``: the atomic creation of that file is the commit. Applying it renames the
-staged folders into place, then writes the serving-store rows it lists, then deletes the record. Readers apply any
-recorded but unapplied commit before they read (and read under a shared lock, so an apply in progress is never
-seen half done). A crash before the record leaves the previous state plus hidden folders that :func:`recover`
-sweeps; a crash after it is rolled forward by the next reader or run. So a day is published whole or not at all,
-across all its tables and the serving store.
+Tables of rows are Delta Lake tables (delta-rs): readers get partition pruning and column selection, every version
+stays readable by time travel, and other engines can read them. Files as received (raw drops, quarantine) and
+files that are not rows (route maps, validation reports, a table's text files such as an HTML report) are plain
+folder partitions.
 
-Curated zones hold Parquet; the raw zone holds drops as received (CSV), because parsing them is part of what the
-validation gate checks.
+A day touches several tables, and Delta commits one table at a time, so a :class:`Commit` is recorded across them:
+it stages every data file and folder it writes in hidden entries beside the targets, then writes one record under
+``<lake>/_commits/``: the atomic creation of that file is the commit. Applying it renames the staged entries into
+place, makes one Delta transaction per table (a predicate overwrite of the record's days, tagged with the record's
+id so that applying it again does nothing), then writes the serving-store rows it lists, then deletes the record.
+Readers apply any recorded but unapplied commit before they read (and read under a shared lock, so an apply in
+progress is never seen half done). A crash before the record leaves the previous state plus hidden entries that
+:func:`recover` sweeps; a crash after it is rolled forward by the next reader or run. So a day is published whole
+or not at all, across all its tables and the serving store.
 """
 
 from __future__ import annotations
@@ -29,8 +33,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from deltalake import DeltaTable
 
 from ml import contract
 from ml.dates import as_date
@@ -42,6 +52,7 @@ __all__ = [
     "as_date",
     "commit",
     "day_ranges",
+    "forget_open_tables",
     "list_partitions",
     "partition_dir",
     "partition_rows",
@@ -50,14 +61,24 @@ __all__ = [
     "read_partition",
     "read_range",
     "read_text",
+    "reading",
     "recover",
+    "text_path",
     "write_partition",
 ]
 
 log = logging.getLogger(__name__)
 
 ZONES = ("raw", "curated", "features", "outputs", "quarantine", "reports", "ground_truth")
-PARQUET_FILE = "part-0.parquet"
+FILE_ZONES = ("raw", "quarantine")
+"""Zones that keep files as received: no Delta tables there."""
+DELTA_LOG = "_delta_log"
+TEXT_FILES = "_files"
+"""``<table>/_files/ds=.../``: a Delta table's text files for a day (a summary, a report), a folder partition."""
+DELTA_CONFIG = {"delta.checkpointInterval": "10", "delta.setTransactionRetentionDuration": "interval 30 days"}
+"""Checkpoints every 10 versions keep opening a table with years of daily versions cheap; the record ids that
+make a roll-forward idempotent need not be remembered longer than a pending record can wait."""
+APPLIED_BY = "ecom-lake-commit-"
 COMMITS = "_commits"
 LOCK_FILE = ".lock"
 FOREIGN_LEFTOVER_AGE_S = 6 * 3600
@@ -128,7 +149,7 @@ def _locked(lake: Path, exclusive: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _reading(lake: Path) -> Iterator[None]:
+def reading(lake: Path) -> Iterator[None]:
     """Apply recorded commits first, then hold the shared lock while reading (nested reads reuse it). A lake that
     does not exist yet has nothing to read: it is not created by a read."""
     if str(Path(lake).resolve()) in _held_locks() or not Path(lake).exists():
@@ -163,6 +184,7 @@ class Commit:
     id: str = field(default_factory=lambda: f"{time.time_ns():020d}-{_owner()}-{uuid.uuid4().hex[:6]}")
     puts: list[str] = field(default_factory=list)
     removes: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
     serves: list[dict] = field(default_factory=list)
     _frames: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -179,32 +201,50 @@ class Commit:
         return staged
 
     def write(self, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None) -> None:
-        """Stage one Parquet partition (with text ``files`` beside it, such as a summary)."""
-        staged = self.folder(zone, table, ds)
-        frame.reset_index(drop=True).to_parquet(staged / PARQUET_FILE, index=False)
-        for name, text in (files or {}).items():
-            (staged / name).write_text(text)
-        for path in staged.iterdir():
-            _fsync(path)
+        """Stage the rows of one day of a Delta table (with text ``files`` for that day, such as a summary)."""
+        if zone in FILE_ZONES:
+            raise EcomError(f"commit {self.label or self.id}: the {zone} zone keeps files as received; stage them with folder()")
+        target = partition_dir(self.lake, zone, table, ds) / f"part-{self.id}.parquet"
+        relative = target.relative_to(self.lake).as_posix()
+        if any(entry["file"] == relative for entry in self.rows):
+            raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={as_date(ds)} is written twice")
+        staged = _hidden(target.parent, "stage", self.id)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        frame.reset_index(drop=True).to_parquet(staged, index=False)
+        _fsync(staged)
+        self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": relative, "rows": len(frame)})
+        fault_point("stage")
+        if files:
+            folder = self.folder(zone, f"{table}/{TEXT_FILES}", ds)
+            for name, text in files.items():
+                (folder / name).write_text(text)
+                _fsync(folder / name)
 
     def remove(self, zone: str, table: str, ds: str | dt.date) -> None:
-        """Remove a partition when the commit applies (a quarantined drop leaves the raw zone this way)."""
-        self.removes.append(partition_dir(self.lake, zone, table, ds).relative_to(self.lake).as_posix())
+        """Remove a day when the commit applies (a quarantined drop leaves the raw zone this way)."""
+        root = Path(self.lake) / zone / table
+        if (root / DELTA_LOG).exists():
+            self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": None, "rows": 0})
+            if (root / TEXT_FILES).exists():
+                self.removes.append(partition_dir(self.lake, zone, f"{table}/{TEXT_FILES}", ds).relative_to(self.lake).as_posix())
+        else:
+            self.removes.append(partition_dir(self.lake, zone, table, ds).relative_to(self.lake).as_posix())
 
     def serve(self, table: str, ds: str | dt.date, zone: str = "outputs", frame: pd.DataFrame | None = None) -> None:
-        """After the lake, replace ``table``'s ds rows in the serving store with the staged partition
-        ``zone/table/ds`` (``frame``: the same rows, to save reading them back)."""
+        """After the lake, replace ``table``'s ds rows in the serving store with the rows this commit writes to
+        ``zone/table`` for ds (``frame``: the same rows, to save reading them back)."""
         if self.serving_url is None:
             raise EcomError(f"commit {self.label or self.id}: serving {table} needs a serving store URL")
-        path = partition_dir(self.lake, zone, table, ds).relative_to(self.lake).as_posix()
-        if path not in self.puts:
-            raise EcomError(f"commit {self.label or self.id}: serve {table} from {path}, which this commit does not write")
-        self.serves.append({"table": table, "ds": as_date(ds).isoformat(), "path": path})
+        day = as_date(ds).isoformat()
+        written = [entry["file"] for entry in self.rows if entry["table"] == f"{zone}/{table}" and entry["ds"] == day and entry["file"]]
+        if not written:
+            raise EcomError(f"commit {self.label or self.id}: serve {table} from {zone}/{table} ds={day}, which this commit does not write")
+        self.serves.append({"table": table, "ds": day, "path": written[0]})
         if frame is not None:
             self._frames[len(self.serves) - 1] = frame
 
     def record(self) -> dict:
-        return {"id": self.id, "label": self.label, "puts": self.puts, "removes": self.removes, "serves": self.serves}
+        return {"id": self.id, "label": self.label, "puts": self.puts, "removes": self.removes, "rows": self.rows, "serves": self.serves}
 
     def apply(self) -> None:
         """Write the record (the commit point), then apply it and every older recorded commit, in order."""
@@ -220,6 +260,10 @@ class Commit:
         """An error before the commit point: remove what was staged (a crash leaves it to :func:`recover`)."""
         for relative in self.puts:
             shutil.rmtree(_hidden(self.lake / relative, "stage", self.id), ignore_errors=True)
+        for entry in self.rows:
+            if entry["file"]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(_hidden((self.lake / entry["file"]).parent, "stage", self.id))
 
 
 @contextlib.contextmanager
@@ -298,6 +342,159 @@ def _apply_lake(lake: Path, record: dict) -> None:
         fault_point("rename")
     for relative in {Path(p).parent for p in record["puts"]}:
         _fsync_dir(lake / relative)
+    _apply_delta(lake, record)
+
+
+def _apply_delta(lake: Path, record: dict) -> None:
+    """One Delta transaction per table: overwrite the record's days of that table with its staged files (none for a
+    removed day). Each transaction carries the record's id, so a table it already reached is skipped on a retry."""
+    from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
+
+    by_table: dict[str, list[dict]] = {}
+    for entry in record.get("rows", []):
+        by_table.setdefault(entry["table"], []).append(entry)
+    applied_by = APPLIED_BY + record["id"]
+    for name, entries in by_table.items():
+        root = lake / name
+        opened = _delta_table(root)
+        if opened is not None and opened.table.transaction_version(applied_by) is not None:
+            continue
+        adds: list[AddAction | RemoveAction] = []
+        schema = None
+        for entry in entries:
+            if entry["file"] is None:
+                continue
+            target = lake / entry["file"]
+            staged = _hidden(target.parent, "stage", record["id"])
+            if staged.exists():
+                target.parent.mkdir(exist_ok=True)
+                os.replace(staged, target)
+                fault_point("rename")
+            schema = _delta_schema(target)
+            adds.append(
+                AddAction(
+                    target.relative_to(root).as_posix(),
+                    target.stat().st_size,
+                    {"ds": entry["ds"]},
+                    int(target.stat().st_mtime * 1000),
+                    True,
+                    json.dumps({"numRecords": entry["rows"]}),
+                )
+            )
+        opened = opened or _delta_table(root, create_with=schema)
+        if opened is None:  # only removals, of a table that never existed
+            continue
+        table = opened.table
+        days = sorted({entry["ds"] for entry in entries})
+        table.create_write_transaction(
+            adds,
+            "overwrite",
+            schema if schema is not None else table.schema(),
+            partition_by=["ds"],
+            partition_filters=[("ds", "in", days)],
+            commit_properties=CommitProperties(app_transactions=[Transaction(applied_by, 1)]),
+        )
+        opened.stamp = _log_stamp(root, table.version())
+        fault_point("delta")
+
+
+def _delta_schema(path: Path) -> pa.Schema:
+    """The Delta schema of a data file: its own columns, with ``ds`` the partition column as text (a frame may carry
+    its own ``ds`` column, which the file keeps)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path).remove_metadata()
+    if "ds" in schema.names:
+        return schema.set(schema.get_field_index("ds"), pa.field("ds", pa.string()))
+    return schema.append(pa.field("ds", pa.string()))
+
+
+@dataclass
+class _OpenTable:
+    """A Delta table open in this process, with its days indexed (day -> data files and rows) at its version."""
+
+    root: Path
+    table: DeltaTable
+    stamp: tuple[int, int] | None = None
+    index: tuple[int, dict[str, list[tuple[str, int]]]] | None = None
+
+    def __post_init__(self) -> None:
+        self.stamp = _log_stamp(self.root, self.table.version())
+
+    def catch_up(self) -> bool:
+        """Bring the table to the log's newest version; False when the log is not the one this table was read
+        from (the folder was put back from a copy), and the table must be opened anew."""
+        version = self.table.version()
+        if self.stamp != _log_stamp(self.root, version):
+            return False
+        if (self.root / DELTA_LOG / f"{version + 1:020d}.json").exists():
+            try:
+                self.table.update_incremental()
+            except Exception as exc:  # noqa: BLE001 - any failure to catch up is answered by reopening the table
+                log.info("reopening Delta table %s: %s", self.root, exc)
+                return False
+        self.stamp = _log_stamp(self.root, self.table.version())
+        return True
+
+    def days(self) -> dict[str, list[tuple[str, int]]]:
+        """Each day's data files (paths) and row counts at the table's version."""
+        import pyarrow as pa
+
+        version = self.table.version()
+        if self.index is None or self.index[0] != version:
+            actions = pa.table(self.table.get_add_actions(flatten=True))
+            days: dict[str, list[tuple[str, int]]] = {}
+            for path, day, rows in zip(actions["path"].to_pylist(), actions["partition.ds"].to_pylist(), actions["num_records"].to_pylist(), strict=True):
+                days.setdefault(day, []).append((str(self.root / unquote(path)), int(rows or 0)))
+            self.index = (version, days)
+        return self.index[1]
+
+
+_tables: dict[str, _OpenTable] = {}
+"""Open Delta tables of this process, by path: reopening one replays its log, bringing one up to date reads only
+the versions since."""
+
+
+def _delta_table(root: Path, create_with: pa.Schema | None = None) -> _OpenTable | None:
+    """The Delta table at ``root``, up to date (created with schema ``create_with`` if given and missing; None if it
+    does not exist)."""
+    from deltalake import DeltaTable
+
+    if not (root / DELTA_LOG).exists():
+        if create_with is None:
+            return None
+        DeltaTable.create(str(root), create_with, partition_by=["ds"], configuration=DELTA_CONFIG)
+    key = str(root.absolute())
+    cached = _tables.get(key)
+    if cached is not None and cached.catch_up():
+        return cached
+    opened = _tables[key] = _OpenTable(root, DeltaTable(str(root)))
+    return opened
+
+
+def forget_open_tables() -> None:
+    """Drop this process's open Delta tables: the next read opens each anew, as a fresh task does."""
+    _tables.clear()
+
+
+def _log_stamp(root: Path, version: int) -> tuple[int, int] | None:
+    """Which file holds a version's log entry (inode, creation time): a table put back from a copy has other files
+    for the same versions, and then an open handle's state is not the table's."""
+    try:
+        stat = (root / DELTA_LOG / f"{version:020d}.json").stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_ctime_ns
+
+
+def _day_files(lake: Path, zone: str, table: str, ds: str | dt.date) -> list[tuple[str, int]] | None:
+    """The data files and row counts of one day of a Delta table ([] if that day is not in it; None if the table is
+    not Delta)."""
+    opened = _delta_table(Path(lake) / zone / table)
+    if opened is None:
+        return None
+    return opened.days().get(as_date(ds).isoformat(), [])
 
 
 def _apply_serving(lake: Path, record: dict, serving_url: str, frames: dict[int, pd.DataFrame]) -> None:
@@ -306,7 +503,7 @@ def _apply_serving(lake: Path, record: dict, serving_url: str, frames: dict[int,
     for i, entry in enumerate(record["serves"]):
         frame = frames.get(i)
         if frame is None:
-            frame = pd.read_parquet(lake / entry["path"] / PARQUET_FILE)
+            frame = pd.read_parquet(lake / entry["path"])
         serving.replace_ds(serving_url, entry["table"], entry["ds"], frame)
         fault_point("serve")
 
@@ -361,7 +558,9 @@ def _table_folders(lake: Path) -> Iterator[Path]:
             folder = stack.pop()
             yield folder
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                stack.extend(Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith(("ds=", ".")))
+                stack.extend(
+                    Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith(("ds=", ".")) and e.name != DELTA_LOG
+                )
 
 
 def _leftover_tag(name: str) -> str | None:
@@ -405,43 +604,62 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def write_partition(lake: Path, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame) -> Path:
-    """Replace one Parquet partition (a commit of its own); returns its folder."""
+def write_partition(lake: Path, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame) -> None:
+    """Replace one day of a table (a commit of its own)."""
     with commit(lake, label=f"{zone}/{table}") as change:
         change.write(zone, table, ds, frame)
-    return partition_dir(lake, zone, table, ds)
+
+
+def _missing_day(lake: Path, zone: str, table: str, ds: str | dt.date) -> EcomError:
+    return EcomError(f"no partition {zone}/{table} for ds={as_date(ds)} under {lake}; run the ingest for that day first")
 
 
 def read_partition(lake: Path, zone: str, table: str, ds: str | dt.date, columns: list[str] | None = None, filters: list[tuple] | None = None) -> pd.DataFrame:
-    """One committed partition (``columns`` and pyarrow ``filters`` are passed to the Parquet reader)."""
-    with _reading(lake):
-        path = partition_dir(lake, zone, table, ds) / PARQUET_FILE
-        if not path.exists():
-            raise EcomError(f"no partition {zone}/{table} for ds={as_date(ds)} under {lake}; run the ingest for that day first")
-        return pd.read_parquet(path, columns=columns, filters=filters)
+    """One committed day of a table (``columns`` and pyarrow ``filters`` are passed to the Parquet reader)."""
+    partition_dir(lake, zone, table, ds)
+    with reading(lake):
+        files = _day_files(lake, zone, table, ds)
+        if files is None and (partition_dir(lake, zone, table, ds) / "part-0.parquet").exists():
+            raise EcomError(f"{zone}/{table} under {lake} is a Parquet folder table from before the lake moved to Delta tables; rebuild the lake (make demo)")
+        if not files:
+            raise _missing_day(lake, zone, table, ds)
+        frames = [pd.read_parquet(path, columns=columns, filters=filters) for path, _ in files]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def text_path(lake: Path, zone: str, table: str, ds: str | dt.date, name: str) -> Path:
+    """Where a text file of a day lives: beside a Delta table's rows in its ``_files`` folder, or in a folder
+    partition."""
+    if (Path(lake) / zone / table / DELTA_LOG).exists():
+        return partition_dir(lake, zone, f"{table}/{TEXT_FILES}", ds) / name
+    return partition_dir(lake, zone, table, ds) / name
 
 
 def read_text(lake: Path, zone: str, table: str, ds: str | dt.date, name: str) -> str:
-    """A file of a committed partition (a summary or a report stored beside the rows)."""
-    with _reading(lake):
-        path = partition_dir(lake, zone, table, ds) / name
+    """A text file of a committed day (a summary or a report stored beside the rows)."""
+    with reading(lake):
+        path = text_path(lake, zone, table, ds, name)
         if not path.exists():
             raise EcomError(f"no {name} in {zone}/{table} for ds={as_date(ds)} under {lake}")
         return path.read_text()
 
 
 def partition_rows(lake: Path, zone: str, table: str, ds: str | dt.date) -> int:
-    """Row count of a Parquet partition, from its metadata (no data read)."""
-    import pyarrow.parquet as pq
-
-    with _reading(lake):
-        return pq.ParquetFile(partition_dir(lake, zone, table, ds) / PARQUET_FILE).metadata.num_rows
+    """Row count of one day of a Delta table, from its log (no data read)."""
+    with reading(lake):
+        files = _day_files(lake, zone, table, ds)
+        if not files:
+            raise _missing_day(lake, zone, table, ds)
+        return sum(rows for _, rows in files)
 
 
 def list_partitions(lake: Path, zone: str, table: str) -> list[dt.date]:
-    """The dates of the committed partitions of a table, oldest first."""
+    """The committed days of a table (Delta or folder partitions), oldest first."""
     root = Path(lake) / zone / table
-    with _reading(lake):
+    with reading(lake):
+        opened = _delta_table(root)
+        if opened is not None:
+            return sorted(as_date(day) for day in opened.days())
         if not root.exists():
             return []
         return sorted(as_date(p.name[3:]) for p in root.iterdir() if p.name.startswith("ds=") and p.is_dir())
@@ -454,7 +672,7 @@ def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str
     be there, because a published day with no rows is a zero and a missing day is unknown. A gap raises
     :class:`MissingPartitionsError` naming the missing days."""
     lo, hi = as_date(start), as_date(end)
-    with _reading(lake):
+    with reading(lake):
         available = list_partitions(lake, zone, table)
         days = [d for d in available if lo <= d <= hi]
         if available and available[0] <= hi:
@@ -494,7 +712,7 @@ class MissingPartitionsError(EcomError):
 
 def read_latest(lake: Path, zone: str, table: str, as_of: str | dt.date) -> pd.DataFrame:
     """The newest partition at or before ``as_of``: the snapshot of a dimension table."""
-    with _reading(lake):
+    with reading(lake):
         days = [d for d in list_partitions(lake, zone, table) if d <= as_date(as_of)]
         if not days:
             raise EcomError(f"no partition of {zone}/{table} at or before {as_date(as_of)} under {lake}")

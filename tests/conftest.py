@@ -30,6 +30,24 @@ POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES_URL")
 """Set (as .ci/run does) to run the production-configuration tests against a PostgreSQL server."""
 
 
+def committed_digests(lake_dir: Path, zone: str) -> dict[str, str]:
+    """The committed rows of every table and day of a lake zone, hashed: a rerun writes new files of the same rows,
+    so files are not compared."""
+    import hashlib
+
+    import pandas as pd
+
+    from ml import lake
+
+    found = {}
+    for table in sorted(p.name for p in (lake_dir / zone).iterdir()):
+        for day in lake.list_partitions(lake_dir, zone, table):
+            frame = lake.read_partition(lake_dir, zone, table, day)
+            digest = hashlib.sha256(pd.util.hash_pandas_object(frame).values.tobytes() + str(list(frame.dtypes)).encode())
+            found[f"{table}/{day}"] = digest.hexdigest()
+    return found
+
+
 def make_settings(home: Path, **extra: str) -> Settings:
     env = {"ECOM_HOME": str(home), "ECOM_SHARED_DATA": os.environ.get("ECOM_SHARED_DATA", str(REPO.parent / "shared" / "data"))}
     return get_settings(env | extra)

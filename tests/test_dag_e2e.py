@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 
 import pytest
 
+from conftest import committed_digests
 from ml import contract, delivery, ingest, lake, serving
 from ml.sources import SourceRequest
 
@@ -28,20 +28,15 @@ def _states(run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def _curated(settings) -> dict[str, str]:
-    root = settings.lake_dir / "curated"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
-
-
 def test_twice_for_the_same_ds_gives_identical_outputs(ingest_dag, settings):
     conf = {"scale": "tiny", "backfill_days": 6}
     first = ingest_dag.test(logical_date=DS, run_conf=conf)
     assert str(first.state) == "success", _states(first)
-    files = _curated(settings)
+    files = committed_digests(settings.lake_dir, "curated")
     rows = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     second = ingest_dag.test(logical_date=DS, run_conf=conf)
     assert str(second.state) == "success", _states(second)
-    assert _curated(settings) == files and len(files) == 6 * 7 + 4  # 6 fact tables x 7 days + 4 dimension snapshots
+    assert committed_digests(settings.lake_dir, "curated") == files and len(files) == 6 * 7 + 4  # 6 fact tables x 7 days + 4 dimension snapshots
     again = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     assert len(again) == len(rows) == len(contract.TABLES)
     assert (Path(lake.partition_dir(settings.lake_dir, "reports", "validation", DS.date())) / "index.html").exists()

@@ -58,4 +58,4 @@ def publish(settings: Settings, ds: dt.date, history_days: int) -> dict:
         day.write("features", CENTROIDS, ds, centroids)
         for table in (SEGMENTS, PROFILES, CENTROIDS):
             staging.discard_older(day, table, ds)
-    return {"rows": rows, "segments": segment_count, "report": str(lake.partition_dir(settings.lake_dir, "outputs", SEGMENTS, ds) / REPORT_FILE)}
+    return {"rows": rows, "segments": segment_count, "report": str(lake.text_path(settings.lake_dir, "outputs", SEGMENTS, ds, REPORT_FILE))}

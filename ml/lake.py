@@ -31,6 +31,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,7 @@ __all__ = [
     "read_partition",
     "read_range",
     "read_text",
+    "recording_reads",
     "reading",
     "recover",
     "text_path",
@@ -476,6 +478,7 @@ def _delta_table(root: Path, create_with: pa.Schema | None = None) -> _OpenTable
 def forget_open_tables() -> None:
     """Drop this process's open Delta tables: the next read opens each anew, as a fresh task does."""
     _tables.clear()
+    _versions.clear()
 
 
 def _log_stamp(root: Path, version: int) -> tuple[int, int] | None:
@@ -488,10 +491,48 @@ def _log_stamp(root: Path, version: int) -> tuple[int, int] | None:
     return stat.st_ino, stat.st_ctime_ns
 
 
-def _day_files(lake: Path, zone: str, table: str, ds: str | dt.date) -> list[tuple[str, int]] | None:
+_versions: dict[tuple[str, int], _OpenTable] = {}
+"""Tables opened at an older version (time travel), by path and version."""
+
+_reads: ContextVar[dict[str, set[int]] | None] = ContextVar("lake_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[dict[str, set[int]]]:
+    """Collect the version of every Delta table read inside the block (``{"curated/events": {41}}``), so that what
+    a model was trained on can be read again exactly (``version=`` of the readers)."""
+    seen: dict[str, set[int]] = {}
+    token = _reads.set(seen)
+    try:
+        yield seen
+    finally:
+        _reads.reset(token)
+
+
+def _open(lake: Path, zone: str, table: str, version: int | None) -> _OpenTable | None:
+    """The table as readers see it: up to date, or at ``version``; None if it is not a Delta table."""
+    from deltalake import DeltaTable
+
+    root = Path(lake) / zone / table
+    if version is None:
+        opened = _delta_table(root)
+    elif not (root / DELTA_LOG).exists():
+        opened = None
+    else:
+        key = (str(root.absolute()), version)
+        opened = _versions.get(key)
+        if opened is None or opened.stamp != _log_stamp(root, version):
+            opened = _versions[key] = _OpenTable(root, DeltaTable(str(root), version=version))
+    seen = _reads.get()
+    if opened is not None and seen is not None:
+        seen.setdefault(f"{zone}/{table}", set()).add(opened.table.version())
+    return opened
+
+
+def _day_files(lake: Path, zone: str, table: str, ds: str | dt.date, version: int | None = None) -> list[tuple[str, int]] | None:
     """The data files and row counts of one day of a Delta table ([] if that day is not in it; None if the table is
     not Delta)."""
-    opened = _delta_table(Path(lake) / zone / table)
+    opened = _open(lake, zone, table, version)
     if opened is None:
         return None
     return opened.days().get(as_date(ds).isoformat(), [])
@@ -614,11 +655,20 @@ def _missing_day(lake: Path, zone: str, table: str, ds: str | dt.date) -> EcomEr
     return EcomError(f"no partition {zone}/{table} for ds={as_date(ds)} under {lake}; run the ingest for that day first")
 
 
-def read_partition(lake: Path, zone: str, table: str, ds: str | dt.date, columns: list[str] | None = None, filters: list[tuple] | None = None) -> pd.DataFrame:
-    """One committed day of a table (``columns`` and pyarrow ``filters`` are passed to the Parquet reader)."""
+def read_partition(
+    lake: Path,
+    zone: str,
+    table: str,
+    ds: str | dt.date,
+    columns: list[str] | None = None,
+    filters: list[tuple] | None = None,
+    version: int | None = None,
+) -> pd.DataFrame:
+    """One committed day of a table (``columns`` and pyarrow ``filters`` are passed to the Parquet reader), as of
+    the table's ``version`` if given."""
     partition_dir(lake, zone, table, ds)
     with reading(lake):
-        files = _day_files(lake, zone, table, ds)
+        files = _day_files(lake, zone, table, ds, version)
         if files is None and (partition_dir(lake, zone, table, ds) / "part-0.parquet").exists():
             raise EcomError(f"{zone}/{table} under {lake} is a Parquet folder table from before the lake moved to Delta tables; rebuild the lake (make demo)")
         if not files:
@@ -653,11 +703,12 @@ def partition_rows(lake: Path, zone: str, table: str, ds: str | dt.date) -> int:
         return sum(rows for _, rows in files)
 
 
-def list_partitions(lake: Path, zone: str, table: str) -> list[dt.date]:
-    """The committed days of a table (Delta or folder partitions), oldest first."""
+def list_partitions(lake: Path, zone: str, table: str, version: int | None = None) -> list[dt.date]:
+    """The committed days of a table (Delta or folder partitions), oldest first (as of a Delta table's
+    ``version`` if given)."""
     root = Path(lake) / zone / table
     with reading(lake):
-        opened = _delta_table(root)
+        opened = _open(lake, zone, table, version)
         if opened is not None:
             return sorted(as_date(day) for day in opened.days())
         if not root.exists():
@@ -665,15 +716,16 @@ def list_partitions(lake: Path, zone: str, table: str) -> list[dt.date]:
         return sorted(as_date(p.name[3:]) for p in root.iterdir() if p.name.startswith("ds=") and p.is_dir())
 
 
-def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
-    """Concatenate the partitions with start <= ds <= end (an empty contract frame when the table has none yet).
+def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str | dt.date, version: int | None = None) -> pd.DataFrame:
+    """Concatenate the partitions with start <= ds <= end (an empty contract frame when the table has none yet), as
+    of the table's ``version`` if given.
 
     Missing is not zero: every day from the table's first partition (or ``start``, if later) through ``end`` must
     be there, because a published day with no rows is a zero and a missing day is unknown. A gap raises
     :class:`MissingPartitionsError` naming the missing days."""
     lo, hi = as_date(start), as_date(end)
     with reading(lake):
-        available = list_partitions(lake, zone, table)
+        available = list_partitions(lake, zone, table, version)
         days = [d for d in available if lo <= d <= hi]
         if available and available[0] <= hi:
             first = max(lo, available[0])
@@ -681,7 +733,7 @@ def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str
             missing = sorted(set(expected) - set(days))
             if missing:
                 raise MissingPartitionsError(zone, table, missing, lo, hi)
-        frames = [read_partition(lake, zone, table, d) for d in days]
+        frames = [read_partition(lake, zone, table, d, version=version) for d in days]
     if not frames:
         return contract.empty(table) if table in contract.TABLES else pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

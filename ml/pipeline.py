@@ -291,7 +291,12 @@ def model_steps(
         return out
 
     def train(run: Run, resolved: dict[str, Any]) -> dict[str, Any]:
-        return step("train_run", run.settings, run.ds, run.config)
+        from ml import lake, registry
+
+        with lake.recording_reads() as read:
+            trained = step("train_run", run.settings, run.ds, run.config)
+        registry.tag_lake_versions(run.settings, module().REGISTRY_ENTRY, trained["run_id"], read)
+        return trained
 
     def forward(name: str) -> StepFn:
         return lambda run, previous: step(name, run.settings, run.ds, previous)

@@ -88,6 +88,24 @@ def log_benchmark_run(
     return run.info.run_id
 
 
+LAKE_VERSIONS_TAG = "lake.versions"
+
+
+def tag_lake_versions(settings: Settings, entry: RegistryEntry, run_id: str, versions: dict[str, set[int]]) -> dict[str, Any]:
+    """Tag a training run with the Delta version of each lake table it read (``lake.versions``, JSON), so its
+    training data can be read again exactly (``lake.read_range(..., version=)``); returns the versions. A table read
+    at several versions (a commit landed between two of its reads) is tagged with all of them, and warned about."""
+    import json
+
+    read: dict[str, Any] = {}
+    for table, seen in sorted(versions.items()):
+        read[table] = min(seen) if len(seen) == 1 else sorted(seen)
+        if len(seen) > 1:
+            log.warning("run %s read %s at versions %s: a commit landed while it read", run_id, table, sorted(seen))
+    configure(settings, entry.experiment).set_tag(run_id, LAKE_VERSIONS_TAG, json.dumps(read))
+    return read
+
+
 def register(client, model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
     """Register ``model_uri`` as a new version of ``name``; returns the version number."""
     import mlflow

@@ -286,3 +286,31 @@ def test_gate_promotes_only_a_better_model_and_scoring_uses_the_champion(setting
     pyfunc = mlflow.pyfunc.load_model(f"models:/{train.MODEL_NAME}@champion")
     out = pyfunc.predict(train._pyfunc_example(_events(rows[:8])), params={"k": 3})
     assert list(out.columns) == ["customer_id", "rank", "product_id", "score"] and out.groupby("customer_id").size().max() == 3
+
+
+def test_a_training_run_names_the_table_versions_it_read_and_they_read_back_after_a_rerun(settings):
+    """The train step tags its MLflow run with the Delta version of every table it read; after the days are
+    published again with other rows, reading at that version gives the training data back exactly."""
+    import json
+
+    import mlflow
+
+    from ml.pipeline import Run
+    from ml.recsys.pipeline import RECOMMENDATIONS
+
+    rows, ds = _chain_rows(), dt.date(2024, 2, 12)
+    _publish_events(settings, _events(rows), through=ds)
+    config = train.RecsysConfig(model="popularity", holdout_days=10, history_days=60)
+    expected = io.load_events(settings, ds, config.history_days, config.event_types)
+    train_step = next(step for step in RECOMMENDATIONS.steps if step.name == "train")
+    trained = train_step.fn(Run(settings, ds, config), {})
+
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    versions = json.loads(client.get_run(trained["run_id"]).data.tags[registry.LAKE_VERSIONS_TAG])
+    assert list(versions) == ["curated/events"] and isinstance(versions["curated/events"], int)
+    _publish_events(settings, _events(_chain_rows(seed=1)), through=ds)  # the same days, other rows
+    start = ds - dt.timedelta(days=config.history_days - 1)
+    now = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
+    assert not now.equals(expected.reset_index(drop=True))
+    then = lake.read_range(settings.lake_dir, "curated", "events", start, ds, version=versions["curated/events"])
+    pd.testing.assert_frame_equal(then[then["event_type"].isin(config.event_types)].reset_index(drop=True), expected.reset_index(drop=True))

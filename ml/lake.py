@@ -8,8 +8,8 @@ folder partitions.
 A day touches several tables, and Delta commits one table at a time, so a :class:`Commit` is recorded across them:
 it stages every data file and folder it writes in hidden entries beside the targets, then writes one record under
 ``<lake>/_commits/``: the atomic creation of that file is the commit. Applying it renames the staged entries into
-place, makes one Delta transaction per table (a predicate overwrite of the record's days, tagged with the record's
-id so that applying it again does nothing), then writes the serving-store rows it lists, then deletes the record.
+place, makes one Delta transaction per table (a predicate overwrite of the record's days; a roll-forward makes them
+all again, which leaves the same day), then writes the serving-store rows it lists, then deletes the record.
 Readers apply any recorded but unapplied commit before they read (and read under a shared lock, so an apply in
 progress is never seen half done). A crash before the record leaves the previous state plus hidden entries that
 :func:`recover` sweeps; a crash after it is rolled forward by the next reader or run. So a day is published whole
@@ -66,6 +66,7 @@ __all__ = [
     "reading",
     "recover",
     "text_path",
+    "vacuum",
     "write_partition",
 ]
 
@@ -77,10 +78,15 @@ FILE_ZONES = ("raw", "quarantine")
 DELTA_LOG = "_delta_log"
 TEXT_FILES = "_files"
 """``<table>/_files/ds=.../``: a Delta table's text files for a day (a summary, a report), a folder partition."""
-DELTA_CONFIG = {"delta.checkpointInterval": "10", "delta.setTransactionRetentionDuration": "interval 30 days"}
-"""Checkpoints every 10 versions keep opening a table with years of daily versions cheap; the record ids that
-make a roll-forward idempotent need not be remembered longer than a pending record can wait."""
-APPLIED_BY = "ecom-lake-commit-"
+DELTA_CONFIG = {
+    "delta.checkpointInterval": "10",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+}
+"""Checkpoints every 10 versions keep opening a table with years of daily versions cheap; a replaced day's files
+stay readable by time travel for a week."""
+VACUUM_EVERY = 50
+"""Every this many versions of a table, the files its days dropped more than the retention ago are deleted: reruns
+and the daily clean-up of staged shards would otherwise keep every old file on disk."""
 COMMITS = "_commits"
 LOCK_FILE = ".lock"
 FOREIGN_LEFTOVER_AGE_S = 6 * 3600
@@ -349,18 +355,18 @@ def _apply_lake(lake: Path, record: dict) -> None:
 
 def _apply_delta(lake: Path, record: dict) -> None:
     """One Delta transaction per table: overwrite the record's days of that table with its staged files (none for a
-    removed day). Each transaction carries the record's id, so a table it already reached is skipped on a retry."""
-    from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
+    removed day), the record's id in the commit's metadata.
+
+    A record found again after a crash part-way through is applied again in full, tables it already reached
+    included: records apply one at a time under the exclusive lock, so whatever was applied in between is
+    overwritten by this record's days again and the day ends whole, as this record wrote it."""
+    from deltalake.transaction import AddAction, CommitProperties, RemoveAction
 
     by_table: dict[str, list[dict]] = {}
     for entry in record.get("rows", []):
         by_table.setdefault(entry["table"], []).append(entry)
-    applied_by = APPLIED_BY + record["id"]
     for name, entries in by_table.items():
         root = lake / name
-        opened = _delta_table(root)
-        if opened is not None and opened.table.transaction_version(applied_by) is not None:
-            continue
         adds: list[AddAction | RemoveAction] = []
         schema = None
         for entry in entries:
@@ -383,7 +389,7 @@ def _apply_delta(lake: Path, record: dict) -> None:
                     json.dumps({"numRecords": entry["rows"]}),
                 )
             )
-        opened = opened or _delta_table(root, create_with=schema)
+        opened = _delta_table(root, create_with=schema)
         if opened is None:  # only removals, of a table that never existed
             continue
         table = opened.table
@@ -394,10 +400,11 @@ def _apply_delta(lake: Path, record: dict) -> None:
             schema if schema is not None else table.schema(),
             partition_by=["ds"],
             partition_filters=[("ds", "in", days)],
-            commit_properties=CommitProperties(app_transactions=[Transaction(applied_by, 1)]),
+            commit_properties=CommitProperties(custom_metadata={"ecom.commit": record["id"], "ecom.label": record.get("label", "")}),
         )
-        opened.stamp = _log_stamp(root, table.version())
         fault_point("delta")
+        if (table.version() + 1) % VACUUM_EVERY == 0 and opened.catch_up():  # the open table is a version behind its commit
+            _vacuum(opened)
 
 
 def _delta_schema(path: Path) -> pa.Schema:
@@ -473,6 +480,21 @@ def _delta_table(root: Path, create_with: pa.Schema | None = None) -> _OpenTable
         return cached
     opened = _tables[key] = _OpenTable(root, DeltaTable(str(root)))
     return opened
+
+
+def vacuum(lake: Path, zone: str, table: str, retention_hours: int | None = None) -> list[str]:
+    """Delete the files of a Delta table that no version newer than the retention references (the table's
+    ``delta.deletedFileRetentionDuration`` unless ``retention_hours`` is given); returns their paths."""
+    with _locked(Path(lake), exclusive=True):
+        opened = _delta_table(Path(lake) / zone / table)
+        return [] if opened is None else _vacuum(opened, retention_hours)
+
+
+def _vacuum(opened: _OpenTable, retention_hours: int | None = None) -> list[str]:
+    removed = opened.table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=retention_hours is None)
+    if removed:
+        log.info("vacuumed %d replaced file(s) of %s", len(removed), opened.root)
+    return removed
 
 
 def forget_open_tables() -> None:

@@ -174,3 +174,21 @@ def test_a_reader_during_publishes_sees_the_old_day_or_the_new_one(tmp_path):
     assert writer.returncode == 0, writer.stderr.read()[-2000:]
     assert len(seen) > 1  # the reads did overlap the publishes
     assert _state(root) == {6}
+
+
+def test_a_replaced_days_files_are_vacuumed_and_its_current_rows_stay(tmp_path, monkeypatch):
+    """Replacing a day keeps the old file for time travel until a vacuum past the retention deletes it; the table
+    vacuums itself every VACUUM_EVERY versions."""
+    vacuumed = []
+    monkeypatch.setattr(lake, "VACUUM_EVERY", 3)
+    monkeypatch.setattr(lake, "_vacuum", lambda opened, retention_hours=None: vacuumed.append(opened.table.version()) or [])
+    for n in (5, 2, 4):
+        lake.write_partition(tmp_path, "curated", "t", "2024-01-02", _frame(n))
+    assert vacuumed == [3]
+    monkeypatch.undo()
+    table = tmp_path / "curated" / "t"
+    assert len(list(table.glob("ds=*/*.parquet"))) == 3
+    assert len(lake.read_partition(tmp_path, "curated", "t", "2024-01-02", version=2)) == 2  # a replaced version, by time travel
+    removed = lake.vacuum(tmp_path, "curated", "t", retention_hours=0)
+    assert len(removed) == 2 and len(list(table.glob("ds=*/*.parquet"))) == 1
+    assert lake.read_partition(tmp_path, "curated", "t", "2024-01-02")["x"].tolist() == [0, 1, 2, 3]

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing bench-closed-loop clean
+.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing bench-closed-loop bench-scale clean
 
 setup: $(VENV)/.installed
 
@@ -96,6 +96,11 @@ bench-segments: setup  ## segments of the typed synthetic shop against its laten
 
 bench-risk: setup  ## fraud and abuse: the risk model vs the IsolationForest alone vs the rules, on the synthetic shop's last 60 days
 	$(BIN)/python benchmarks/risk_synthetic.py --large --out benchmarks/results/risk_synthetic.json
+
+bench-scale: setup  ## the daily chain (history through the gate, a daily drop, every pipeline) on the demo and the large shop: time, peak RSS, lake size
+	$(BIN)/python benchmarks/scale_chain.py --scale demo --history-days 365 --out benchmarks/results/scale_chain_demo.json
+	$(BIN)/python benchmarks/scale_chain.py --scale large --history-days 730 --out benchmarks/results/scale_chain_large.json
+	$(BIN)/python benchmarks/scale_chain.py --compare benchmarks/results/scale_chain_demo.json benchmarks/results/scale_chain_large.json --no-mlflow
 
 bench-closed-loop: setup  ## the shop reacts to the platform for 28 days after a year (demo shop): profit vs the passive shop, 3 seeds, ablations
 	$(BIN)/python benchmarks/closed_loop.py --out benchmarks/results/closed_loop.json

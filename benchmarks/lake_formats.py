@@ -116,10 +116,6 @@ def timed(work: Callable[[], object], repeats: int) -> dict[str, float]:
     return {"median_s": statistics.median(seconds), "worst_s": max(seconds)}
 
 
-def disk_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-
-
 def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame]], history_days: int, repeats: int) -> dict[str, object]:
     first = dt.date(2024, 1, 1)
     t0 = time.perf_counter()
@@ -139,7 +135,7 @@ def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame
     check = store.read_day("events", new, cold=False)
     if len(check) != len(new_frames["events"]):
         raise AssertionError(f"{store.name}: read {len(check)} events back, published {len(new_frames['events'])}")
-    return {"format": store.name, "history_publish_s": history_s, "operations": rows, "disk_mb": disk_bytes(store.root) / 1e6}
+    return {"format": store.name, "history_publish_s": history_s, "operations": rows, "disk_mb": record.disk_bytes(store.root) / 1e6}
 
 
 def main() -> None:

@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser, out: str | None) -> None:
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the figures to MLflow")
 
 
+def disk_bytes(root: Path) -> int:
+    """Bytes of every file under ``root`` (0 if it does not exist): a lake's size on disk."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+
 def metric_name(*parts: Any) -> str:
     """An MLflow metric name from labels: characters MLflow refuses become underscores."""
     return ".".join(re.sub(r"[^0-9A-Za-z_\-./ ]+", "_", str(part)).strip("_ ") for part in parts)

@@ -55,10 +55,6 @@ def chain(scale: str, history_days: int, end: dt.date, epochs: int) -> list[tupl
     ]
 
 
-def disk_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
-
-
 def run_step(name: str, args: list[str], env: dict[str, str], work: Path) -> dict[str, object]:
     rss_file = work / "rss.txt"
     ecom = str(Path(sys.executable).with_name("ecom"))
@@ -68,7 +64,7 @@ def run_step(name: str, args: list[str], env: dict[str, str], work: Path) -> dic
     if done.returncode != 0:
         raise SystemExit(f"step {name!r} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     peak_gb = int(rss_file.read_text()) * 1024 / 1e9
-    lake_gb = disk_bytes(work / "ecom" / "lake") / 1e9
+    lake_gb = record.disk_bytes(work / "ecom" / "lake") / 1e9
     logging.info("%-48s %8.1f s  peak RSS %6.2f GB  lake %6.2f GB", name, seconds, peak_gb, lake_gb)
     return {"step": name, "command": "ecom " + " ".join(args), "seconds": seconds, "peak_rss_gb": peak_gb, "lake_gb": lake_gb}
 

@@ -368,7 +368,7 @@ def _apply_delta(lake: Path, record: dict) -> None:
     for name, entries in by_table.items():
         root = lake / name
         adds: list[AddAction | RemoveAction] = []
-        schema = None
+        target = None
         for entry in entries:
             if entry["file"] is None:
                 continue
@@ -378,17 +378,18 @@ def _apply_delta(lake: Path, record: dict) -> None:
                 target.parent.mkdir(exist_ok=True)
                 os.replace(staged, target)
                 fault_point("rename")
-            schema = _delta_schema(target)
+            stat = target.stat()
             adds.append(
                 AddAction(
                     target.relative_to(root).as_posix(),
-                    target.stat().st_size,
+                    stat.st_size,
                     {"ds": entry["ds"]},
-                    int(target.stat().st_mtime * 1000),
+                    int(stat.st_mtime * 1000),
                     True,
                     json.dumps({"numRecords": entry["rows"]}),
                 )
             )
+        schema = None if target is None else _delta_schema(target)  # the table takes its newest day's schema
         opened = _delta_table(root, create_with=schema)
         if opened is None:  # only removals, of a table that never existed
             continue

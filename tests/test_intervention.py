@@ -92,6 +92,51 @@ def test_plan_matches_brute_force_and_never_breaks_budget_caps_or_fatigue(seed):
     assert totals["profit"] == pytest.approx(_brute_force(profit, spend, 5.0, (2, None), eligible), abs=1e-6)
 
 
+def _full_milp_optimum(profit, spend, limits, groups):
+    """The plan's optimum over every positive pair, without the bound that prunes pairs (the reference)."""
+    import pulp
+
+    rows, cols = np.nonzero(profit > 0)
+    x = [pulp.LpVariable(f"x{i}", cat="Binary") for i in range(rows.size)]
+    model = pulp.LpProblem("reference", pulp.LpMaximize)
+    model += pulp.lpSum(profit[r, c] * v for r, c, v in zip(rows, cols, x, strict=True))
+    model += pulp.lpSum(spend[r, c] * v for r, c, v in zip(rows, cols, x, strict=True)) <= limits.budget
+    for a, cap in enumerate(limits.caps):
+        if cap is not None:
+            model += pulp.lpSum(v for c, v in zip(cols, x, strict=True) if c == a) <= cap
+    for g in np.unique(groups) if limits.segment_cap is not None else ():
+        model += pulp.lpSum(v for r, v in zip(rows, x, strict=True) if groups[r] == g) <= limits.segment_cap
+    for r in np.unique(rows):
+        model += pulp.lpSum(v for rr, v in zip(rows, x, strict=True) if rr == r) <= 1
+    model.solve(pulp.HiGHS(msg=False, gapRel=0))
+    return pulp.value(model.objective)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("caps", "segment_cap"), [((None, None, None), None), ((15, None, 30), 12)])
+def test_pruning_pairs_by_the_lp_bound_keeps_the_optimum_with_and_without_caps(seed, caps, segment_cap):
+    rng = np.random.default_rng(seed)
+    profit, spend = rng.normal(0.3, 1.0, (400, 3)), rng.uniform(0.2, 4.0, (400, 3))
+    groups = rng.integers(0, 4, 400)
+    limits = optimize.Limits(budget=60.0, caps=caps, segment_cap=segment_cap)
+    chosen = optimize.assign(profit, spend, limits, np.ones(400, dtype=bool), gap=0.0, groups=groups)
+    totals = chosen.totals(profit, spend)
+    assert chosen.status == "optimal"
+    assert chosen.milp_pairs < (profit > 0).sum() / 2
+    assert totals["spend"] <= 60.0 + 1e-9 and all(cap is None or n <= cap for n, cap in zip(totals["per_action"], caps, strict=True))
+    assert np.bincount(groups[chosen.choice != optimize.NONE], minlength=4).max() <= (segment_cap or 400)
+    assert totals["profit"] == pytest.approx(_full_milp_optimum(profit, spend, limits, groups), rel=1e-9)
+
+
+def test_the_greedy_start_obeys_every_limit():
+    rng = np.random.default_rng(5)
+    rows, cols = np.repeat(np.arange(300), 2), np.tile([0, 1], 300)
+    spend, groups = rng.uniform(0.1, 2.0, 600), rng.integers(0, 3, 600)
+    taken = optimize.greedy(rows, cols, rng.normal(size=600), spend, optimize.Limits(40.0, (20, None), segment_cap=25), groups)
+    assert spend[taken].sum() <= 40.0 and (cols[taken] == 0).sum() <= 20
+    assert np.bincount(rows[taken]).max() == 1 and np.bincount(groups[taken]).max() <= 25
+
+
 def test_targeting_rules_obey_the_same_budget_and_caps():
     rng = np.random.default_rng(3)
     spend = rng.uniform(0.5, 3, (50, 2))

@@ -269,9 +269,14 @@ def publish(ds: Annotated[str, typer.Option(help="logical date YYYY-MM-DD")]) ->
     _print(_run(ingest.publish, get_settings(), _run(as_date, ds)))
 
 
-def land_history(scale: str, days: int, end: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+HISTORY_DROP_DAYS = 90
+"""Days per drop when landing a history: each drop goes through the gate whole, so its size bounds the memory."""
+
+
+def land_history(scale: str, days: int, end: str | None, drop_days: int = HISTORY_DROP_DAYS) -> dict[str, Any]:
     """Open the synthetic shop so its history ends on ``end`` (default: yesterday by the clock), then land ``days``
-    of it through the gate: everything before ``end`` as one drop, then ``end`` as a daily drop."""
+    of it through the gate: everything before ``end`` as consecutive drops of at most ``drop_days`` days (each
+    continues the last), then ``end`` as a daily drop, whose run it returns."""
     import datetime as dt
 
     from ml import ingest as steps
@@ -280,18 +285,25 @@ def land_history(scale: str, days: int, end: str | None) -> tuple[dict[str, Any]
     from ml.settings import get_settings
     from ml.sources import synthetic_source
 
+    if drop_days < 1:
+        raise typer.BadParameter(f"drop_days must be >= 1, got {drop_days}")
     settings_ = get_settings()
     last = _run(as_date, end) if end else dt.date.today() - dt.timedelta(days=1)
     steps.ensure_dirs(settings_)
     opened = synthetic_source.open_shop(settings_, scale, last).start
     first = max(opened, last - dt.timedelta(days=days - 1))
-    loaded = _run(run_pipeline, INGEST, (last - dt.timedelta(days=1)).isoformat(), {"scale": scale, "backfill_days": (last - first).days - 1})
+    drops: list[dict[str, Any]] = []
+    while first < last:
+        drop_end = min(first + dt.timedelta(days=drop_days - 1), last - dt.timedelta(days=1))
+        console.print(f"history drop {len(drops) + 1}: {first}..{drop_end}")
+        drops.append(_run(run_pipeline, INGEST, drop_end.isoformat(), {"scale": scale, "backfill_days": (drop_end - first).days}))
+        first = drop_end + dt.timedelta(days=1)
     today = _run(run_pipeline, INGEST, last.isoformat(), {"scale": scale, "backfill_days": 0})
     console.print(
-        f"[green]history loaded[/] {loaded['steps']['land']['window_start']}..{loaded['ds']} (the shop opened on "
-        f"{opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}"
+        f"[green]history loaded[/] in {len(drops)} drop(s) {drops[0]['steps']['land']['window_start'] if drops else last}..{last} (the shop "
+        f"opened on {opened}); daily run for {today['ds']} passed the gate. The daily schedule continues from {last + dt.timedelta(days=1)}"
     )
-    return loaded, today
+    return today
 
 
 @app.command()
@@ -299,12 +311,13 @@ def history(
     scale: ScaleOpt = None,
     days: Annotated[int, typer.Option(help="days of history to land")] = 365,
     end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: yesterday by the clock)")] = None,
+    drop_days: Annotated[int, typer.Option(help="days per drop: each goes through the gate whole, so this bounds the memory")] = HISTORY_DROP_DAYS,
 ) -> None:
     """Land the synthetic shop's history ending yesterday through the gate, so that unpausing ecom_ingest continues
     it day by day (the first part of `ecom demo`; `make stack` users run it with the stack's settings)."""
     from ml.settings import get_settings
 
-    land_history(scale or get_settings().default_scale, days, end)
+    land_history(scale or get_settings().default_scale, days, end, drop_days)
 
 
 @app.command()
@@ -331,7 +344,7 @@ def demo(
     from ml.settings import get_settings
 
     settings_ = get_settings()
-    _, today = land_history(scale or settings_.default_scale, history_days, end)
+    today = land_history(scale or settings_.default_scale, history_days, end)
     day = today["ds"]
     console.print(f"lake: {settings_.lake_dir}")
     console.print(f"validation report: {today['steps']['validate']['report']}")

@@ -183,3 +183,26 @@ def test_a_weekly_source_is_forecast_and_scored_per_week(settings, tmp_path):
         scale = np.abs(qty[:, 52:origin] - qty[:, : origin - 52]).mean(axis=1)
         mase.append(np.abs(qty[:, origin : origin + 4] - qty[:, origin - 52 : origin - 48]).mean(axis=1) / scale)
     assert backtest["model"]["mase"] == pytest.approx(np.mean(mase))
+
+
+def test_history_lands_in_bounded_drops_with_the_same_fact_rows_as_one_drop(settings, tmp_path, monkeypatch):
+    from ml import contract
+    from ml.settings import get_settings
+    from tests.conftest import committed_digests
+
+    chunked = runner.invoke(app, ["history", "--scale", "tiny", "--days", "40", "--end", "2024-06-30", "--drop-days", "15"])
+    assert chunked.exit_code == 0, chunked.output
+    assert "history loaded in 3 drop(s) 2024-05-22..2024-06-30" in " ".join(chunked.output.split())
+    drops = sorted(p.name for p in (settings.lake_dir / "raw" / "drop").glob("ds=*"))
+    assert drops == ["ds=2024-06-05", "ds=2024-06-20", "ds=2024-06-29", "ds=2024-06-30"]
+
+    monkeypatch.setenv("ECOM_HOME", str(tmp_path / "one_drop"))
+    whole = runner.invoke(app, ["history", "--scale", "tiny", "--days", "40", "--end", "2024-06-30", "--drop-days", "40"])
+    assert whole.exit_code == 0, whole.output
+    facts = {name for name, spec in contract.TABLES.items() if spec.kind == "fact"}
+
+    def fact_rows(lake_dir):
+        return {key: digest for key, digest in committed_digests(lake_dir, "curated").items() if key.split("/")[0] in facts}
+
+    assert len(fact_rows(settings.lake_dir)) == 40 * len(facts)
+    assert fact_rows(settings.lake_dir) == fact_rows(get_settings().lake_dir)

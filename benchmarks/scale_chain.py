@@ -39,7 +39,7 @@ sys.exit(code)
 
 
 def chain(scale: str, history_days: int, end: dt.date, epochs: int) -> list[tuple[str, list[str]]]:
-    """The steps, in order: the history (everything before ``end`` as one drop), the daily drop of ``end``, then
+    """The steps, in order: the history (everything before ``end``, in drops of 90 days), the daily drop of ``end``, then
     each pipeline for ``end``, as ``ecom demo`` runs them."""
     ds = ["--ds", end.isoformat()]
     return [
@@ -56,17 +56,22 @@ def chain(scale: str, history_days: int, end: dt.date, epochs: int) -> list[tupl
 
 
 def run_step(name: str, args: list[str], env: dict[str, str], work: Path) -> dict[str, object]:
+    """Run one step and measure it; a step that fails is reported with its error's end, and the chain goes on
+    (the later pipelines need only the day's drop)."""
     rss_file = work / "rss.txt"
     ecom = str(Path(sys.executable).with_name("ecom"))
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MEASURE, str(rss_file), ecom, *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"step {name!r} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     peak_gb = int(rss_file.read_text()) * 1024 / 1e9
     lake_gb = record.disk_bytes(work / "ecom" / "lake") / 1e9
-    logging.info("%-48s %8.1f s  peak RSS %6.2f GB  lake %6.2f GB", name, seconds, peak_gb, lake_gb)
-    return {"step": name, "command": "ecom " + " ".join(args), "seconds": seconds, "peak_rss_gb": peak_gb, "lake_gb": lake_gb}
+    logging.info("%-48s %8.1f s  peak RSS %6.2f GB  lake %6.2f GB%s", name, seconds, peak_gb, lake_gb, "  FAILED" if done.returncode else "")
+    measured = {"step": name, "command": "ecom " + " ".join(args), "seconds": seconds, "peak_rss_gb": peak_gb, "lake_gb": lake_gb}
+    if done.returncode != 0:
+        error = (done.stdout[-3000:] + "\n" + done.stderr[-3000:]).strip()
+        logging.error("step %r failed (exit %d):\n%s", name, done.returncode, error)
+        measured["failed"] = error[-1000:]
+    return measured
 
 
 def compare(small: dict, large: dict) -> None:
@@ -109,10 +114,13 @@ def main() -> None:
     print(f"\n{args.scale} shop, {args.history_days} days of history, chain for {args.end}")
     print(f"{'step':<48}{'seconds':>10}{'peak RSS GB':>13}{'lake GB':>10}")
     for s in steps:
-        print(f"{s['step']:<48}{s['seconds']:>10.1f}{s['peak_rss_gb']:>13.2f}{s['lake_gb']:>10.2f}")
+        print(f"{s['step']:<48}{s['seconds']:>10.1f}{s['peak_rss_gb']:>13.2f}{s['lake_gb']:>10.2f}{'  FAILED' if 'failed' in s else ''}")
     payload = {"scale": args.scale, "history_days": args.history_days, "end": args.end, "epochs": args.epochs, "steps": steps}
     metrics = record.row_metrics(steps, ("step",))
     record.save(args, f"scale_chain {args.scale}", payload, metrics, {k: str(getattr(args, k)) for k in ("scale", "history_days", "end", "epochs")})
+    failed = [s["step"] for s in steps if "failed" in s]
+    if failed:
+        raise SystemExit(f"failed steps: {failed}")
 
 
 if __name__ == "__main__":

@@ -83,3 +83,11 @@ def test_vrptw_in_vrplib_format_keeps_its_windows_and_the_checker_reads_the_file
     with_release_times.with_suffix(".sol").write_text(path.with_suffix(".sol").read_text())
     with pytest.raises(SystemExit, match="release_time"):
         routing_vrp.read_instance(with_release_times, None)
+
+
+def test_scoring_runs_report_the_median_and_the_worst_ratio_to_the_bound():
+    import recsys_scoring
+
+    summary = recsys_scoring.summarise_runs([{"ratio_to_bound": r} for r in (2.4, 1.9, 3.1, 2.0, 2.2)])
+    assert (summary["runs"], summary["ratio_median"], summary["ratio_worst"]) == (5, 2.2, 3.1)
+    assert set(recsys_scoring.processor()) >= {"model", "vector_extensions"}

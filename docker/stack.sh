@@ -4,6 +4,11 @@
 # queue "default" and one on "gpu"), the MLflow server (PostgreSQL backend, proxied artifacts) and the serving
 # store on PostgreSQL. The same services and settings as docker/compose.yaml, without containers.
 #
+# MLflow's artifacts go to an S3-compatible object store when one is given: ECOM_STACK_S3_ENDPOINT (MinIO, or
+# https://s3.<region>.amazonaws.com) with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket ECOM_STACK_S3_BUCKET
+# (created if missing). ECOM_STACK_S3=moto runs moto's S3 server on 127.0.0.1:ECOM_STACK_S3_PORT as part of the
+# stack instead (tests; it keeps objects in memory, so they are gone after `down`). Otherwise they stay in a folder.
+#
 #   docker/stack.sh up       create the databases, migrate, start everything, wait until healthy
 #   docker/stack.sh status   health of every service (exit 1 if one is down)
 #   docker/stack.sh history  land the synthetic shop's history ending yesterday into the stack (ecom history ARGS)
@@ -24,6 +29,14 @@ PREFIX=${ECOM_STACK_DB_PREFIX:-ecom}
 API_PORT=${ECOM_STACK_API_PORT:-8080}
 MLFLOW_PORT=${ECOM_STACK_MLFLOW_PORT:-5000}
 WAIT_S=${ECOM_STACK_WAIT_S:-120}
+S3_BUCKET=${ECOM_STACK_S3_BUCKET:-ecom}
+if [ "${ECOM_STACK_S3:-}" = "moto" ]; then
+  S3_ENDPOINT=http://127.0.0.1:${ECOM_STACK_S3_PORT:-9000}
+  # moto accepts any key; these only keep boto3 from looking for real ones
+  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-moto} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-moto}
+else
+  S3_ENDPOINT=${ECOM_STACK_S3_ENDPOINT:-}
+fi
 PIDFILE=$STACK/honcho.pid
 ENVFILE=$STACK/stack.env
 export PATH="$BIN:$PATH"
@@ -49,7 +62,9 @@ PY
 }
 
 write_env() {  # the one environment every process of the stack gets (honcho -e)
-  mkdir -p "$STACK/logs" "$STACK/airflow" "$STACK/mlartifacts"
+  mkdir -p "$STACK/logs" "$STACK/airflow"
+  local artifacts=$STACK/mlartifacts
+  if [ -n "$S3_ENDPOINT" ]; then artifacts=s3://$S3_BUCKET/mlartifacts; else mkdir -p "$artifacts"; fi
   printf '{"admin": "%s"}\n' "$AIRFLOW_ADMIN_PASSWORD" > "$STACK/airflow/passwords.json"
   (umask 077; cat > "$ENVFILE" <<EOF
 ECOM_HOME=$STACK
@@ -62,7 +77,7 @@ ECOM_STACK_API_PORT=$API_PORT
 ECOM_STACK_LOG_PORT=${ECOM_STACK_LOG_PORT:-8793}
 ECOM_WORKER_CONCURRENCY=${ECOM_WORKER_CONCURRENCY:-4}
 MLFLOW_BACKEND_STORE_URI=$PG/${PREFIX}_mlflow
-MLFLOW_ARTIFACTS_DESTINATION=$STACK/mlartifacts
+MLFLOW_ARTIFACTS_DESTINATION=$artifacts
 MLFLOW_PORT=$MLFLOW_PORT
 MLFLOW_HOST=127.0.0.1
 AIRFLOW_HOME=$STACK/airflow
@@ -87,6 +102,22 @@ GX_ANALYTICS_ENABLED=False
 PYTHONUNBUFFERED=1
 EOF
   )
+  if [ -n "$S3_ENDPOINT" ]; then
+    (umask 077; cat >> "$ENVFILE" <<EOF
+MLFLOW_S3_ENDPOINT_URL=$S3_ENDPOINT
+AWS_ENDPOINT_URL=$S3_ENDPOINT
+AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID for the object store at $S3_ENDPOINT}
+AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:?set AWS_SECRET_ACCESS_KEY for the object store at $S3_ENDPOINT}
+AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
+ECOM_STACK_S3_BUCKET=$S3_BUCKET
+EOF
+    )
+  fi
+  # the processes: docker/Procfile, and the object store when the stack runs its own
+  cp "$REPO/docker/Procfile" "$STACK/Procfile"
+  if [ "${ECOM_STACK_S3:-}" = "moto" ]; then
+    echo "s3: moto_server -H 127.0.0.1 -p ${S3_ENDPOINT##*:}" >> "$STACK/Procfile"
+  fi
   # Params for scheduled and Asset-triggered runs of this deployment (Airflow Variables <dag_id>_params)
   local name
   for name in $(compgen -e | grep '^AIRFLOW_VAR_' || true); do
@@ -112,6 +143,26 @@ with engine.connect() as conn:
 PY
 }
 
+bucket() {  # $1: check | create; the artifacts' bucket on the object store
+  "$BIN/python" - "$1" "$S3_ENDPOINT" "$S3_BUCKET" <<'PY'
+import sys
+import boto3
+import botocore.exceptions
+action, endpoint, name = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+try:
+    s3.head_bucket(Bucket=name)
+    print(f"object store: healthy, bucket {name} ({endpoint})")
+except botocore.exceptions.ClientError as exc:
+    if action != "create" or exc.response["Error"]["Code"] not in ("404", "NoSuchBucket"):
+        sys.exit(f"object store: bucket {name} at {endpoint}: {exc}")
+    s3.create_bucket(Bucket=name)
+    print(f"object store: created bucket {name} ({endpoint})")
+except botocore.exceptions.EndpointConnectionError as exc:
+    sys.exit(f"object store: DOWN ({exc})")
+PY
+}
+
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 check() {  # one line per service; returns 1 if any is down
@@ -128,6 +179,7 @@ PY
   else echo "airflow api-server: DOWN (http://127.0.0.1:$API_PORT)"; ok=1; fi
   if curl -sf "http://127.0.0.1:$MLFLOW_PORT/health" > /dev/null; then echo "mlflow server: healthy (http://127.0.0.1:$MLFLOW_PORT)"
   else echo "mlflow server: DOWN (http://127.0.0.1:$MLFLOW_PORT)"; ok=1; fi
+  if [ -n "$S3_ENDPOINT" ]; then bucket check || ok=1; fi
   local host; host=$(hostname)
   local pong; pong=$("$BIN/celery" --app airflow.providers.celery.executors.celery_executor.app inspect ping \
     --destination "default@$host,gpu@$host" --timeout 5 2>/dev/null || true)
@@ -146,9 +198,16 @@ up() {
   set -a; . "$ENVFILE"; set +a
   echo "migrating the Airflow metadata database"
   airflow db migrate > "$STACK/logs/migrate.log" 2>&1 || { tail -20 "$STACK/logs/migrate.log"; exit 1; }
-  setsid "$BIN/honcho" start -f "$REPO/docker/Procfile" -e "$ENVFILE" -d "$REPO" > "$STACK/logs/stack.log" 2>&1 < /dev/null &
+  setsid "$BIN/honcho" start -f "$STACK/Procfile" -e "$ENVFILE" -d "$REPO" > "$STACK/logs/stack.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   local started=$SECONDS
+  if [ -n "$S3_ENDPOINT" ]; then
+    until bucket create > "$STACK/logs/bucket.txt" 2>&1; do
+      if ! running; then echo "the stack stopped while starting:"; tail -40 "$STACK/logs/stack.log"; exit 1; fi
+      if (( SECONDS - started > WAIT_S )); then cat "$STACK/logs/bucket.txt"; echo "no object store at $S3_ENDPOINT after ${WAIT_S}s"; exit 1; fi
+      sleep 1
+    done
+  fi
   until check > "$STACK/logs/health.txt" 2>&1; do
     if ! running; then echo "the stack stopped while starting:"; tail -40 "$STACK/logs/stack.log"; exit 1; fi
     if (( SECONDS - started > WAIT_S )); then

@@ -19,6 +19,7 @@ SERVICES = COMPOSE["services"]
 LONG_RUNNING = [
     "postgres",
     "redis",
+    "object-store",
     "mlflow",
     "airflow-apiserver",
     "airflow-scheduler",
@@ -30,7 +31,7 @@ LONG_RUNNING = [
 
 
 def test_stack_has_every_component_and_the_procfile_runs_the_same():
-    assert set(LONG_RUNNING) | {"airflow-init"} <= set(SERVICES)
+    assert set(LONG_RUNNING) | {"airflow-init", "object-store-init"} <= set(SERVICES)
     procfile = dict(line.split(":", 1) for line in (REPO / "docker" / "Procfile").read_text().splitlines() if line and not line.startswith("#"))
     assert set(procfile) == {"apiserver", "scheduler", "dag-processor", "triggerer", "worker", "worker-gpu", "mlflow"}
     assert "--queues default" in procfile["worker"] and "gpu-worker.sh" in procfile["worker-gpu"]
@@ -39,7 +40,16 @@ def test_stack_has_every_component_and_the_procfile_runs_the_same():
 
 def test_no_secret_in_tracked_files_and_every_one_documented():
     env_example = (REPO / ".env.example").read_text()
-    for secret in ("POSTGRES_PASSWORD", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD"):
+    secrets = (
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_API_SECRET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_ADMIN_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    )
+    for secret in secrets:
         assert re.search(rf"^{secret}=\s*(#|$)", env_example, re.M), f"{secret} undocumented or given a value in .env.example"
         assert f"${{{secret}" in COMPOSE_TEXT, f"compose does not take {secret} from .env"
     environments = [COMPOSE["x-ecom-env"]] + [svc["environment"] for svc in SERVICES.values() if isinstance(svc.get("environment"), dict)]
@@ -64,12 +74,22 @@ def test_airflow_and_mlflow_settings_that_running_needs():
         assert f"{key}=" in stack, f"the process stack does not set {key}"
 
 
+def test_mlflow_keeps_its_artifacts_in_the_object_store_in_both_stacks():
+    mlflow = SERVICES["mlflow"]["environment"]
+    assert mlflow["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://") and "object-store:9000" in mlflow["MLFLOW_S3_ENDPOINT_URL"]
+    assert SERVICES["mlflow"]["depends_on"]["object-store-init"]["condition"] == "service_completed_successfully"
+    assert "mc mb --ignore-existing" in " ".join(SERVICES["object-store-init"]["entrypoint"])
+    stack = (REPO / "docker" / "stack.sh").read_text()
+    assert "MLFLOW_ARTIFACTS_DESTINATION=$artifacts" in stack and "artifacts=s3://$S3_BUCKET/mlartifacts" in stack
+    assert "MLFLOW_S3_ENDPOINT_URL=$S3_ENDPOINT" in stack and "s3: moto_server" in stack
+
+
 def test_healthchecks_depends_on_conditions_restart_and_logs_volume():
     for name in LONG_RUNNING:
         service = SERVICES[name]
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
-    for name in LONG_RUNNING[2:]:
+    for name in LONG_RUNNING[3:]:  # after postgres, redis and the object store
         conditions = {dep: spec["condition"] for dep, spec in SERVICES[name]["depends_on"].items()}
         assert conditions["postgres"] == "service_healthy", name
     for name in ("airflow-worker", "airflow-worker-gpu"):

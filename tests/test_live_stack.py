@@ -181,6 +181,8 @@ def stack(tmp_path_factory):
         "ECOM_STACK_API_PORT": str(_free_port()),
         "ECOM_STACK_MLFLOW_PORT": str(_free_port()),
         "ECOM_STACK_LOG_PORT": str(_free_port()),
+        "ECOM_STACK_S3": "moto",  # MLflow's artifacts in an S3 object store on the loopback
+        "ECOM_STACK_S3_PORT": str(_free_port()),
         "ECOM_SCALE": "tiny",
         "ECOM_ABUSE_RATE": "0.2",
         "ECOM_STACK_WAIT_S": "240",
@@ -210,6 +212,21 @@ def _serving_counts(stack: Stack, ds: str) -> dict[str, tuple[int, int]]:
             out[table] = (rows, distinct)
     engine.dispose()
     return out
+
+
+def _artifact_keys(stack: Stack) -> list[str]:
+    import boto3
+
+    env = stack.stack_env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["ECOM_STACK_S3_BUCKET"], Prefix="mlartifacts/")
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
@@ -243,6 +260,8 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     for model in ("ecom_recommender", "ecom_demand_forecaster", "ecom_intervention", "ecom_risk"):
         alias = stack.call("GET", f"/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion", base=stack.mlflow)
         assert "champion" in alias["model_version"]["aliases"], model
+    # their artifacts went through the MLflow server into the object store, none into a folder of the stack
+    assert any(key.endswith("/MLmodel") for key in _artifact_keys(stack)) and not (stack.home / "mlartifacts").exists()
 
     counts = _serving_counts(stack, today.isoformat())
     assert all(rows == distinct for rows, distinct in counts.values()), counts  # one set of rows per key

@@ -39,7 +39,7 @@ sys.exit(code)
 
 
 def chain(scale: str, history_days: int, end: dt.date, epochs: int) -> list[tuple[str, list[str]]]:
-    """The steps, in order: the history (everything before ``end``, in drops of 90 days), the daily drop of ``end``, then
+    """The steps, in order: the history (everything before ``end``, in drops the gate takes whole), the daily drop of ``end``, then
     each pipeline for ``end``, as ``ecom demo`` runs them."""
     ds = ["--ds", end.isoformat()]
     return [

@@ -269,14 +269,17 @@ def publish(ds: Annotated[str, typer.Option(help="logical date YYYY-MM-DD")]) ->
     _print(_run(ingest.publish, get_settings(), _run(as_date, ds)))
 
 
-HISTORY_DROP_DAYS = 90
-"""Days per drop when landing a history: each drop goes through the gate whole, so its size bounds the memory."""
+HISTORY_DROP_ROWS = 5_400_000
+"""Inventory rows (one per product, warehouse and day: the largest table) per drop when landing a history: each drop
+goes through the gate whole, so its size bounds the memory (90 days of the large shop, 3.5 GB at peak; the demo
+shop's history fits in one drop)."""
 
 
-def land_history(scale: str, days: int, end: str | None, drop_days: int = HISTORY_DROP_DAYS) -> dict[str, Any]:
+def land_history(scale: str, days: int, end: str | None, drop_days: int | None = None) -> dict[str, Any]:
     """Open the synthetic shop so its history ends on ``end`` (default: yesterday by the clock), then land ``days``
-    of it through the gate: everything before ``end`` as consecutive drops of at most ``drop_days`` days (each
-    continues the last), then ``end`` as a daily drop, whose run it returns."""
+    of it through the gate: everything before ``end`` as consecutive drops of at most ``drop_days`` days (default:
+    as many as hold ``HISTORY_DROP_ROWS`` inventory rows), each continuing the last, then ``end`` as a daily drop,
+    whose run it returns."""
     import datetime as dt
 
     from ml import ingest as steps
@@ -285,12 +288,14 @@ def land_history(scale: str, days: int, end: str | None, drop_days: int = HISTOR
     from ml.settings import get_settings
     from ml.sources import synthetic_source
 
-    if drop_days < 1:
+    if drop_days is not None and drop_days < 1:
         raise typer.BadParameter(f"drop_days must be >= 1, got {drop_days}")
     settings_ = get_settings()
     last = _run(as_date, end) if end else dt.date.today() - dt.timedelta(days=1)
     steps.ensure_dirs(settings_)
-    opened = synthetic_source.open_shop(settings_, scale, last).start
+    shop = synthetic_source.open_shop(settings_, scale, last)
+    opened = shop.start
+    drop_days = drop_days or max(1, HISTORY_DROP_ROWS // (shop.n_products * shop.n_warehouses))
     first = max(opened, last - dt.timedelta(days=days - 1))
     drops: list[dict[str, Any]] = []
     while first < last:
@@ -311,7 +316,9 @@ def history(
     scale: ScaleOpt = None,
     days: Annotated[int, typer.Option(help="days of history to land")] = 365,
     end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: yesterday by the clock)")] = None,
-    drop_days: Annotated[int, typer.Option(help="days per drop: each goes through the gate whole, so this bounds the memory")] = HISTORY_DROP_DAYS,
+    drop_days: Annotated[
+        int | None, typer.Option(help=f"days per drop, each through the gate whole (default: as many as hold {HISTORY_DROP_ROWS:,} inventory rows)")
+    ] = None,
 ) -> None:
     """Land the synthetic shop's history ending yesterday through the gate, so that unpausing ecom_ingest continues
     it day by day (the first part of `ecom demo`; `make stack` users run it with the stack's settings)."""

@@ -25,20 +25,9 @@ CASES = {"budget 500": optimize.Limits(500.0, (None, None, None)), "budget 5000,
 
 
 def full_milp(profit: np.ndarray, spend: np.ndarray, limits: optimize.Limits, time_limit_s: float) -> tuple[str, float | None, float]:
-    """Every positive pair in one MILP, no start and no pruning: the anchor."""
+    """The plan's own model over every candidate pair, no start and no pruning: the anchor."""
     t0 = time.perf_counter()
-    rows, cols = np.nonzero(profit > 0)
-    x = [pulp.LpVariable(f"x_{i}", cat="Binary") for i in range(rows.size)]
-    model = pulp.LpProblem("full", pulp.LpMaximize)
-    model += pulp.LpAffineExpression(zip(x, profit[rows, cols].tolist(), strict=True))
-    model += pulp.LpAffineExpression(zip(x, spend[rows, cols].tolist(), strict=True)) <= limits.budget
-    for a, cap in enumerate(limits.caps):
-        if cap is not None:
-            model += pulp.lpSum(x[k] for k in np.flatnonzero(cols == a)) <= cap
-    order = np.argsort(rows, kind="stable")
-    for members in np.split(order, np.flatnonzero(np.diff(rows[order]) != 0) + 1):
-        if members.size > 1:
-            model += pulp.lpSum(x[k] for k in members) <= 1
+    model = optimize.plan_model(optimize.candidate_pairs(profit, spend, limits, np.ones(len(profit), dtype=bool)), limits).problem
     _, status, _ = milp.solve(model, "highs", time_limit_s, 1e-3)
     value = pulp.value(model.objective) if status not in ("no_solution", "infeasible") else None
     return status, value, time.perf_counter() - t0

@@ -288,8 +288,6 @@ def land_history(scale: str, days: int, end: str | None, drop_days: int | None =
     from ml.settings import get_settings
     from ml.sources import synthetic_source
 
-    if drop_days is not None and drop_days < 1:
-        raise typer.BadParameter(f"drop_days must be >= 1, got {drop_days}")
     settings_ = get_settings()
     last = _run(as_date, end) if end else dt.date.today() - dt.timedelta(days=1)
     steps.ensure_dirs(settings_)
@@ -317,7 +315,7 @@ def history(
     days: Annotated[int, typer.Option(help="days of history to land")] = 365,
     end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: yesterday by the clock)")] = None,
     drop_days: Annotated[
-        int | None, typer.Option(help=f"days per drop, each through the gate whole (default: as many as hold {HISTORY_DROP_ROWS:,} inventory rows)")
+        int | None, typer.Option(min=1, help=f"days per drop, each through the gate whole (default: as many as hold {HISTORY_DROP_ROWS:,} inventory rows)")
     ] = None,
 ) -> None:
     """Land the synthetic shop's history ending yesterday through the gate, so that unpausing ecom_ingest continues

@@ -66,7 +66,7 @@ def _check(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.n
 
 
 @dataclass(frozen=True)
-class _Pairs:
+class Pairs:
     """The candidate (customer, action) pairs: a customer row, an action column, their profit and spend, and the
     customer's group when a group cap applies."""
 
@@ -76,19 +76,19 @@ class _Pairs:
     spend: np.ndarray
     group: np.ndarray | None
 
-    def subset(self, keep: np.ndarray) -> _Pairs:
-        return _Pairs(self.rows[keep], self.cols[keep], self.profit[keep], self.spend[keep], None if self.group is None else self.group[keep])
+    def subset(self, keep: np.ndarray) -> Pairs:
+        return Pairs(self.rows[keep], self.cols[keep], self.profit[keep], self.spend[keep], None if self.group is None else self.group[keep])
 
 
 @dataclass(frozen=True)
-class _Model:
+class PlanModel:
     problem: pulp.LpProblem
     x: list[pulp.LpVariable]
     caps: dict[int, str]  # action -> name of its cap's constraint (only caps that can bind)
     groups: dict[object, str]  # group label -> name of its cap's constraint
 
 
-def _plan_model(pairs: _Pairs, limits: Limits) -> _Model:
+def plan_model(pairs: Pairs, limits: Limits) -> PlanModel:
     """The plan as a PuLP model: maximise profit; budget, action caps, group caps, one action per customer."""
     x = [pulp.LpVariable(f"x_{i}", cat="Binary") for i in range(pairs.rows.size)]
     model = pulp.LpProblem("intervention_plan", pulp.LpMaximize)
@@ -110,7 +110,15 @@ def _plan_model(pairs: _Pairs, limits: Limits) -> _Model:
     for members in np.split(order, starts[1:]):
         if members.size > 1:
             model += pulp.lpSum(x[k] for k in members) <= 1, f"one_{pairs.rows[members[0]]}"
-    return _Model(model, x, caps, groups)
+    return PlanModel(model, x, caps, groups)
+
+
+def candidate_pairs(profit: np.ndarray, spend: np.ndarray, limits: Limits, eligible: np.ndarray, groups: np.ndarray | None = None) -> Pairs:
+    """The (customer, action) pairs a plan may choose: eligible customers, positive expected profit (a pair that
+    loses money never helps the objective), with each customer's group when a group cap applies."""
+    rows, cols = np.nonzero((profit > 0) & eligible[:, None])
+    group = groups[rows] if limits.segment_cap is not None and groups is not None else None
+    return Pairs(rows, cols, profit[rows, cols], spend[rows, cols], group)
 
 
 def _best_per_customer(rows: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -120,7 +128,7 @@ def _best_per_customer(rows: np.ndarray, value: np.ndarray) -> np.ndarray:
     return best
 
 
-def priced_bound(pairs: _Pairs, limits: Limits, prices: dict[str, float], model: _Model) -> tuple[np.ndarray, float]:
+def priced_bound(pairs: Pairs, limits: Limits, prices: dict[str, float], model: PlanModel) -> tuple[np.ndarray, float]:
     """Each pair's profit less the prices of the shared limits it uses (budget per unit of spend, its action's
     cap, its group's cap), and the Lagrangian upper bound these prices give: the prices times the limits plus
     each customer's best priced pair (or nothing). Any prices >= 0 give a valid bound; the LP's duals the best."""
@@ -180,19 +188,18 @@ def assign(
     start, the time limit returns the best plan found rather than none."""
     _check(profit, spend, limits, eligible)
     t0 = time.perf_counter()
-    rows, cols = np.nonzero((profit > 0) & eligible[:, None])
+    pairs = candidate_pairs(profit, spend, limits, eligible, groups)
     choice = np.full(profit.shape[0], NONE)
-    if rows.size == 0:
+    if pairs.rows.size == 0:
         return Assignment(choice, "optimal", 0.0, "none", time.perf_counter() - t0)
-    pairs = _Pairs(rows, cols, profit[rows, cols], spend[rows, cols], groups[rows] if limits.segment_cap is not None and groups is not None else None)
-    full = _plan_model(pairs, limits)
+    full = plan_model(pairs, limits)
     priced, bound = priced_bound(pairs, limits, milp.relaxation_prices(full.problem, solver, time_limit_s), full)
     start = greedy(pairs.rows, pairs.cols, priced, pairs.spend, limits, pairs.group)
     incumbent = float(pairs.profit[start].sum())
     reduced = priced - _best_per_customer(pairs.rows, priced)[pairs.rows]
     keep = np.flatnonzero(bound + reduced >= incumbent - 1e-9 * (1.0 + abs(bound)))
     kept = pairs.subset(keep)
-    model = _plan_model(kept, limits)
+    model = plan_model(kept, limits)
     used, status, found_gap = milp.solve(model.problem, solver, time_limit_s, gap, start={f"x_{k}": 1.0 for k in np.flatnonzero(start[keep])})
     if status in ("infeasible", "no_solution"):
         # The greedy start is feasible (spend >= 0, caps >= 0), so this is a solver failure, not the data's.

@@ -4,10 +4,13 @@
 # queue "default" and one on "gpu"), the MLflow server (PostgreSQL backend, proxied artifacts) and the serving
 # store on PostgreSQL. The same services and settings as docker/compose.yaml, without containers.
 #
-# MLflow's artifacts go to an S3-compatible object store when one is given: ECOM_STACK_S3_ENDPOINT (MinIO, or
+# With an S3-compatible object store the workers share nothing but services: ECOM_STACK_S3_ENDPOINT (MinIO, or
 # https://s3.<region>.amazonaws.com) with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket ECOM_STACK_S3_BUCKET
-# (created if missing). ECOM_STACK_S3=moto runs moto's S3 server on 127.0.0.1:ECOM_STACK_S3_PORT as part of the
-# stack instead (tests; it keeps objects in memory, so they are gone after `down`). Otherwise they stay in a folder.
+# (created if missing); ECOM_STACK_S3=moto runs moto's S3 server on 127.0.0.1:ECOM_STACK_S3_PORT as part of the
+# stack instead (tests; it keeps objects in memory, so they are gone after `down`). The lake is then
+# s3://<bucket>/lake (its commits locked through the serving database) and MLflow's artifacts s3://<bucket>/mlartifacts;
+# the gpu worker gets a home of its own (ECOM_STACK_GPU_HOME) and runs in a mount namespace where the stack's home,
+# the other worker's files included, is an empty folder. Without one, the lake and the artifacts stay in folders.
 #
 #   docker/stack.sh up       create the databases, migrate, start everything, wait until healthy
 #   docker/stack.sh status   health of every service (exit 1 if one is down)
@@ -30,6 +33,7 @@ API_PORT=${ECOM_STACK_API_PORT:-8080}
 MLFLOW_PORT=${ECOM_STACK_MLFLOW_PORT:-5000}
 WAIT_S=${ECOM_STACK_WAIT_S:-120}
 S3_BUCKET=${ECOM_STACK_S3_BUCKET:-ecom}
+GPU_HOME=${ECOM_STACK_GPU_HOME:-$STACK-gpu}
 if [ "${ECOM_STACK_S3:-}" = "moto" ]; then
   S3_ENDPOINT=http://127.0.0.1:${ECOM_STACK_S3_PORT:-9000}
   # moto accepts any key; these only keep boto3 from looking for real ones
@@ -103,7 +107,12 @@ PYTHONUNBUFFERED=1
 EOF
   )
   if [ -n "$S3_ENDPOINT" ]; then
+    mkdir -p "$GPU_HOME"
     (umask 077; cat >> "$ENVFILE" <<EOF
+ECOM_LAKE_URI=s3://$S3_BUCKET/lake
+ECOM_LAKE_LOCK_URL=$PG/${PREFIX}_serving
+ECOM_GPU_WORKER_HOME=$GPU_HOME
+ECOM_GPU_WORKER_HIDE=$STACK
 MLFLOW_S3_ENDPOINT_URL=$S3_ENDPOINT
 AWS_ENDPOINT_URL=$S3_ENDPOINT
 AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID for the object store at $S3_ENDPOINT}

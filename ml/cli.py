@@ -351,7 +351,7 @@ def demo(
     settings_ = get_settings()
     today = land_history(scale or settings_.default_scale, history_days, end)
     day = today["ds"]
-    console.print(f"lake: {settings_.lake_dir}")
+    console.print(f"lake: {settings_.lake}")
     console.print(f"validation report: {today['steps']['validate']['report']}")
     recs = _run(run_pipeline, RECOMMENDATIONS, day, {"model": "sasrec", "epochs": epochs})
     gated = recs["steps"]["gate"]

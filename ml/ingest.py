@@ -52,9 +52,9 @@ def land(settings: Settings, request: SourceRequest) -> LandResult:
     """Produce the drop for ``request.ds`` from its source and commit it to the raw zone with its manifest: each
     file's bytes, rows and SHA-256 as the source states them (the files source: as its sender listed them)."""
     t0 = time.perf_counter()
-    lake.recover(settings.lake_dir, settings.serving_url)
+    lake.recover(settings.lake, settings.serving_url)
     batch = get_source(request.source)(settings, request)
-    with lake.commit(settings.lake_dir, label=f"land ds={request.ds}") as change:
+    with lake.commit(settings.lake, label=f"land ds={request.ds}") as change:
         folder = change.folder("raw", DROP, request.ds)
         listed = dict(batch.listed)
         for name, frame in batch.tables.items():
@@ -74,9 +74,9 @@ def land(settings: Settings, request: SourceRequest) -> LandResult:
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         for name, frame in batch.ground_truth.items():
             change.write("ground_truth", name, request.ds, frame)
-    target = lake.partition_dir(settings.lake_dir, "raw", DROP, request.ds)
+    target = lake.partition_location(settings.lake, "raw", DROP, request.ds)
     log.info("landed %s drop for ds=%s (%s) in %.1fs: %s", request.source, request.ds, batch.window_start, time.perf_counter() - t0, rows)
-    return LandResult(str(manifest["ds"]), request.source, str(target), str(manifest["window_start"]), rows)
+    return LandResult(str(manifest["ds"]), request.source, target, str(manifest["window_start"]), rows)
 
 
 def write_csv(table: str, frame: pd.DataFrame, path: Path) -> None:
@@ -101,10 +101,11 @@ def fingerprint(drop_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_manifest(drop_dir: Path) -> dict:
+def _read_manifest(settings: Settings, ds: dt.date, drop_dir: Path) -> dict:
     path = drop_dir / MANIFEST
     if not path.exists():
-        raise EcomError(f"no drop at {drop_dir} (or it has no {MANIFEST}); run the land step for this ds first")
+        where = lake.partition_location(settings.lake, "raw", DROP, ds)
+        raise EcomError(f"no drop at {where} (or it has no {MANIFEST}); run the land step for this ds first")
     return json.loads(path.read_text())
 
 
@@ -113,14 +114,14 @@ def _drop(drop_dir: Path, manifest: dict) -> delivery.Drop:
     return delivery.Drop(drop_dir, manifest["files"], bool(manifest["request"].get("allow_extra_columns", False)))
 
 
-def report_dir(settings: Settings, ds: dt.date) -> Path:
-    return lake.partition_dir(settings.lake_dir, "reports", "validation", ds)
+def report_location(settings: Settings, ds: dt.date) -> str:
+    return lake.partition_location(settings.lake, "reports", "validation", ds)
 
 
 def newest_curated_day(settings: Settings, before: dt.date, tables: list[str] | None = None) -> dt.date | None:
     """The newest day before ``before`` that the curated fact tables (or ``tables``) hold, None for an empty lake."""
     names = tables if tables is not None else [t for t, spec in contract.TABLES.items() if spec.kind == "fact"]
-    days = [d for name in names for d in lake.list_partitions(settings.lake_dir, "curated", name) if d < before]
+    days = [d for name in names for d in lake.list_partitions(settings.lake, "curated", name) if d < before]
     return max(days, default=None)
 
 
@@ -151,34 +152,34 @@ def validate(settings: Settings, ds: dt.date) -> dict:
     """Run the gate on the drop of ``ds``. Raises DataValidationError (after quarantining) if it fails; a drop
     that would leave a hole in the curated history is refused before any check (and not quarantined: it is
     valid, only incomplete)."""
-    lake.recover(settings.lake_dir, settings.serving_url)
-    drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
-    manifest = _read_manifest(drop_dir)
-    drop = _drop(drop_dir, manifest)
-    tables = list(drop.tables())
-    start, end = dt.date.fromisoformat(manifest["window_start"]), ds
-    check_continuity(settings, start, end, tables)
-    batch = window.batch_window(settings.lake_dir, start, end, tables)
-    reference = _reference_tables(settings, start, tables)
-    with lake.commit(settings.lake_dir, label=f"validation report ds={end}") as change:
-        folder = change.folder("reports", "validation", ds)
-        report, _ = gate.validate_drop(drop, batch, reference, folder)
-        payload = json.loads((folder / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
-        (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
-    final_report = report_dir(settings, ds)
-    if report.success:
-        return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "notes": report.notes, "report": str(final_report / "index.html")}
-    quarantine = lake.partition_dir(settings.lake_dir, "quarantine", DROP, ds)
-    with lake.commit(settings.lake_dir, label=f"quarantine ds={end}") as change:
-        folder = change.folder("quarantine", DROP, ds)
-        for path in drop_dir.iterdir():
-            shutil.copy2(path, folder / path.name)
-        shutil.copytree(final_report, folder / "report")
-        change.remove("raw", DROP, ds)
+    lake.recover(settings.lake, settings.serving_url)
+    with lake.local_folder(settings.lake, "raw", DROP, ds) as drop_dir:
+        manifest = _read_manifest(settings, ds, drop_dir)
+        drop = _drop(drop_dir, manifest)
+        tables = list(drop.tables())
+        start, end = dt.date.fromisoformat(manifest["window_start"]), ds
+        check_continuity(settings, start, end, tables)
+        batch = window.batch_window(settings.lake, start, end, tables)
+        reference = _reference_tables(settings, start, tables)
+        with lake.commit(settings.lake, label=f"validation report ds={end}") as change:
+            folder = change.folder("reports", "validation", ds)
+            report, _ = gate.validate_drop(drop, batch, reference, folder)
+            payload = json.loads((folder / "report.json").read_text()) | {"fingerprint": fingerprint(drop_dir), "source": manifest["source"]}
+            (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
+        if report.success:
+            index = f"{report_location(settings, ds)}/index.html"
+            return {"ds": report.ds, "checks": report.checks_run, "rows": report.rows, "notes": report.notes, "report": index}
+        quarantine = lake.partition_location(settings.lake, "quarantine", DROP, ds)
+        with lake.local_folder(settings.lake, "reports", "validation", ds) as final_report, lake.commit(settings.lake, label=f"quarantine ds={end}") as change:
+            folder = change.folder("quarantine", DROP, ds)
+            for path in drop_dir.iterdir():
+                shutil.copy2(path, folder / path.name)
+            shutil.copytree(final_report, folder / "report")
+            change.remove("raw", DROP, ds)
     raise DataValidationError(
-        f"{report.summary()}\nThe drop was quarantined at {quarantine}; open {quarantine / 'report' / 'index.html'}. "
+        f"{report.summary()}\nThe drop was quarantined at {quarantine}; open {quarantine}/report/index.html. "
         "Curated data was not changed. Fix the source and rerun the day.",
-        report_path=str(quarantine / "report" / "index.html"),
+        report_path=f"{quarantine}/report/index.html",
         failures=report.failures,
     )
 
@@ -188,26 +189,25 @@ def _reference_tables(settings: Settings, start: dt.date, tables: list[str]) -> 
     needed = {fk.table for name in tables for fk in contract.table(name).foreign_keys} - set(tables)
     ref = {}
     for name in needed:
-        if contract.table(name).kind == "dimension" and any(d < start for d in lake.list_partitions(settings.lake_dir, "curated", name)):
-            ref[name] = lake.read_latest(settings.lake_dir, "curated", name, start - dt.timedelta(days=1))
+        if contract.table(name).kind == "dimension" and any(d < start for d in lake.list_partitions(settings.lake, "curated", name)):
+            ref[name] = lake.read_latest(settings.lake, "curated", name, start - dt.timedelta(days=1))
     return ref
 
 
 def publish(settings: Settings, ds: dt.date) -> dict:
     """Split the validated drop into curated partitions and record the validation in the serving store, all in one
     lake commit: readers see the whole day or none of it."""
-    lake.recover(settings.lake_dir, settings.serving_url)
-    drop_dir = lake.partition_dir(settings.lake_dir, "raw", DROP, ds)
-    manifest = _read_manifest(drop_dir)
-    report_path = report_dir(settings, ds) / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
-        raise EcomError(f"the drop for ds={ds} has no passing validation report for its current bytes; run validate first")
+    lake.recover(settings.lake, settings.serving_url)
+    with lake.local_folder(settings.lake, "raw", DROP, ds) as drop_dir:
+        manifest = _read_manifest(settings, ds, drop_dir)
+        report = _validation_report(settings, ds)
+        if not report.get("success") or report.get("fingerprint") != fingerprint(drop_dir):
+            raise EcomError(f"the drop for ds={ds} has no passing validation report for its current bytes; run validate first")
+        drop = _drop(drop_dir, manifest)
+        typed = {name: contract.conform(name, contract.fill_nullable(name, checks.read_csv_text(path))[0]) for name, path in drop.tables().items()}
     start, end = dt.date.fromisoformat(manifest["window_start"]), ds
-    drop = _drop(drop_dir, manifest)
-    typed = {name: contract.conform(name, contract.fill_nullable(name, checks.read_csv_text(path))[0]) for name, path in drop.tables().items()}
     written = {}
-    with lake.commit(settings.lake_dir, settings.serving_url, label=f"ingest ds={end}") as change:
+    with lake.commit(settings.lake, settings.serving_url, label=f"ingest ds={end}") as change:
         for name, frame in typed.items():
             spec = contract.table(name)
             if spec.kind == "dimension":
@@ -228,13 +228,20 @@ def publish(settings: Settings, ds: dt.date) -> dict:
                 "window_start": start.isoformat(),
                 "source": manifest["source"],
                 "checks_run": report["checks_run"],
-                "report_path": str(report_path.parent / "index.html"),
+                "report_path": f"{report_location(settings, ds)}/index.html",
             }
         )
         change.write("reports", VALIDATION_RUNS, end, summary)
         change.serve(VALIDATION_RUNS, end, "reports", summary)
     log.info("published ds=%s: %s partitions", end, written)
     return {"ds": end.isoformat(), "partitions": written, "tables": sorted(typed)}
+
+
+def _validation_report(settings: Settings, ds: dt.date) -> dict:
+    """The gate's report on the drop of ds ({} if it has none)."""
+    if ds not in lake.list_partitions(settings.lake, "reports", "validation"):
+        return {}
+    return json.loads(lake.read_text(settings.lake, "reports", "validation", ds, "report.json"))
 
 
 def _partition_day(name: str, frame: pd.DataFrame, typed: dict[str, pd.DataFrame]) -> pd.Series:
@@ -258,5 +265,6 @@ def run_day(settings: Settings, request: SourceRequest) -> dict:
 
 def ensure_dirs(settings: Settings) -> None:
     """Create the local folders of the embedded configuration (called by entry points, never at import)."""
-    for path in (settings.home, settings.lake_dir):
-        os.makedirs(path, exist_ok=True)
+    for path in (settings.home, settings.lake):
+        if isinstance(path, Path):  # an object-store lake needs no folder
+            os.makedirs(path, exist_ok=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
+import itertools
 import json
 import logging
 import os
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 from ml import contract
 from ml.dates import as_date
 from ml.errors import EcomError
+from ml.lake_storage import COMMITS, Entry, LocalStorage, Storage, storage
 
 __all__ = [
     "Commit",
@@ -55,18 +56,25 @@ __all__ = [
     "day_ranges",
     "forget_open_tables",
     "list_partitions",
+    "local_folder",
     "partition_dir",
+    "partition_key",
+    "partition_location",
     "partition_rows",
     "pending_commits",
     "read_latest",
+    "read_file",
     "read_partition",
+    "read_partition_file",
     "read_range",
     "read_text",
     "recording_reads",
     "reading",
     "recover",
+    "subtables",
     "text_path",
     "vacuum",
+    "write_file",
     "write_partition",
 ]
 
@@ -87,8 +95,6 @@ stay readable by time travel for a week."""
 VACUUM_EVERY = 50
 """Every this many versions of a table, the files its days dropped more than the retention ago are deleted: reruns
 and the daily clean-up of staged shards would otherwise keep every old file on disk."""
-COMMITS = "_commits"
-LOCK_FILE = ".lock"
 FOREIGN_LEFTOVER_AGE_S = 6 * 3600
 """A leftover of a process on another host is swept only when older than this (its liveness cannot be checked)."""
 CRASH_EXIT = 137
@@ -113,59 +119,103 @@ def fault_point(name: str) -> None:
 _fault_counts: dict[str, int] = {}
 
 
-def partition_dir(lake: Path, zone: str, table: str, ds: str | dt.date) -> Path:
+Lake = str | os.PathLike[str]
+"""A lake: a local folder, or ``s3://bucket/prefix`` (see :mod:`ml.lake_storage`)."""
+
+
+def partition_key(zone: str, table: str, ds: str | dt.date) -> str:
+    """``zone/table/ds=YYYY-MM-DD``: where a day lives, relative to the lake's root."""
     if zone not in ZONES:
         raise EcomError(f"unknown lake zone {zone!r}; zones are {ZONES}")
-    return Path(lake) / zone / table / f"ds={as_date(ds).isoformat()}"
+    return f"{zone}/{table}/ds={as_date(ds).isoformat()}"
+
+
+def partition_dir(lake: Lake, zone: str, table: str, ds: str | dt.date) -> Path:
+    """The folder of a day in a local lake (an object-store lake has none: read it with :func:`local_folder`)."""
+    key = partition_key(zone, table, ds)
+    store = storage(lake)
+    if not isinstance(store, LocalStorage):
+        raise EcomError(f"{key} is in the object store {store}, not in a folder of this machine; read it with lake.local_folder")
+    return store.root / key
+
+
+def partition_location(lake: Lake, zone: str, table: str, ds: str | dt.date) -> str:
+    """Where a day lives, for messages and links: a local path, or an ``s3://`` URI."""
+    return _location(storage(lake), partition_key(zone, table, ds))
+
+
+def _location(store: Storage, key: str) -> str:
+    return str(store.root / key) if isinstance(store, LocalStorage) else store.delta_uri(key)
+
+
+@contextlib.contextmanager
+def local_folder(lake: Lake, zone: str, table: str, ds: str | dt.date) -> Iterator[Path]:
+    """A committed folder partition (a raw drop, a report) where local tools can read it: the folder itself in a
+    local lake, a temporary copy of it from an object store (copied under the read lock, which is not held while
+    the caller reads, so the caller may commit inside the block). A day that is not there is an empty folder."""
+    with contextlib.ExitStack() as stack:
+        with reading(lake):
+            folder = stack.enter_context(storage(lake).local_folder(partition_key(zone, table, ds)))
+        yield folder
+
+
+def subtables(lake: Lake, zone: str, table: str) -> list[str]:
+    """The tables nested in ``zone/table`` (``<table>_shards/shard=0``...), by name relative to the zone."""
+    return sorted(f"{table}/{e.name}" for e in storage(lake).entries(f"{zone}/{table}") if e.is_dir and not e.name.startswith(("ds=", ".", "_")))
 
 
 # ---------------------------------------------------------------- locking
 
 
 _held = threading.local()
+_acquisitions = itertools.count(1)
 
 
-def _held_locks() -> dict[str, tuple[int, bool]]:
+def _held_locks() -> dict[str, tuple[bool, int]]:
+    """The lakes whose lock this thread holds: whether exclusively, and which acquisition it is."""
     if not hasattr(_held, "locks"):
         _held.locks = {}
     return _held.locks
 
 
+def _shared_hold(store: Storage) -> int | None:
+    """The acquisition of the shared lock this thread holds on the lake, None if it holds none or the exclusive one.
+    Nothing commits while a shared lock is held, so a table checked against its log once in that hold is current
+    for the rest of it."""
+    held = _held_locks().get(store.key)
+    return held[1] if held is not None and not held[0] else None
+
+
 @contextlib.contextmanager
-def _locked(lake: Path, exclusive: bool) -> Iterator[None]:
-    """flock on ``<lake>/_commits/.lock``: shared for reads, exclusive for applying commits. Re-entrant within a
-    thread (a read inside an apply reuses the exclusive lock)."""
-    key = str(Path(lake).resolve())
+def _locked(lake: Lake, exclusive: bool) -> Iterator[None]:
+    """The lake's lock (a flock, or an advisory lock for an object store): shared for reads, exclusive for applying
+    commits. Re-entrant within a thread (a read inside an apply reuses the exclusive lock)."""
+    store = storage(lake)
     held = _held_locks()
-    if key in held:
-        if exclusive and not held[key][1]:
+    if store.key in held:
+        if exclusive and not held[store.key][0]:
             raise RuntimeError("cannot upgrade a shared lake lock to an exclusive one")
         yield
         return
-    folder = Path(lake) / COMMITS
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        held[key] = (fd, exclusive)
+    with store.lock(exclusive):
+        held[store.key] = (exclusive, next(_acquisitions))
         try:
             yield
         finally:
-            del held[key]
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+            del held[store.key]
 
 
 @contextlib.contextmanager
-def reading(lake: Path) -> Iterator[None]:
+def reading(lake: Lake) -> Iterator[None]:
     """Apply recorded commits first, then hold the shared lock while reading (nested reads reuse it). A lake that
     does not exist yet has nothing to read: it is not created by a read."""
-    if str(Path(lake).resolve()) in _held_locks() or not Path(lake).exists():
+    store = storage(lake)
+    if store.key in _held_locks() or store.missing():
         yield
         return
-    if pending_commits(lake, lake_only=True):
+    if _pending(store, lake_only=True):
         with _locked(lake, exclusive=True):
-            _apply_pending(Path(lake), serving_url=None)
+            _apply_pending(store, serving_url=None)
     with _locked(lake, exclusive=False):
         yield
 
@@ -178,15 +228,20 @@ def _owner() -> str:
     return f"p{os.getpid()}h{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
-def _hidden(target: Path, role: str, tag: str) -> Path:
-    return target.parent / f".{target.name}.{role}-{tag}"
+def _hidden(target: str, role: str, tag: str) -> str:
+    parent, _, name = target.rpartition("/")
+    return f"{parent}/.{name}.{role}-{tag}" if parent else f".{name}.{role}-{tag}"
+
+
+def _parent(key: str) -> str:
+    return key.rpartition("/")[0]
 
 
 @dataclass
 class Commit:
     """Partitions staged for one atomic change of the lake (and the serving-store rows that mirror them)."""
 
-    lake: Path
+    lake: Lake
     serving_url: str | None = None
     label: str = ""
     id: str = field(default_factory=lambda: f"{time.time_ns():020d}-{_owner()}-{uuid.uuid4().hex[:6]}")
@@ -194,49 +249,49 @@ class Commit:
     removes: list[str] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     serves: list[dict] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=dict)
     _frames: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _folders: dict[str, Path] = field(default_factory=dict, repr=False)
+
+    @property
+    def store(self) -> Storage:
+        return storage(self.lake)
 
     def folder(self, zone: str, table: str, ds: str | dt.date) -> Path:
-        """A fresh hidden folder that becomes the partition when the commit applies; fill it with files."""
-        target = partition_dir(self.lake, zone, table, ds)
-        relative = target.relative_to(self.lake).as_posix()
-        if relative in self.puts:
-            raise EcomError(f"commit {self.label or self.id}: {relative} is written twice")
-        staged = _hidden(target, "stage", self.id)
-        staged.mkdir(parents=True)
-        self.puts.append(relative)
+        """A fresh local folder that becomes the partition when the commit applies; fill it with files."""
+        target = partition_key(zone, table, ds)
+        if target in self.puts:
+            raise EcomError(f"commit {self.label or self.id}: {target} is written twice")
+        self._folders[target] = self.store.new_folder(_hidden(target, "stage", self.id))
+        self.puts.append(target)
         fault_point("stage")
-        return staged
+        return self._folders[target]
 
     def write(self, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None) -> None:
         """Stage the rows of one day of a Delta table (with text ``files`` for that day, such as a summary)."""
         if zone in FILE_ZONES:
             raise EcomError(f"commit {self.label or self.id}: the {zone} zone keeps files as received; stage them with folder()")
-        target = partition_dir(self.lake, zone, table, ds) / f"part-{self.id}.parquet"
-        relative = target.relative_to(self.lake).as_posix()
-        if any(entry["file"] == relative for entry in self.rows):
+        day = partition_key(zone, table, ds)
+        target = f"{day}/part-{self.id}.parquet"
+        if any(entry["file"] == target for entry in self.rows):
             raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={as_date(ds)} is written twice")
-        staged = _hidden(target.parent, "stage", self.id)
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        frame.reset_index(drop=True).to_parquet(staged, index=False)
-        _fsync(staged)
-        self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": relative, "rows": len(frame)})
+        self.store.write_parquet(_hidden(day, "stage", self.id), frame)
+        self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": target, "rows": len(frame)})
         fault_point("stage")
         if files:
             folder = self.folder(zone, f"{table}/{TEXT_FILES}", ds)
             for name, text in files.items():
                 (folder / name).write_text(text)
-                _fsync(folder / name)
 
     def remove(self, zone: str, table: str, ds: str | dt.date) -> None:
         """Remove a day when the commit applies (a quarantined drop leaves the raw zone this way)."""
-        root = Path(self.lake) / zone / table
-        if (root / DELTA_LOG).exists():
-            self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": None, "rows": 0})
-            if (root / TEXT_FILES).exists():
-                self.removes.append(partition_dir(self.lake, zone, f"{table}/{TEXT_FILES}", ds).relative_to(self.lake).as_posix())
+        root = f"{zone}/{table}"
+        if self.store.exists(f"{root}/{DELTA_LOG}"):
+            self.rows.append({"table": root, "ds": as_date(ds).isoformat(), "file": None, "rows": 0})
+            if self.store.exists(f"{root}/{TEXT_FILES}"):
+                self.removes.append(partition_key(zone, f"{table}/{TEXT_FILES}", ds))
         else:
-            self.removes.append(partition_dir(self.lake, zone, table, ds).relative_to(self.lake).as_posix())
+            self.removes.append(partition_key(zone, table, ds))
 
     def serve(self, table: str, ds: str | dt.date, zone: str = "outputs", frame: pd.DataFrame | None = None) -> None:
         """After the lake, replace ``table``'s ds rows in the serving store with the rows this commit writes to
@@ -252,33 +307,44 @@ class Commit:
             self._frames[len(self.serves) - 1] = frame
 
     def record(self) -> dict:
-        return {"id": self.id, "label": self.label, "puts": self.puts, "removes": self.removes, "rows": self.rows, "serves": self.serves}
+        return {
+            "id": self.id,
+            "label": self.label,
+            "puts": self.puts,
+            "files": self.files,
+            "removes": self.removes,
+            "rows": self.rows,
+            "serves": self.serves,
+        }
 
     def apply(self) -> None:
-        """Write the record (the commit point), then apply it and every older recorded commit, in order."""
-        folder = self.lake / COMMITS
-        folder.mkdir(parents=True, exist_ok=True)
+        """Seal the staged folders (durable, or uploaded), write the record (the commit point), then apply it and
+        every older recorded commit, in order."""
+        store = self.store
+        for target, local in self._folders.items():
+            self.files[target] = store.seal_folder(_hidden(target, "stage", self.id), local)
         fault_point("record")
-        _write_record(folder / f"{self.id}.json", self.record())
+        _write_record(store, f"{COMMITS}/{self.id}.json", self.record())
         fault_point("apply")
         with _locked(self.lake, exclusive=True):
-            _apply_pending(self.lake, self.serving_url, frames={self.id: self._frames})
+            _apply_pending(store, self.serving_url, frames={self.id: self._frames})
 
     def abandon(self) -> None:
         """An error before the commit point: remove what was staged (a crash leaves it to :func:`recover`)."""
-        for relative in self.puts:
-            shutil.rmtree(_hidden(self.lake / relative, "stage", self.id), ignore_errors=True)
+        store = self.store
+        for target, local in self._folders.items():
+            store.delete(_hidden(target, "stage", self.id))
+            shutil.rmtree(local, ignore_errors=True)
         for entry in self.rows:
             if entry["file"]:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(_hidden((self.lake / entry["file"]).parent, "stage", self.id))
+                store.delete(_hidden(_parent(entry["file"]), "stage", self.id))
 
 
 @contextlib.contextmanager
-def commit(lake: Path, serving_url: str | None = None, label: str = "") -> Iterator[Commit]:
+def commit(lake: Lake, serving_url: str | None = None, label: str = "") -> Iterator[Commit]:
     """``with commit(lake) as day: day.write(...)``: everything staged in the block is applied at once when it
     ends without an error, and none of it otherwise."""
-    change = Commit(Path(lake), serving_url, label)
+    change = Commit(lake, serving_url, label)
     try:
         yield change
     except BaseException:
@@ -287,73 +353,62 @@ def commit(lake: Path, serving_url: str | None = None, label: str = "") -> Itera
     change.apply()
 
 
-def _write_record(path: Path, record: dict) -> None:
-    tmp = _hidden(path, "tmp", _owner())
-    tmp.write_text(json.dumps(record))
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def _write_record(store: Storage, key: str, record: dict) -> None:
+    store.put_text(key, json.dumps(record), _hidden(key, "tmp", _owner()))
 
 
-def pending_commits(lake: Path, lake_only: bool = False) -> list[Path]:
-    """Commit records not fully applied, oldest first (``lake_only``: those whose lake part is not applied)."""
-    folder = Path(lake) / COMMITS
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return []
-    records = [n for n in names if n.endswith(".json") and not n.startswith(".")]
+def pending_commits(lake: Lake, lake_only: bool = False) -> list[str]:
+    """Commit records not fully applied (keys under the lake), oldest first (``lake_only``: those whose lake part
+    is not applied)."""
+    return _pending(storage(lake), lake_only)
+
+
+def _pending(store: Storage, lake_only: bool = False) -> list[str]:
+    records = [e.name for e in store.entries(COMMITS) if not e.is_dir and e.name.endswith(".json") and not e.name.startswith(".")]
     if lake_only:
         records = [n for n in records if not n.endswith(SERVE_PENDING)]
-    return [folder / n for n in sorted(records)]
+    return [f"{COMMITS}/{n}" for n in sorted(records)]
 
 
 SERVE_PENDING = ".serve.json"
 """A record whose lake part is applied and whose serving-store rows are still to write is renamed to this suffix."""
 
 
-def _apply_pending(lake: Path, serving_url: str | None, frames: dict[str, dict[int, pd.DataFrame]] | None = None) -> None:
+def _apply_pending(store: Storage, serving_url: str | None, frames: dict[str, dict[int, pd.DataFrame]] | None = None) -> None:
     """Apply every recorded commit in order (under the exclusive lock). Idempotent: a staged folder that is gone
     was applied already."""
-    for path in pending_commits(lake):
-        record = json.loads(path.read_text())
-        if not path.name.endswith(SERVE_PENDING):
-            _apply_lake(lake, record)
+    for key in _pending(store):
+        if not store.exists(key):  # an object store's rename is a copy then a delete: the copy was applied already
+            continue
+        record = json.loads(store.read_text(key))
+        if not key.endswith(SERVE_PENDING):
+            _apply_lake(store, record)
             if record["serves"]:
-                served = path.with_name(f"{record['id']}{SERVE_PENDING}")
-                os.replace(path, served)
-                path = served
+                served = f"{COMMITS}/{record['id']}{SERVE_PENDING}"
+                store.move(key, served)
+                key = served
         if record["serves"]:
             if serving_url is None:
                 continue
-            _apply_serving(lake, record, serving_url, (frames or {}).get(record["id"], {}))
+            _apply_serving(store, record, serving_url, (frames or {}).get(record["id"], {}))
         fault_point("done")
-        path.unlink()
+        store.delete(key)
 
 
-def _apply_lake(lake: Path, record: dict) -> None:
-    for relative in record["puts"]:
-        target = lake / relative
-        staged, old = _hidden(target, "stage", record["id"]), _hidden(target, "old", record["id"])
-        if staged.exists():
-            if target.exists():
-                os.replace(target, old)
-            os.replace(staged, target)
+def _apply_lake(store: Storage, record: dict) -> None:
+    files = record.get("files", {})
+    for target in record["puts"]:
+        if store.put_folder(_hidden(target, "stage", record["id"]), target, _hidden(target, "old", record["id"]), files.get(target)):
             fault_point("rename")
-        shutil.rmtree(old, ignore_errors=True)
-    for relative in record["removes"]:
-        target = lake / relative
-        old = _hidden(target, "old", record["id"])
-        if target.exists():
-            os.replace(target, old)
-        shutil.rmtree(old, ignore_errors=True)
+    for target in record["removes"]:
+        store.drop_folder(target, _hidden(target, "old", record["id"]))
         fault_point("rename")
-    for relative in {Path(p).parent for p in record["puts"]}:
-        _fsync_dir(lake / relative)
-    _apply_delta(lake, record)
+    for parent in {_parent(target) for target in record["puts"]}:
+        store.sync_folder(parent)
+    _apply_delta(store, record)
 
 
-def _apply_delta(lake: Path, record: dict) -> None:
+def _apply_delta(store: Storage, record: dict) -> None:
     """One Delta transaction per table: overwrite the record's days of that table with its staged files (none for a
     removed day), the record's id in the commit's metadata.
 
@@ -365,32 +420,21 @@ def _apply_delta(lake: Path, record: dict) -> None:
     by_table: dict[str, list[dict]] = {}
     for entry in record.get("rows", []):
         by_table.setdefault(entry["table"], []).append(entry)
-    for name, entries in by_table.items():
-        root = lake / name
+    for root, entries in by_table.items():
         adds: list[AddAction | RemoveAction] = []
         target = None
         for entry in entries:
             if entry["file"] is None:
                 continue
-            target = lake / entry["file"]
-            staged = _hidden(target.parent, "stage", record["id"])
-            if staged.exists():
-                target.parent.mkdir(exist_ok=True)
-                os.replace(staged, target)
+            target = entry["file"]
+            staged = _hidden(_parent(target), "stage", record["id"])
+            if store.exists(staged):
+                store.move(staged, target)
                 fault_point("rename")
-            stat = target.stat()
-            adds.append(
-                AddAction(
-                    target.relative_to(root).as_posix(),
-                    stat.st_size,
-                    {"ds": entry["ds"]},
-                    int(stat.st_mtime * 1000),
-                    True,
-                    json.dumps({"numRecords": entry["rows"]}),
-                )
-            )
-        schema = None if target is None else _delta_schema(target)  # the table takes its newest day's schema
-        opened = _delta_table(root, create_with=schema)
+            size, mtime_ms = store.size_and_mtime_ms(target)
+            adds.append(AddAction(target[len(root) + 1 :], size, {"ds": entry["ds"]}, mtime_ms, True, json.dumps({"numRecords": entry["rows"]})))
+        schema = None if target is None else _delta_schema(store, target)  # the table takes its newest day's schema
+        opened = _delta_table(store, root, create_with=schema)
         if opened is None:  # only removals, of a table that never existed
             continue
         table = opened.table
@@ -408,13 +452,12 @@ def _apply_delta(lake: Path, record: dict) -> None:
             _vacuum(opened)
 
 
-def _delta_schema(path: Path) -> pa.Schema:
+def _delta_schema(store: Storage, key: str) -> pa.Schema:
     """The Delta schema of a data file: its own columns, with ``ds`` the partition column as text (a frame may carry
     its own ``ds`` column, which the file keeps)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path).remove_metadata()
+    schema = store.parquet_schema(key).remove_metadata()
     if "ds" in schema.names:
         return schema.set(schema.get_field_index("ds"), pa.field("ds", pa.string()))
     return schema.append(pa.field("ds", pa.string()))
@@ -424,31 +467,36 @@ def _delta_schema(path: Path) -> pa.Schema:
 class _OpenTable:
     """A Delta table open in this process, with its days indexed (day -> data files and rows) at its version."""
 
-    root: Path
+    store: Storage
+    root: str
     table: DeltaTable
     stamp: tuple[int, int] | None = None
     index: tuple[int, dict[str, list[tuple[str, int]]]] | None = None
+    checked_in: int | None = None
+    """The shared-lock hold in which the table was last found current (see :func:`_shared_hold`)."""
 
     def __post_init__(self) -> None:
-        self.stamp = _log_stamp(self.root, self.table.version())
+        self.stamp = _log_stamp(self.store, self.root, self.table.version())
+        self.checked_in = _shared_hold(self.store)
 
     def catch_up(self) -> bool:
         """Bring the table to the log's newest version; False when the log is not the one this table was read
         from (the folder was put back from a copy), and the table must be opened anew."""
         version = self.table.version()
-        if self.stamp != _log_stamp(self.root, version):
+        if self.stamp != _log_stamp(self.store, self.root, version):
             return False
-        if (self.root / DELTA_LOG / f"{version + 1:020d}.json").exists():
+        if self.store.exists(f"{self.root}/{DELTA_LOG}/{version + 1:020d}.json"):
             try:
                 self.table.update_incremental()
             except Exception as exc:  # noqa: BLE001 - any failure to catch up is answered by reopening the table
                 log.info("reopening Delta table %s: %s", self.root, exc)
                 return False
-        self.stamp = _log_stamp(self.root, self.table.version())
+        self.stamp = _log_stamp(self.store, self.root, self.table.version())
+        self.checked_in = _shared_hold(self.store)
         return True
 
     def days(self) -> dict[str, list[tuple[str, int]]]:
-        """Each day's data files (paths) and row counts at the table's version."""
+        """Each day's data files (keys under the lake) and row counts at the table's version."""
         import pyarrow as pa
 
         version = self.table.version()
@@ -456,38 +504,40 @@ class _OpenTable:
             actions = pa.table(self.table.get_add_actions(flatten=True))
             days: dict[str, list[tuple[str, int]]] = {}
             for path, day, rows in zip(actions["path"].to_pylist(), actions["partition.ds"].to_pylist(), actions["num_records"].to_pylist(), strict=True):
-                days.setdefault(day, []).append((str(self.root / unquote(path)), int(rows or 0)))
+                days.setdefault(day, []).append((f"{self.root}/{unquote(path)}", int(rows or 0)))
             self.index = (version, days)
         return self.index[1]
 
 
-_tables: dict[str, _OpenTable] = {}
-"""Open Delta tables of this process, by path: reopening one replays its log, bringing one up to date reads only
-the versions since."""
+_tables: dict[tuple[str, str], _OpenTable] = {}
+"""Open Delta tables of this process, by lake and table: reopening one replays its log, bringing one up to date
+reads only the versions since."""
 
 
-def _delta_table(root: Path, create_with: pa.Schema | None = None) -> _OpenTable | None:
+def _delta_table(store: Storage, root: str, create_with: pa.Schema | None = None) -> _OpenTable | None:
     """The Delta table at ``root``, up to date (created with schema ``create_with`` if given and missing; None if it
     does not exist)."""
     from deltalake import DeltaTable
 
-    if not (root / DELTA_LOG).exists():
-        if create_with is None:
-            return None
-        DeltaTable.create(str(root), create_with, partition_by=["ds"], configuration=DELTA_CONFIG)
-    key = str(root.absolute())
+    key = (store.key, root)
     cached = _tables.get(key)
+    if cached is not None and cached.checked_in is not None and cached.checked_in == _shared_hold(store):
+        return cached
     if cached is not None and cached.catch_up():
         return cached
-    opened = _tables[key] = _OpenTable(root, DeltaTable(str(root)))
+    if not store.exists(f"{root}/{DELTA_LOG}"):
+        if create_with is None:
+            return None
+        DeltaTable.create(store.delta_uri(root), create_with, partition_by=["ds"], configuration=DELTA_CONFIG, storage_options=store.delta_options)
+    opened = _tables[key] = _OpenTable(store, root, DeltaTable(store.delta_uri(root), storage_options=store.delta_options))
     return opened
 
 
-def vacuum(lake: Path, zone: str, table: str, retention_hours: int | None = None) -> list[str]:
+def vacuum(lake: Lake, zone: str, table: str, retention_hours: int | None = None) -> list[str]:
     """Delete the files of a Delta table that no version newer than the retention references (the table's
     ``delta.deletedFileRetentionDuration`` unless ``retention_hours`` is given); returns their paths."""
-    with _locked(Path(lake), exclusive=True):
-        opened = _delta_table(Path(lake) / zone / table)
+    with _locked(lake, exclusive=True):
+        opened = _delta_table(storage(lake), f"{zone}/{table}")
         return [] if opened is None else _vacuum(opened, retention_hours)
 
 
@@ -504,18 +554,14 @@ def forget_open_tables() -> None:
     _versions.clear()
 
 
-def _log_stamp(root: Path, version: int) -> tuple[int, int] | None:
-    """Which file holds a version's log entry (inode, creation time): a table put back from a copy has other files
-    for the same versions, and then an open handle's state is not the table's."""
-    try:
-        stat = (root / DELTA_LOG / f"{version:020d}.json").stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_ctime_ns
+def _log_stamp(store: Storage, root: str, version: int) -> tuple[int, int] | None:
+    """Which file holds a version's log entry: a table put back from a copy has other files for the same versions,
+    and then an open handle's state is not the table's."""
+    return store.stamp(f"{root}/{DELTA_LOG}/{version:020d}.json")
 
 
-_versions: dict[tuple[str, int], _OpenTable] = {}
-"""Tables opened at an older version (time travel), by path and version."""
+_versions: dict[tuple[str, str, int], _OpenTable] = {}
+"""Tables opened at an older version (time travel), by lake, table and version."""
 
 _reads: ContextVar[dict[str, set[int]] | None] = ContextVar("lake_reads", default=None)
 
@@ -532,99 +578,90 @@ def recording_reads() -> Iterator[dict[str, set[int]]]:
         _reads.reset(token)
 
 
-def _open(lake: Path, zone: str, table: str, version: int | None) -> _OpenTable | None:
+def _open(lake: Lake, zone: str, table: str, version: int | None) -> _OpenTable | None:
     """The table as readers see it: up to date, or at ``version``; None if it is not a Delta table."""
     from deltalake import DeltaTable
 
-    root = Path(lake) / zone / table
+    store, root = storage(lake), f"{zone}/{table}"
     if version is None:
-        opened = _delta_table(root)
-    elif not (root / DELTA_LOG).exists():
+        opened = _delta_table(store, root)
+    elif not store.exists(f"{root}/{DELTA_LOG}"):
         opened = None
     else:
-        key = (str(root.absolute()), version)
+        key = (store.key, root, version)
         opened = _versions.get(key)
-        if opened is None or opened.stamp != _log_stamp(root, version):
-            opened = _versions[key] = _OpenTable(root, DeltaTable(str(root), version=version))
+        if opened is None or opened.stamp != _log_stamp(store, root, version):
+            opened = _versions[key] = _OpenTable(store, root, DeltaTable(store.delta_uri(root), version=version, storage_options=store.delta_options))
     seen = _reads.get()
     if opened is not None and seen is not None:
-        seen.setdefault(f"{zone}/{table}", set()).add(opened.table.version())
+        seen.setdefault(root, set()).add(opened.table.version())
     return opened
 
 
-def _day_files(lake: Path, zone: str, table: str, ds: str | dt.date, version: int | None = None) -> list[tuple[str, int]] | None:
-    """The data files and row counts of one day of a Delta table ([] if that day is not in it; None if the table is
-    not Delta)."""
+def _day_files(lake: Lake, zone: str, table: str, ds: str | dt.date, version: int | None = None) -> list[tuple[str, int]] | None:
+    """The data files (keys under the lake) and row counts of one day of a Delta table ([] if that day is not in it;
+    None if the table is not Delta)."""
     opened = _open(lake, zone, table, version)
     if opened is None:
         return None
     return opened.days().get(as_date(ds).isoformat(), [])
 
 
-def _apply_serving(lake: Path, record: dict, serving_url: str, frames: dict[int, pd.DataFrame]) -> None:
+def _apply_serving(store: Storage, record: dict, serving_url: str, frames: dict[int, pd.DataFrame]) -> None:
     from ml import serving
 
     for i, entry in enumerate(record["serves"]):
         frame = frames.get(i)
         if frame is None:
-            frame = pd.read_parquet(lake / entry["path"])
+            frame = store.read_parquet(entry["path"])
         serving.replace_ds(serving_url, entry["table"], entry["ds"], frame)
         fault_point("serve")
 
 
-def recover(lake: Path, serving_url: str | None) -> dict[str, int]:
+def recover(lake: Lake, serving_url: str | None) -> dict[str, int]:
     """Finish recorded commits (lake and serving store) and sweep the leftovers of crashed writers: staging and
     temporary folders whose process is gone. Every task calls this before it reads; returns what it did."""
-    lake = Path(lake)
-    applied = len(pending_commits(lake))
+    store = storage(lake)
+    applied = len(_pending(store))
     if applied:
         with _locked(lake, exclusive=True):
-            _apply_pending(lake, serving_url)
-        applied -= len(pending_commits(lake))
+            _apply_pending(store, serving_url)
+        applied -= len(_pending(store))
     swept = sweep(lake)
     if applied or swept:
-        log.warning("lake %s: finished %d interrupted commit(s), removed %d leftover(s) of crashed writers", lake, applied, swept)
+        log.warning("lake %s: finished %d interrupted commit(s), removed %d leftover(s) of crashed writers", store, applied, swept)
     return {"commits_finished": applied, "leftovers_removed": swept}
 
 
-def sweep(lake: Path) -> int:
+def sweep(lake: Lake) -> int:
     """Remove hidden staging/temporary entries whose writer is dead (same host: its pid is gone; another host:
     older than FOREIGN_LEFTOVER_AGE_S), except those a recorded commit still needs."""
-    lake = Path(lake)
-    if not lake.exists():
+    store = storage(lake)
+    if not store.exists():
         return 0
-    keep = {json.loads(p.read_text())["id"] for p in pending_commits(lake)}
+    keep = {key.rpartition("/")[2].split(".")[0] for key in _pending(store)}  # a record's name starts with its id
     removed = 0
-    for folder in _table_folders(lake):
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            continue
+    for folder, entries in _table_folders(store):
         for entry in entries:
             tag = _leftover_tag(entry.name)
             if tag is None or tag in keep or _writer_alive(tag, entry):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            store.delete(f"{folder}/{entry.name}")
             removed += 1
     return removed
 
 
-def _table_folders(lake: Path) -> Iterator[Path]:
-    """Every folder that holds partitions (``zone/table``, ``zone/table/shard=N``) and the commit folder."""
-    yield lake / COMMITS
+def _table_folders(store: Storage) -> Iterator[tuple[str, list[Entry]]]:
+    """Every folder that holds partitions (``zone/table``, ``zone/table/shard=N``) and the commit folder, with
+    what it holds."""
+    yield COMMITS, store.entries(COMMITS)
     for zone in ZONES:
-        stack = [lake / zone]
+        stack = [zone]
         while stack:
             folder = stack.pop()
-            yield folder
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                stack.extend(
-                    Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith(("ds=", ".")) and e.name != DELTA_LOG
-                )
+            entries = store.entries(folder)
+            yield folder, entries
+            stack.extend(f"{folder}/{e.name}" for e in entries if e.is_dir and not e.name.startswith(("ds=", ".")) and e.name != DELTA_LOG)
 
 
 def _leftover_tag(name: str) -> str | None:
@@ -637,14 +674,15 @@ def _leftover_tag(name: str) -> str | None:
     return None
 
 
-def _writer_alive(tag: str, entry: os.DirEntry) -> bool:
+def _writer_alive(tag: str, entry: Entry) -> bool:
     """Whether the process named in a leftover's tag may still be writing it."""
     owner = next((part for part in tag.split("-") if part.startswith("p") and "h" in part), None)
     if owner is None:
         return False
     pid_text, _, host = owner[1:].partition("h")
     if host != f"{zlib.crc32(socket.gethostname().encode()):08x}":
-        return time.time() - entry.stat(follow_symlinks=False).st_mtime < FOREIGN_LEFTOVER_AGE_S
+        written = entry.mtime if entry.mtime is not None else _tag_time(tag)  # an object store's folder has no time
+        return written is None or time.time() - written < FOREIGN_LEFTOVER_AGE_S
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -654,32 +692,24 @@ def _writer_alive(tag: str, entry: os.DirEntry) -> bool:
     return True
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
+def _tag_time(tag: str) -> float | None:
+    """When a commit began, from its id (``<time_ns>-<owner>-<random>``)."""
+    first = tag.split("-", 1)[0]
+    return int(first) / 1e9 if first.isdigit() and len(first) == 20 else None
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_partition(lake: Path, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame) -> None:
+def write_partition(lake: Lake, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame) -> None:
     """Replace one day of a table (a commit of its own)."""
     with commit(lake, label=f"{zone}/{table}") as change:
         change.write(zone, table, ds, frame)
 
 
-def _missing_day(lake: Path, zone: str, table: str, ds: str | dt.date) -> EcomError:
+def _missing_day(lake: Lake, zone: str, table: str, ds: str | dt.date) -> EcomError:
     return EcomError(f"no partition {zone}/{table} for ds={as_date(ds)} under {lake}; run the ingest for that day first")
 
 
 def read_partition(
-    lake: Path,
+    lake: Lake,
     zone: str,
     table: str,
     ds: str | dt.date,
@@ -689,35 +719,63 @@ def read_partition(
 ) -> pd.DataFrame:
     """One committed day of a table (``columns`` and pyarrow ``filters`` are passed to the Parquet reader), as of
     the table's ``version`` if given."""
-    partition_dir(lake, zone, table, ds)
+    day = partition_key(zone, table, ds)
+    store = storage(lake)
     with reading(lake):
         files = _day_files(lake, zone, table, ds, version)
-        if files is None and (partition_dir(lake, zone, table, ds) / "part-0.parquet").exists():
+        if files is None and store.exists(f"{day}/part-0.parquet"):
             raise EcomError(f"{zone}/{table} under {lake} is a Parquet folder table from before the lake moved to Delta tables; rebuild the lake (make demo)")
         if not files:
             raise _missing_day(lake, zone, table, ds)
-        frames = [pd.read_parquet(path, columns=columns, filters=filters) for path, _ in files]
+        frames = [store.read_parquet(key, columns=columns, filters=filters) for key, _ in files]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def text_path(lake: Path, zone: str, table: str, ds: str | dt.date, name: str) -> Path:
-    """Where a text file of a day lives: beside a Delta table's rows in its ``_files`` folder, or in a folder
-    partition."""
-    if (Path(lake) / zone / table / DELTA_LOG).exists():
-        return partition_dir(lake, zone, f"{table}/{TEXT_FILES}", ds) / name
-    return partition_dir(lake, zone, table, ds) / name
+def _text_key(store: Storage, zone: str, table: str, ds: str | dt.date, name: str) -> str:
+    if store.exists(f"{zone}/{table}/{DELTA_LOG}"):
+        return f"{partition_key(zone, f'{table}/{TEXT_FILES}', ds)}/{name}"
+    return f"{partition_key(zone, table, ds)}/{name}"
 
 
-def read_text(lake: Path, zone: str, table: str, ds: str | dt.date, name: str) -> str:
+def text_path(lake: Lake, zone: str, table: str, ds: str | dt.date, name: str) -> str:
+    """Where a text file of a day lives (a local path or an object's URI): beside a Delta table's rows in its
+    ``_files`` folder, or in a folder partition."""
+    store = storage(lake)
+    return _location(store, _text_key(store, zone, table, ds, name))
+
+
+def read_text(lake: Lake, zone: str, table: str, ds: str | dt.date, name: str) -> str:
     """A text file of a committed day (a summary or a report stored beside the rows)."""
+    store = storage(lake)
     with reading(lake):
-        path = text_path(lake, zone, table, ds, name)
-        if not path.exists():
+        key = _text_key(store, zone, table, ds, name)
+        if not store.exists(key):
             raise EcomError(f"no {name} in {zone}/{table} for ds={as_date(ds)} under {lake}")
-        return path.read_text()
+        return store.read_text(key)
 
 
-def partition_rows(lake: Path, zone: str, table: str, ds: str | dt.date) -> int:
+def read_file(lake: Lake, key: str) -> str | None:
+    """A file of the lake outside any table's days (the synthetic shop's calendar), None when it is absent."""
+    store = storage(lake)
+    return store.read_text(key) if store.exists(key) else None
+
+
+def read_partition_file(lake: Lake, zone: str, table: str, ds: str | dt.date, name: str) -> bytes | None:
+    """A file of a committed folder partition (``name`` may be in a subfolder: ``report/index.html``), None when
+    there is no such file. A name that climbs out of the day (``..``) is refused."""
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise EcomError(f"{zone}/{table} ds={as_date(ds)}: {name!r} is not a file name inside the day")
+    store, key = storage(lake), f"{partition_key(zone, table, ds)}/{name}"
+    with reading(lake):
+        return store.read_bytes(key) if store.exists(key) and not store.is_dir(key) else None
+
+
+def write_file(lake: Lake, key: str, text: str) -> None:
+    """Write a file of the lake outside any table's days, whole or not at all (not part of a day's commit)."""
+    storage(lake).put_text(key, text, _hidden(key, "tmp", _owner()))
+
+
+def partition_rows(lake: Lake, zone: str, table: str, ds: str | dt.date) -> int:
     """Row count of one day of a Delta table, from its log (no data read)."""
     with reading(lake):
         files = _day_files(lake, zone, table, ds)
@@ -726,20 +784,17 @@ def partition_rows(lake: Path, zone: str, table: str, ds: str | dt.date) -> int:
         return sum(rows for _, rows in files)
 
 
-def list_partitions(lake: Path, zone: str, table: str, version: int | None = None) -> list[dt.date]:
+def list_partitions(lake: Lake, zone: str, table: str, version: int | None = None) -> list[dt.date]:
     """The committed days of a table (Delta or folder partitions), oldest first (as of a Delta table's
     ``version`` if given)."""
-    root = Path(lake) / zone / table
     with reading(lake):
         opened = _open(lake, zone, table, version)
         if opened is not None:
             return sorted(as_date(day) for day in opened.days())
-        if not root.exists():
-            return []
-        return sorted(as_date(p.name[3:]) for p in root.iterdir() if p.name.startswith("ds=") and p.is_dir())
+        return sorted(as_date(e.name[3:]) for e in storage(lake).entries(f"{zone}/{table}") if e.name.startswith("ds=") and e.is_dir)
 
 
-def read_range(lake: Path, zone: str, table: str, start: str | dt.date, end: str | dt.date, version: int | None = None) -> pd.DataFrame:
+def read_range(lake: Lake, zone: str, table: str, start: str | dt.date, end: str | dt.date, version: int | None = None) -> pd.DataFrame:
     """Concatenate the partitions with start <= ds <= end (an empty contract frame when the table has none yet), as
     of the table's ``version`` if given.
 
@@ -785,7 +840,7 @@ class MissingPartitionsError(EcomError):
         )
 
 
-def read_latest(lake: Path, zone: str, table: str, as_of: str | dt.date) -> pd.DataFrame:
+def read_latest(lake: Lake, zone: str, table: str, as_of: str | dt.date) -> pd.DataFrame:
     """The newest partition at or before ``as_of``: the snapshot of a dimension table."""
     with reading(lake):
         days = [d for d in list_partitions(lake, zone, table) if d <= as_date(as_of)]

@@ -95,7 +95,7 @@ def holds_ds(settings: Settings, ref: str, ds: dt.date) -> bool:
     from ml import contract, lake
 
     zone, table = table_ref(ref)
-    days = lake.list_partitions(settings.lake_dir, zone, table)
+    days = lake.list_partitions(settings.lake, zone, table)
     if zone == "curated" and contract.table(table).kind == "dimension":
         return bool(days) and days[0] <= ds
     return ds in days
@@ -123,7 +123,7 @@ def resolve_ds(
     """
     from ml import lake
 
-    lake.recover(settings.lake_dir, settings.serving_url)
+    lake.recover(settings.lake, settings.serving_url)
     if param_ds:
         ds, how = as_date(param_ds), "the ds Param"
     elif asset_events:
@@ -148,6 +148,6 @@ def require_inputs(settings: Settings, pipeline: Pipeline, ds: dt.date) -> None:
 
     for ref in pipeline.inputs:
         if not holds_ds(settings, ref, ds):
-            days = lake.list_partitions(settings.lake_dir, *table_ref(ref))
+            days = lake.list_partitions(settings.lake, *table_ref(ref))
             newest = f"its newest day is {days[-1]}" if days else "it has no partition at all"
             raise ConfigError(f"{pipeline.dag_id} ds={ds}: {ref} has no partition for that day ({newest}); run {producer_of(ref)} for {ds} first")

@@ -256,7 +256,7 @@ class Pipeline:
         names = [step.name for step in self.steps]
         if start_at is not None and start_at not in names:
             raise ConfigError(f"{self.dag_id} has no step {start_at!r} to start at; its steps are {names}")
-        lake.recover(settings.lake_dir, settings.serving_url)
+        lake.recover(settings.lake, settings.serving_url)
         run = Run(settings, ds, config)
         previous: dict[str, Any] = {"ds": ds.isoformat(), "config": config.as_dict()}
         trail: dict[str, Any] = {}
@@ -361,10 +361,10 @@ def newest_partition(table: str) -> Callable[[Settings, Any, dt.date | None], dt
         from ml import lake
 
         zone, name = table_ref(table)
-        days = [d for d in lake.list_partitions(settings.lake_dir, zone, name) if limit is None or d <= limit]
+        days = [d for d in lake.list_partitions(settings.lake, zone, name) if limit is None or d <= limit]
         if not days:
             when = f" at or before {limit}" if limit else ""
-            raise ConfigError(f"no {zone} {name} partition{when} under {settings.lake_dir}; run {producer_of(table)} first")
+            raise ConfigError(f"no {zone} {name} partition{when} under {settings.lake}; run {producer_of(table)} first")
         return days[-1]
 
     return newest

@@ -7,6 +7,7 @@ day instead of duplicating it, and a failed write leaves the previous rows in pl
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,8 +17,12 @@ from ml.errors import EcomError
 
 
 def engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite gets a busy timeout so parallel tasks wait instead of failing."""
+    """An engine for ``url``; SQLite gets a busy timeout so parallel tasks wait instead of failing, and its folder
+    (the embedded default keeps the file in ECOM_HOME, which nothing else may have created with the lake elsewhere)."""
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         return sa.create_engine(url, connect_args={"timeout": 60})
     return sa.create_engine(url, pool_pre_ping=True)
 

@@ -19,8 +19,9 @@ class Settings:
 
     home: Path
     """ECOM_HOME: root folder for everything the platform writes locally."""
-    lake_dir: Path
-    """ECOM_LAKE_DIR: Parquet lake (zones raw, curated, features, outputs, quarantine)."""
+    lake: Path | str
+    """ECOM_LAKE_URI: the lake (zones raw, curated, features, outputs, quarantine, reports, ground_truth): a local
+    folder (a Path), or ``s3://bucket/prefix`` in an object store (text; see ml/lake_storage.py)."""
     serving_url: str
     """ECOM_SERVING_URL: SQLAlchemy URL of the serving store (PostgreSQL in production)."""
     mlflow_tracking_uri: str
@@ -50,7 +51,8 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (defaults to ``os.environ``); never creates folders."""
     env = dict(os.environ if env is None else env)
     home = _path(env, "ECOM_HOME", REPO_ROOT / ".ecom")
-    lake_dir = _path(env, "ECOM_LAKE_DIR", home / "lake")
+    lake_uri = env.get("ECOM_LAKE_URI", "")
+    lake: Path | str = lake_uri.rstrip("/") if "://" in lake_uri else _path(env, "ECOM_LAKE_URI", home / "lake")
     scale = env.get("ECOM_SCALE", "demo")
     try:
         seed = int(env.get("ECOM_SEED", "42"))
@@ -58,7 +60,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         raise ValueError(f"ECOM_SEED must be an integer, got {env['ECOM_SEED']!r}") from exc
     return Settings(
         home=home,
-        lake_dir=lake_dir,
+        lake=lake,
         serving_url=env.get("ECOM_SERVING_URL", f"sqlite:///{home / 'serving.db'}"),
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
         mlflow_artifact_root=env.get("ECOM_MLFLOW_ARTIFACTS", (home / "mlartifacts").as_uri()),

@@ -23,13 +23,13 @@ def _staging_table(table: str, shard: int) -> str:
 
 def stage(settings: Settings, table: str, ds: str | dt.date, shard: int, frame: pd.DataFrame) -> int:
     """Write one shard's rows for ds (replacing an earlier attempt of the same shard); returns rows staged."""
-    lake.write_partition(settings.lake_dir, "outputs", _staging_table(table, shard), ds, frame)
+    lake.write_partition(settings.lake, "outputs", _staging_table(table, shard), ds, frame)
     return len(frame)
 
 
 def day_commit(settings: Settings, label: str, change: lake.Commit | None = None) -> contextlib.AbstractContextManager[lake.Commit]:
     """``change`` when a caller already holds the day's commit (several tables published at once), else a new one."""
-    return contextlib.nullcontext(change) if change is not None else lake.commit(settings.lake_dir, settings.serving_url, label)
+    return contextlib.nullcontext(change) if change is not None else lake.commit(settings.lake, settings.serving_url, label)
 
 
 def write(
@@ -50,7 +50,7 @@ def gather(settings: Settings, table: str, ds: str | dt.date, shards: int) -> pd
     frames = []
     for shard in range(shards):
         try:
-            frames.append(lake.read_partition(settings.lake_dir, "outputs", _staging_table(table, shard), ds))
+            frames.append(lake.read_partition(settings.lake, "outputs", _staging_table(table, shard), ds))
         except EcomError as exc:
             raise EcomError(f"{table} ds={as_date(ds)}: shard {shard} of {shards} is missing; rerun its task ({exc})") from exc
     return pd.concat(frames, ignore_index=True)
@@ -60,11 +60,7 @@ def discard_older(change: lake.Commit, table: str, ds: str | dt.date) -> None:
     """Drop, in the commit that publishes ds, the staged shards of the days before it. Those of ds stay until the
     next day's publish, so that a publish task retried after its commit (a crash, a lost heartbeat) gathers the
     same shards and commits the same day again instead of failing on missing shards."""
-    root = change.lake / "outputs" / f"{table}_shards"
-    if not root.exists():
-        return
-    for folder in sorted(p for p in root.iterdir() if p.name.startswith("shard=")):
-        shard_table = f"{table}_shards/{folder.name}"
+    for shard_table in lake.subtables(change.lake, "outputs", f"{table}_shards"):
         for day in lake.list_partitions(change.lake, "outputs", shard_table):
             if day < as_date(ds):
                 change.remove("outputs", shard_table, day)

@@ -67,7 +67,7 @@ def _run(pipeline: Pipeline, resolved: dict[str, Any]) -> Run:
     from ml.settings import get_settings
 
     settings = get_settings()
-    lake.recover(settings.lake_dir, settings.serving_url)
+    lake.recover(settings.lake, settings.serving_url)
     return Run(settings, as_date(resolved["ds"]), pipeline.config.from_params(resolved["config"]))
 
 

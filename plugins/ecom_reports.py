@@ -13,38 +13,42 @@ URL_PREFIX = "/ecom/reports"
 
 def create_app():
     """The FastAPI app; the lake location comes from the settings when a request arrives, not at import."""
+    import datetime as dt
     import html
+    import mimetypes
 
-    from fastapi import FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse
+    from fastapi import FastAPI, HTTPException, Response
+    from fastapi.responses import HTMLResponse
 
+    from ml import lake
+    from ml.errors import EcomError
     from ml.settings import get_settings
 
     app = FastAPI(title="ecom validation reports")
-
-    def roots():
-        lake = get_settings().lake_dir
-        return {"validation": lake / "reports" / "validation", "quarantine": lake / "quarantine" / "drop"}
+    kinds = {"validation": ("reports", "validation", "index.html"), "quarantine": ("quarantine", "drop", "report/index.html")}
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         rows = []
-        for kind, root in roots().items():
-            days = sorted((p.name for p in root.glob("ds=*")), reverse=True) if root.exists() else []
-            target = "index.html" if kind == "validation" else "report/index.html"
-            rows += [f'<li><a href="{kind}/{html.escape(d)}/{target}">{kind} {html.escape(d)}</a></li>' for d in days]
+        for kind, (zone, table, page) in kinds.items():
+            days = sorted(lake.list_partitions(get_settings().lake, zone, table), reverse=True)
+            rows += [f'<li><a href="{kind}/ds={d}/{page}">{kind} ds={d}</a></li>' for d in days]
         body = "".join(rows) or "<li>no reports yet: run ecom_ingest</li>"
         return f"<html><body><h1>Validation reports</h1><ul>{body}</ul></body></html>"
 
     @app.get("/{kind}/{path:path}")
-    def report_file(kind: str, path: str):
-        root = roots().get(kind)
-        if root is None:
+    def report_file(kind: str, path: str) -> Response:
+        if kind not in kinds:
             raise HTTPException(404, f"unknown report kind {kind!r}")
-        file = (root / path).resolve()
-        if not file.is_file() or root.resolve() not in file.parents:
-            raise HTTPException(404, f"no report file {kind}/{path}")
-        return FileResponse(file)
+        zone, table, _ = kinds[kind]
+        day, _, name = path.partition("/")
+        try:
+            content = lake.read_partition_file(get_settings().lake, zone, table, dt.date.fromisoformat(day.removeprefix("ds=")), name)
+        except (ValueError, EcomError):
+            content = None
+        if content is None:
+            raise HTTPException(404, f"no report file {kind}/{html.escape(path)}")
+        return Response(content, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
 
     return app
 

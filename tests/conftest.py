@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,110 @@ from ml.settings import Settings, get_settings  # noqa: E402 (Airflow reads its 
 POSTGRES_URL = os.environ.get("ECOM_TEST_POSTGRES_URL")
 """Set (as .ci/run does) to run the production-configuration tests against a PostgreSQL server."""
 
+LAKE_BASE = os.environ.setdefault("ECOM_TEST_LAKE_BASE", os.environ.pop("ECOM_LAKE_URI", "")).rstrip("/")
+"""``ECOM_LAKE_URI=s3://bucket/prefix make test`` runs the suite with every test's lake in that object store: a
+bucket of its own per ECOM_HOME, ``<bucket>-<hash of the home>`` (see :func:`lake_env`). Without AWS_ENDPOINT_URL the
+session starts moto's S3 server on the loopback address for it; commits lock through ECOM_LAKE_LOCK_URL, else
+ECOM_TEST_POSTGRES_URL."""
+S3_SUITE = LAKE_BASE.startswith("s3://")
+if LAKE_BASE and not S3_SUITE:
+    raise RuntimeError(f"ECOM_LAKE_URI={LAKE_BASE}: the suite runs on a local lake per test, or on s3://bucket/prefix")
 
-def committed_digests(lake_dir: Path, zone: str) -> dict[str, str]:
+
+def lake_env(home: Path) -> dict[str, str]:
+    """The lake of the settings rooted at ``home``: in an S3 suite, ECOM_LAKE_URI's prefix in a bucket of its own
+    (created here; moto's server lists a bucket's keys by scanning them all, so one bucket for every test's lake
+    makes each listing slower than the last); nothing to set otherwise (the default, ``home/lake``)."""
+    if not S3_SUITE:
+        return {}
+    import hashlib
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(LAKE_BASE)
+    bucket = f"{parts.netloc}-{hashlib.sha1(str(Path(home).resolve()).encode()).hexdigest()[:16]}"
+    if bucket not in _buckets:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+        try:
+            client.create_bucket(Bucket=bucket)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        _buckets.add(bucket)
+    return {"ECOM_LAKE_URI": f"s3://{bucket}{parts.path}".rstrip("/")}
+
+
+_buckets: set[str] = set()
+
+
+def drop_lake(settings: Settings) -> None:
+    """Delete an S3 suite test's lake when the test is done (moto's server keeps every object in memory)."""
+    if S3_SUITE and isinstance(settings.lake, str):
+        from ml import lake_storage
+
+        lake_storage.storage(settings.lake).delete("")
+
+
+def export_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export where settings live, so that code reading the environment (DAG tasks, subprocesses) agrees."""
+    monkeypatch.setenv("ECOM_HOME", str(settings.home))
+    for name, value in lake_env(settings.home).items():
+        monkeypatch.setenv(name, value)
+
+
+def lake_leftovers(lake_root: Path | str) -> list[str]:
+    """Hidden files (staged, replaced, temporary) and commit records of a lake: none once every commit is applied
+    or recovered."""
+    from ml import lake, lake_storage
+
+    return [
+        key
+        for key in lake_storage.storage(lake_root).files_under("")
+        if (key.startswith(lake.COMMITS + "/") or any(part.startswith(".") for part in key.split("/"))) and not key.endswith(lake_storage.LOCK_FILE)
+    ]
+
+
+def put_partition_files(lake_root: str, zone: str, table: str, ds, folder: Path) -> None:
+    """Make a committed folder partition of an object-store lake hold exactly ``folder``'s files, outside any commit:
+    a drop changed in transit, as a test spoils it."""
+    from ml import lake, lake_storage
+
+    store = lake_storage.storage(lake_root)
+    assert isinstance(store, lake_storage.S3Storage)
+    key = lake.partition_key(zone, table, ds)
+    store.delete(key)
+    store.seal_folder(key, Path(shutil.copytree(folder, Path(tempfile.mkdtemp()) / "upload")))
+
+
+def copy_home(source: Path, target: Path) -> None:
+    """Copy a platform's home, and its lake when that is in an object store (replacing what ``target``'s lake held)."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    if S3_SUITE:
+        from ml import lake_storage
+
+        origin, copy = lake_storage.storage(lake_env(source)["ECOM_LAKE_URI"]), lake_storage.storage(lake_env(target)["ECOM_LAKE_URI"])
+        assert isinstance(origin, lake_storage.S3Storage) and isinstance(copy, lake_storage.S3Storage)
+        copy.delete("")
+        if origin.exists():
+            import pyarrow.fs as pafs
+
+            pafs.copy_files(origin.path(""), copy.path(""), source_filesystem=origin.fs, destination_filesystem=copy.fs)
+
+
+def committed_digests(lake_root: Path | str, zone: str) -> dict[str, str]:
     """The committed rows of every table and day of a lake zone, hashed: a rerun writes new files of the same rows,
     so files are not compared."""
     import hashlib
 
     import pandas as pd
 
-    from ml import lake
+    from ml import lake, lake_storage
 
     found = {}
-    for table in sorted(p.name for p in (lake_dir / zone).iterdir()):
-        for day in lake.list_partitions(lake_dir, zone, table):
-            frame = lake.read_partition(lake_dir, zone, table, day)
+    for table in sorted(e.name for e in lake_storage.storage(lake_root).entries(zone) if e.is_dir):
+        for day in lake.list_partitions(lake_root, zone, table):
+            frame = lake.read_partition(lake_root, zone, table, day)
             digest = hashlib.sha256(pd.util.hash_pandas_object(frame).values.tobytes() + str(list(frame.dtypes)).encode())
             found[f"{table}/{day}"] = digest.hexdigest()
     return found
@@ -50,7 +141,7 @@ def committed_digests(lake_dir: Path, zone: str) -> dict[str, str]:
 
 def make_settings(home: Path, **extra: str) -> Settings:
     env = {"ECOM_HOME": str(home), "ECOM_SHARED_DATA": os.environ.get("ECOM_SHARED_DATA", str(REPO.parent / "shared" / "data"))}
-    return get_settings(env | extra)
+    return get_settings(env | lake_env(home) | extra)
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +159,13 @@ def _mlflow_environment_restored():
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings rooted in a fresh folder; exported so code that reads the environment agrees."""
     s = make_settings(tmp_path / "ecom")
-    monkeypatch.setenv("ECOM_HOME", str(s.home))
+    export_settings(s, monkeypatch)
     monkeypatch.setenv("ECOM_SHARED_DATA", str(s.shared_data_dir))
-    return s
+    yield s
+    drop_lake(s)
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +181,97 @@ def postgres_url() -> str:
     if not POSTGRES_URL:
         pytest.skip("ECOM_TEST_POSTGRES_URL is not set: production-configuration test not requested on this machine")
     return POSTGRES_URL
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+S3_TEST_BUCKET = "ecom-test"
+
+
+def _start_s3_server() -> tuple[subprocess.Popen, str]:
+    """moto's S3 server on a free loopback port, with the bucket of the session's lakes."""
+    import time
+    import urllib.request
+
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"moto's S3 server did not start on {endpoint}") from None
+            time.sleep(0.2)
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1").create_bucket(
+        Bucket=S3_TEST_BUCKET
+    )
+    return server, endpoint
+
+
+TEST_S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+_suite_server: subprocess.Popen | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An S3 suite without an endpoint gets moto's server for the session, before any test reads the settings."""
+    global _suite_server
+    if not S3_SUITE:
+        return
+    lock_url = os.environ.get("ECOM_LAKE_LOCK_URL") or POSTGRES_URL
+    if not lock_url:
+        raise pytest.UsageError("an S3 suite (ECOM_LAKE_URI=s3://...) needs ECOM_LAKE_LOCK_URL or ECOM_TEST_POSTGRES_URL for the lake's commit lock")
+    os.environ["ECOM_LAKE_LOCK_URL"] = lock_url
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        _suite_server, endpoint = _start_s3_server()
+        os.environ.update(TEST_S3_ENV | {"AWS_ENDPOINT_URL": endpoint})
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _suite_server is not None:
+        _suite_server.terminate()
+        _suite_server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """An S3 server on the loopback address with the bucket S3_TEST_BUCKET: the S3 suite's, else one of its own."""
+    if _suite_server is not None:
+        yield os.environ["AWS_ENDPOINT_URL"]
+        return
+    server, endpoint = _start_s3_server()
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_lake(s3_endpoint: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh lake in the S3 server (its own prefix), locked through PostgreSQL; subprocesses inherit the variables."""
+    import uuid
+
+    for name, value in (TEST_S3_ENV | {"AWS_ENDPOINT_URL": s3_endpoint, "ECOM_LAKE_LOCK_URL": postgres_url}).items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{S3_TEST_BUCKET}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_root(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """The lake on local disk, then in an S3 object store: the lake's guarantees are tested on both."""
+    return tmp_path / "lake" if request.param == "local" else request.getfixturevalue("s3_lake")
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,6 @@ def test_the_pipeline_publishes_one_set_of_rules_per_ds(settings):
     assert first["publish"]["rows"] == again["publish"]["rows"] == first["steps"]["mine"]["rules"] > 0
     rows = serving.read_ds(settings.serving_url, "product_associations", end)
     assert len(rows) == again["publish"]["rows"] and not rows.duplicated(["product_id", "associated_product_id"]).any()
-    stored = lake.read_partition(settings.lake_dir, "outputs", "product_associations", end)
+    stored = lake.read_partition(settings.lake, "outputs", "product_associations", end)
     assert list(stored.columns) == contract.table("product_associations").column_names and len(stored) == len(rows)
     assert ((stored["confidence"] >= 0.01) & (stored["support"] >= 0.001)).all()

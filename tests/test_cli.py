@@ -1,6 +1,10 @@
+import datetime as dt
+
 import pytest
 from typer.testing import CliRunner
 
+from conftest import committed_digests, export_settings, make_settings
+from ml import lake
 from ml.cli import app
 
 runner = CliRunner()
@@ -16,7 +20,7 @@ def test_settings_lists_the_configuration(settings):
 def test_ingest_then_bad_source_gives_a_clear_error(settings):
     ok = runner.invoke(app, ["ingest", "--scale", "tiny", "--ds", "2024-01-20", "--backfill-days", "2"])
     assert ok.exit_code == 0, ok.output
-    assert (settings.lake_dir / "curated" / "events" / "ds=2024-01-20").exists()
+    assert dt.date(2024, 1, 20) in lake.list_partitions(settings.lake, "curated", "events")
     bad = runner.invoke(app, ["ingest", "--source", "files", "--ds", "2024-01-20"])
     assert bad.exit_code == 1 and "needs a folder" in bad.output
     unknown = runner.invoke(app, ["ingest", "--source", "erp"])
@@ -39,7 +43,7 @@ def test_generate_writes_the_bring_your_own_data_format_and_it_ingests(settings,
     assert rewritten.exit_code == 0 and "events.csv" in rewritten.output, rewritten.output
     ingested = runner.invoke(app, ["ingest", "--source", "files", "--path", str(out), "--ds", "2024-02-01", "--backfill-days", "2"])
     assert ingested.exit_code == 0, ingested.output
-    assert len(list((settings.lake_dir / "curated" / "events").glob("ds=*"))) == 3
+    assert len(lake.list_partitions(settings.lake, "curated", "events")) == 3
 
 
 def test_recommend_runs_the_pipeline_and_explains_a_missing_lake(settings):
@@ -122,7 +126,7 @@ def test_route_explains_a_missing_road_network_and_routes_tomorrow(settings, tmp
 
     routes = serving.read_ds(settings.serving_url, "delivery_routes", "2024-03-30")
     assert len(routes) > 0 and routes.groupby("depot_id")["vehicle_id"].nunique().max() <= 2
-    assert (settings.lake_dir / "outputs" / "delivery_maps" / "ds=2024-03-30" / "routes.html").exists()
+    assert lake.read_partition_file(settings.lake, "outputs", "delivery_maps", "2024-03-30", "routes.html") is not None
 
 
 def _weekly_source(folder, weeks: int, last: str):
@@ -188,15 +192,14 @@ def test_a_weekly_source_is_forecast_and_scored_per_week(settings, tmp_path):
 def test_history_lands_in_bounded_drops_with_the_same_fact_rows_as_one_drop(settings, tmp_path, monkeypatch):
     from ml import contract
     from ml.settings import get_settings
-    from tests.conftest import committed_digests
 
     chunked = runner.invoke(app, ["history", "--scale", "tiny", "--days", "40", "--end", "2024-06-30", "--drop-days", "15"])
     assert chunked.exit_code == 0, chunked.output
     assert "history loaded in 3 drop(s) 2024-05-22..2024-06-30" in " ".join(chunked.output.split())
-    drops = sorted(p.name for p in (settings.lake_dir / "raw" / "drop").glob("ds=*"))
-    assert drops == ["ds=2024-06-05", "ds=2024-06-20", "ds=2024-06-29", "ds=2024-06-30"]
+    drops = [d.isoformat() for d in lake.list_partitions(settings.lake, "raw", "drop")]
+    assert drops == ["2024-06-05", "2024-06-20", "2024-06-29", "2024-06-30"]
 
-    monkeypatch.setenv("ECOM_HOME", str(tmp_path / "one_drop"))
+    export_settings(make_settings(tmp_path / "one_drop"), monkeypatch)
     whole = runner.invoke(app, ["history", "--scale", "tiny", "--days", "40", "--end", "2024-06-30", "--drop-days", "40"])
     assert whole.exit_code == 0, whole.output
     facts = {name for name, spec in contract.TABLES.items() if spec.kind == "fact"}
@@ -204,5 +207,5 @@ def test_history_lands_in_bounded_drops_with_the_same_fact_rows_as_one_drop(sett
     def fact_rows(lake_dir):
         return {key: digest for key, digest in committed_digests(lake_dir, "curated").items() if key.split("/")[0] in facts}
 
-    assert len(fact_rows(settings.lake_dir)) == 40 * len(facts)
-    assert fact_rows(settings.lake_dir) == fact_rows(get_settings().lake_dir)
+    assert len(fact_rows(settings.lake)) == 40 * len(facts)
+    assert fact_rows(settings.lake) == fact_rows(get_settings().lake)

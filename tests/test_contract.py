@@ -95,4 +95,4 @@ def test_an_output_that_breaks_its_contract_is_not_published(settings):
     for message, frame in cases.items():
         with pytest.raises(ContractError, match=message):
             staging.write(settings, "recommendations", "2024-03-30", frame)
-    assert len(lake.read_partition(settings.lake_dir, "outputs", "recommendations", "2024-03-30")) == 2
+    assert len(lake.read_partition(settings.lake, "outputs", "recommendations", "2024-03-30")) == 2

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_settings
-from ml import ingest, lake, serving
+from conftest import copy_home, export_settings, lake_leftovers, make_settings
+from ml import ingest, lake, lake_storage, serving
 from ml.pipeline import Pipeline, table_ref
 from ml.sources import SourceRequest
 
@@ -43,12 +42,6 @@ def _subprocess(code: str, home: Path, **env: str) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, "ECOM_HOME": str(home), **env})
 
 
-def _leftovers(settings) -> list[str]:
-    root = settings.lake_dir
-    hidden = [str(p.relative_to(root)) for p in root.rglob(".*") if p.name != lake.LOCK_FILE]
-    return sorted(hidden + [p.name for p in lake.pending_commits(root)])
-
-
 def _digest(frame: pd.DataFrame) -> str:
     ordered = frame.sort_values(list(frame.columns), ignore_index=True) if len(frame) else frame
     return hashlib.sha256(pd.util.hash_pandas_object(ordered.astype(str), index=False).to_numpy().tobytes()).hexdigest()
@@ -58,14 +51,14 @@ def _seen(settings, tables: list[tuple[str, str]], ds: str) -> tuple[str | None,
     """What a reader sees of each table's ds (None: not published)."""
     out = []
     for zone, table in tables:
-        days = lake.list_partitions(settings.lake_dir, zone, table)
-        out.append(_digest(lake.read_partition(settings.lake_dir, zone, table, ds)) if lake.as_date(ds) in days else None)
+        days = lake.list_partitions(settings.lake, zone, table)
+        out.append(_digest(lake.read_partition(settings.lake, zone, table, ds)) if lake.as_date(ds) in days else None)
     return tuple(out)
 
 
 def _served_equals_lake(settings, table: str, zone: str, ds: str) -> bool:
     served = serving.read_ds(settings.serving_url, table, ds)
-    stored = lake.read_partition(settings.lake_dir, zone, table, ds)
+    stored = lake.read_partition(settings.lake, zone, table, ds)
     return len(served) == len(stored)
 
 
@@ -80,20 +73,19 @@ def _crash_each_point(settings, snapshot: Path, code: str, tables: list[tuple[st
     assert new != old, "the run to crash must change the day, or old and new cannot be told apart"
     points = _points(trace)
     for number, point in enumerate(points):
-        shutil.rmtree(home)
-        shutil.copytree(snapshot, home)
+        copy_home(snapshot, home)
         crashed = _subprocess(code, home, ECOM_CRASH_AT=point)
         assert crashed.returncode == lake.CRASH_EXIT, (point, crashed.stderr[-3000:])
         assert _seen(settings, tables, ds) in (old, new), f"a reader saw a partial day after a crash at {point}"
-        lake.recover(settings.lake_dir, settings.serving_url)  # what the next task does first
-        assert _leftovers(settings) == [], (point, _leftovers(settings))
+        lake.recover(settings.lake, settings.serving_url)  # what the next task does first
+        assert lake_leftovers(settings.lake) == [], (point, lake_leftovers(settings.lake))
         for zone, table in served:
-            if lake.as_date(ds) in lake.list_partitions(settings.lake_dir, zone, table):
+            if lake.as_date(ds) in lake.list_partitions(settings.lake, zone, table):
                 assert _served_equals_lake(settings, table, zone, ds), f"serving store differs from the lake after {point}"
         if number in (0, len(points) - 1):  # the retried task, before and after the commit point
             rerun = _subprocess(code, home)
             assert rerun.returncode == 0, (point, rerun.stderr[-3000:])
-            assert _seen(settings, tables, ds) == new and _leftovers(settings) == []
+            assert _seen(settings, tables, ds) == new and lake_leftovers(settings.lake) == []
     return len(points)
 
 
@@ -111,15 +103,15 @@ def tiny_shop(tmp_path_factory) -> Path:
 
 def _settings_at(home: Path, monkeypatch):
     s = make_settings(home)
-    monkeypatch.setenv("ECOM_HOME", str(home))
+    export_settings(s, monkeypatch)
     return s
 
 
 def test_ingest_publish_crashed_at_every_boundary_shows_a_whole_day(tiny_shop, tmp_path, monkeypatch):
     home = tmp_path / "ecom"
-    shutil.copytree(tiny_shop, home)
+    copy_home(tiny_shop, home)
     snapshot = tmp_path / "snapshot"
-    shutil.copytree(home, snapshot)
+    copy_home(home, snapshot)
     settings = _settings_at(home, monkeypatch)
     tables = [("curated", t) for t in ("events", "orders", "order_items", "inventory", "customers", "products")]
     code = f"import datetime; from ml import ingest; from ml.settings import get_settings; ingest.publish(get_settings(), {DS!r})"
@@ -191,7 +183,7 @@ def test_pipeline_publish_crashed_at_every_boundary_shows_a_whole_day(case, tiny
     module, name, published, crashing = CASES[case]
     pipeline: Pipeline = getattr(importlib.import_module(f"ml.{module}"), name)
     home = tmp_path / "ecom"
-    shutil.copytree(tiny_shop, home)
+    copy_home(tiny_shop, home)
     settings = _settings_at(home, monkeypatch)
     ingest.publish(settings, DS)
     for upstream in NEEDS.get(case, ()):
@@ -202,7 +194,7 @@ def test_pipeline_publish_crashed_at_every_boundary_shows_a_whole_day(case, tiny
     state = tmp_path / "state.json"
     state.write_text(json.dumps(_stage_without_publishing(pipeline, settings, crashing)))
     snapshot = tmp_path / "snapshot"
-    shutil.copytree(home, snapshot)
+    copy_home(home, snapshot)
     tables = [table_ref(t) for t in pipeline.outputs]
     code = PUBLISH_IN_SUBPROCESS.format(module=module, name=name, state=str(state))
     tried = _crash_each_point(settings, snapshot, code, tables, DS, served=tables)
@@ -216,14 +208,15 @@ def test_a_validation_killed_mid_way_leaves_nothing_after_the_next_run(tiny_shop
     import tempfile
 
     home = tmp_path / "ecom"
-    shutil.copytree(tiny_shop, home)
+    copy_home(tiny_shop, home)
     settings = _settings_at(home, monkeypatch)
     temp_before = set(os.listdir(tempfile.gettempdir()))
     code = f"import datetime; from ml import ingest; from ml.settings import get_settings; ingest.validate(get_settings(), {DS!r})"
     crashed = _subprocess(code, home, ECOM_CRASH_AT="record#1")
     assert crashed.returncode == lake.CRASH_EXIT, crashed.stderr[-3000:]
-    staged = [p for p in (settings.lake_dir / "reports" / "validation").iterdir() if p.name.startswith(".")]
-    assert len(staged) == 1 and (staged[0] / "report.json").exists()
+    store = lake_storage.storage(settings.lake)
+    staged = [e.name for e in store.entries("reports/validation") if e.name.startswith(".")]
+    assert len(staged) == 1 and store.exists(f"reports/validation/{staged[0]}/report.json")
     assert {n for n in set(os.listdir(tempfile.gettempdir())) - temp_before if n.startswith("gx")} == set()
     assert ingest.validate(settings, DS)["checks"] > 100
-    assert _leftovers(settings) == []
+    assert lake_leftovers(settings.lake) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import committed_digests
-from ml import contract, delivery, ingest, lake, serving
+from ml import contract, delivery, ingest, lake, lake_storage, serving
 from ml.sources import SourceRequest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,23 +32,23 @@ def test_twice_for_the_same_ds_gives_identical_outputs(ingest_dag, settings):
     conf = {"scale": "tiny", "backfill_days": 6}
     first = ingest_dag.test(logical_date=DS, run_conf=conf)
     assert str(first.state) == "success", _states(first)
-    files = committed_digests(settings.lake_dir, "curated")
+    files = committed_digests(settings.lake, "curated")
     rows = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     second = ingest_dag.test(logical_date=DS, run_conf=conf)
     assert str(second.state) == "success", _states(second)
-    assert committed_digests(settings.lake_dir, "curated") == files and len(files) == 6 * 7 + 4  # 6 fact tables x 7 days + 4 dimension snapshots
+    assert committed_digests(settings.lake, "curated") == files and len(files) == 6 * 7 + 4  # 6 fact tables x 7 days + 4 dimension snapshots
     again = serving.read_ds(settings.serving_url, "validation_runs", DS.date())
     assert len(again) == len(rows) == len(contract.TABLES)
-    assert (Path(lake.partition_dir(settings.lake_dir, "reports", "validation", DS.date())) / "index.html").exists()
+    assert lake.read_partition_file(settings.lake, "reports", "validation", DS.date(), "index.html") is not None
 
 
 def test_bad_drop_fails_validate_and_never_publishes(ingest_dag, settings, tmp_path):
     ingest.land(settings, SourceRequest("synthetic", DS.date(), scale="tiny", backfill_days=0))
-    drop = lake.partition_dir(settings.lake_dir, "raw", ingest.DROP, DS.date())
     export = tmp_path / "export"
     export.mkdir()
-    for name in ("products", "orders", "order_items", "warehouses", "customers"):
-        (export / f"{name}.csv").write_bytes((drop / f"{name}.csv").read_bytes())
+    with lake.local_folder(settings.lake, "raw", ingest.DROP, DS.date()) as drop:
+        for name in ("products", "orders", "order_items", "warehouses", "customers"):
+            (export / f"{name}.csv").write_bytes((drop / f"{name}.csv").read_bytes())
     lines = (export / "order_items.csv").read_text().splitlines()
     lines[1] = lines[1].replace(lines[1].split(",")[1], "P99999", 1)
     (export / "order_items.csv").write_text("\n".join(lines) + "\n")
@@ -57,5 +57,5 @@ def test_bad_drop_fails_validate_and_never_publishes(ingest_dag, settings, tmp_p
     states = _states(run)
     assert str(run.state) == "failed"
     assert states["land"] == "success" and states["validate"] == "failed" and states["publish"] == "upstream_failed"
-    assert not (settings.lake_dir / "curated").exists()
-    assert (lake.partition_dir(settings.lake_dir, "quarantine", ingest.DROP, DS.date()) / "report" / "index.html").exists()
+    assert not lake_storage.storage(settings.lake).exists("curated")
+    assert lake.read_partition_file(settings.lake, "quarantine", ingest.DROP, DS.date(), "report/index.html") is not None

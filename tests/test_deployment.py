@@ -95,9 +95,21 @@ def test_healthchecks_depends_on_conditions_restart_and_logs_volume():
     for name in ("airflow-worker", "airflow-worker-gpu"):
         conditions = {dep: spec["condition"] for dep, spec in SERVICES[name]["depends_on"].items()}
         assert conditions["airflow-init"] == "service_completed_successfully" and conditions["mlflow"] == "service_healthy"
-    for name in ("airflow-apiserver", "airflow-worker", "airflow-worker-gpu"):
-        assert any(v.startswith("airflow-logs:") for v in SERVICES[name]["volumes"]), name
-    assert "airflow-logs" in COMPOSE["volumes"]
+
+
+def test_the_workers_share_nothing_but_services():
+    """The lake is in the object store, its commits locked in PostgreSQL; no container mounts another's files (the
+    public datasets are read-only input), and the process stack gives the gpu worker a home of its own and hides the
+    stack's home from it."""
+    env = COMPOSE["x-ecom-env"]
+    assert env["ECOM_LAKE_URI"].startswith("s3://") and env["ECOM_LAKE_LOCK_URL"].startswith("postgresql+psycopg2://")
+    assert "object-store:9000" in env["AWS_ENDPOINT_URL"]
+    for name in ("airflow-worker", "airflow-worker-gpu", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert SERVICES[name]["volumes"] == ["../../shared/data:/data/shared:ro"], name
+        assert SERVICES[name]["depends_on"]["object-store-init"]["condition"] == "service_completed_successfully", name
+    stack = (REPO / "docker" / "stack.sh").read_text()
+    assert "ECOM_LAKE_URI=s3://$S3_BUCKET/lake" in stack and "ECOM_GPU_WORKER_HIDE=$STACK" in stack
+    assert "unshare --map-root-user --mount" in (REPO / "docker" / "gpu-worker.sh").read_text()
 
 
 def test_gpu_profile_has_the_cuda_build_and_reserves_a_gpu():

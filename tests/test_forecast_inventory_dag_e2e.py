@@ -49,8 +49,8 @@ def test_forecast_then_plan_publish_one_set_of_rows_per_ds(airflow_db, settings)
     assert {a.path for a in client.list_artifacts(rejected.run_id, "evaluation")} >= {"evaluation/fan_chart.png"}
 
     # a warehouse run dry: the plan must order for it
-    stock = lake.read_latest(settings.lake_dir, "curated", "inventory", end)
-    lake.write_partition(settings.lake_dir, "curated", "inventory", end, stock.assign(on_hand=0, on_order=0))
+    stock = lake.read_latest(settings.lake, "curated", "inventory", end)
+    lake.write_partition(settings.lake, "curated", "inventory", end, stock.assign(on_hand=0, on_order=0))
     for attempt in range(2):
         states = _run(bag.get_dag("ecom_inventory_plan"), when + dt.timedelta(hours=1, minutes=attempt), {"service_level": 0.95})
         assert sum(k.startswith("solve[") for k in states) == series["warehouse_id"].nunique()

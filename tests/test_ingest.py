@@ -17,14 +17,14 @@ DS = dt.date(2024, 2, 10)
 def test_rerunning_a_day_is_idempotent(settings):
     request = SourceRequest("synthetic", DS, scale="tiny", backfill_days=5)
     ingest.run_day(settings, request)
-    first_files = committed_digests(settings.lake_dir, "curated")
+    first_files = committed_digests(settings.lake, "curated")
     first_rows = serving.read_ds(settings.serving_url, "validation_runs", DS)
     ingest.run_day(settings, request)
-    assert committed_digests(settings.lake_dir, "curated") == first_files
+    assert committed_digests(settings.lake, "curated") == first_files
     second_rows = serving.read_ds(settings.serving_url, "validation_runs", DS)
     assert len(second_rows) == len(first_rows) == len(contract.TABLES)
     assert second_rows.drop(columns="report_path").equals(first_rows.drop(columns="report_path"))
-    assert len(lake.list_partitions(settings.lake_dir, "curated", "events")) == 6
+    assert len(lake.list_partitions(settings.lake, "curated", "events")) == 6
 
 
 def test_daily_drop_after_history_checks_volume_against_it(settings):
@@ -32,19 +32,19 @@ def test_daily_drop_after_history_checks_volume_against_it(settings):
     result = ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 11), scale="tiny", backfill_days=0))
     assert result["validate"]["rows"]["events"] > 0
     assert (
-        lake.read_partition(settings.lake_dir, "curated", "order_items", "2024-02-11")["order_id"]
-        .isin(lake.read_partition(settings.lake_dir, "curated", "orders", "2024-02-11")["order_id"])
+        lake.read_partition(settings.lake, "curated", "order_items", "2024-02-11")["order_id"]
+        .isin(lake.read_partition(settings.lake, "curated", "orders", "2024-02-11")["order_id"])
         .all()
     )
 
 
 def test_files_source_copies_a_folder_as_delivered(settings, tmp_path):
     ingest.land(settings, SourceRequest("synthetic", DS, scale="tiny", backfill_days=0))
-    delivered = lake.partition_dir(settings.lake_dir, "raw", ingest.DROP, DS)
     folder = tmp_path / "export"
     folder.mkdir()
-    for name in ("products", "orders", "order_items", "warehouses", "customers"):
-        (folder / f"{name}.csv").write_bytes((delivered / f"{name}.csv").read_bytes())
+    with lake.local_folder(settings.lake, "raw", ingest.DROP, DS) as delivered:
+        for name in ("products", "orders", "order_items", "warehouses", "customers"):
+            (folder / f"{name}.csv").write_bytes((delivered / f"{name}.csv").read_bytes())
     with pytest.raises(SourceError, match="has no manifest.json.*ecom manifest"):
         ingest.land(settings, SourceRequest("files", DS, path=str(folder)))
     delivery.write_manifest(folder)
@@ -85,27 +85,27 @@ def test_a_drop_that_leaves_a_gap_is_refused_and_fill_gap_lands_the_missing_days
     from ml.ingest_pipeline import IngestConfig, request_for
 
     ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 10), scale="tiny", backfill_days=5))
-    before = sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir())
+    before = committed_digests(settings.lake, "curated")
     with pytest.raises(DataValidationError, match=r"ends on 2024-02-10 .* 9 day\(s\) 2024-02-11..2024-02-19 .* backfill_days=9"):
         ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 20), scale="tiny", backfill_days=0))
-    assert sorted(p.name for p in (settings.lake_dir / "curated" / "orders").iterdir()) == before
+    assert committed_digests(settings.lake, "curated") == before
     assert serving.read_ds(settings.serving_url, "validation_runs", "2024-02-20").empty
     filled = ingest.run_day(settings, request_for(settings, dt.date(2024, 2, 20), IngestConfig(scale="tiny", fill_gap=True)))
     assert filled["land"]["window_start"] == "2024-02-11"
-    assert lake.list_partitions(settings.lake_dir, "curated", "orders")[-11:] == [dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(11)]
+    assert lake.list_partitions(settings.lake, "curated", "orders")[-11:] == [dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(11)]
 
 
 def test_a_missing_day_is_an_error_not_a_zero(settings):
     from ml.lake import MissingPartitionsError
 
     ingest.run_day(settings, SourceRequest("synthetic", dt.date(2024, 2, 10), scale="tiny", backfill_days=5))
-    assert len(lake.read_range(settings.lake_dir, "curated", "orders", "2023-01-01", "2024-02-10")) > 0  # before history: fine
-    with lake.commit(settings.lake_dir, label="lose a day") as change:
+    assert len(lake.read_range(settings.lake, "curated", "orders", "2023-01-01", "2024-02-10")) > 0  # before history: fine
+    with lake.commit(settings.lake, label="lose a day") as change:
         change.remove("curated", "orders", "2024-02-07")
     with pytest.raises(MissingPartitionsError, match=r"curated/orders: 1 day\(s\) missing in 2024-02-01..2024-02-10: 2024-02-07"):
-        lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-01", "2024-02-10")
+        lake.read_range(settings.lake, "curated", "orders", "2024-02-01", "2024-02-10")
     with pytest.raises(MissingPartitionsError, match="2024-02-11"):
-        lake.read_range(settings.lake_dir, "curated", "orders", "2024-02-08", "2024-02-11")
+        lake.read_range(settings.lake, "curated", "orders", "2024-02-08", "2024-02-11")
 
 
 def test_the_shop_calendar_ends_the_demo_history_where_asked_and_the_schedule_continues(settings):
@@ -121,4 +121,4 @@ def test_the_shop_calendar_ends_the_demo_history_where_asked_and_the_schedule_co
     assert synthetic_source.open_shop(settings, "tiny", last + dt.timedelta(days=5)).start == cfg.start  # kept
     ingest.run_day(settings, SourceRequest("synthetic", last, scale="tiny", backfill_days=3))
     today = ingest.run_day(settings, SourceRequest("synthetic", last + dt.timedelta(days=1), scale="tiny", backfill_days=0))
-    assert today["publish"]["ds"] == "2026-11-30" and len(lake.read_range(settings.lake_dir, "curated", "orders", "2026-11-26", "2026-11-30")) > 0
+    assert today["publish"]["ds"] == "2026-11-30" and len(lake.read_range(settings.lake, "curated", "orders", "2026-11-26", "2026-11-30")) > 0

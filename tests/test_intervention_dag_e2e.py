@@ -49,8 +49,8 @@ def test_intervention_plans_within_budget_caps_and_fatigue_and_reruns_replace(ai
         assert today["expected_spend"].sum() <= 25.0 + 1e-6
         assert not set(today["customer_id"]) & set(first["customer_id"]), "nudged yesterday: must rest"
         assert today["reason"].str.contains("pp chance to buy").all() and set(today["model_version"]) == {"1"}
-    assert len(lake.read_partition(settings.lake_dir, "outputs", "interventions", end)) == len(today)
-    summary = json.loads(lake.read_text(settings.lake_dir, "outputs", "interventions", end, "plan_summary.json"))
+    assert len(lake.read_partition(settings.lake, "outputs", "interventions", end)) == len(today)
+    summary = json.loads(lake.read_text(settings.lake, "outputs", "interventions", end, "plan_summary.json"))
     assert summary["rows"] == len(today) and summary["fatigued"] >= len(first) and summary["solver_status"] == "optimal"
 
     client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)

@@ -9,7 +9,7 @@ import pytest
 
 ML = Path(__file__).resolve().parent.parent / "ml"
 PIPELINES = ("recsys", "forecast", "inventory", "intervention", "routing")
-STORAGE = {"ml.lake", "ml.staging", "ml.serving"}
+STORAGE = {"ml.lake", "ml.lake_storage", "ml.staging", "ml.serving"}
 SHARED_MODULES = ("pipeline.py", "io.py", "data.py", "model.py", "evaluate.py")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = (
@@ -61,12 +62,6 @@ DEPLOYMENT_PARAMS = {
 ROUND_TIMEOUT_S = 600
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:
@@ -178,18 +173,18 @@ def stack(tmp_path_factory):
         "ECOM_STACK_POSTGRES": postgres.rsplit("/", 1)[0],
         "ECOM_STACK_REDIS": redis,
         "ECOM_STACK_DB_PREFIX": f"ecom_e2e_{uuid.uuid4().hex[:8]}",
-        "ECOM_STACK_API_PORT": str(_free_port()),
-        "ECOM_STACK_MLFLOW_PORT": str(_free_port()),
-        "ECOM_STACK_LOG_PORT": str(_free_port()),
-        "ECOM_STACK_S3": "moto",  # MLflow's artifacts in an S3 object store on the loopback
-        "ECOM_STACK_S3_PORT": str(_free_port()),
+        "ECOM_STACK_API_PORT": str(free_port()),
+        "ECOM_STACK_MLFLOW_PORT": str(free_port()),
+        "ECOM_STACK_LOG_PORT": str(free_port()),
+        "ECOM_STACK_S3": "moto",  # the lake and MLflow's artifacts in an S3 object store on the loopback
+        "ECOM_STACK_S3_PORT": str(free_port()),
         "ECOM_SCALE": "tiny",
         "ECOM_ABUSE_RATE": "0.2",
         "ECOM_STACK_WAIT_S": "240",
         "ECOM_WORKER_CONCURRENCY": "2",
         **{f"AIRFLOW_VAR_{dag.upper()}_PARAMS": json.dumps(params) for dag, params in DEPLOYMENT_PARAMS.items()},
     }
-    for name in [k for k in env if k.startswith(("AIRFLOW__", "MLFLOW_"))] + ["AIRFLOW_HOME", "ECOM_HOME", "ECOM_SERVING_URL"]:
+    for name in [k for k in env if k.startswith(("AIRFLOW__", "MLFLOW_", "AWS_", "ECOM_LAKE_"))] + ["AIRFLOW_HOME", "ECOM_HOME", "ECOM_SERVING_URL"]:
         env.pop(name, None)  # the test session's own Airflow / MLflow settings must not leak into the stack
     live = Stack(home, env)
     started = time.monotonic()
@@ -214,7 +209,7 @@ def _serving_counts(stack: Stack, ds: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _artifact_keys(stack: Stack) -> list[str]:
+def _object_keys(stack: Stack, prefix: str) -> list[str]:
     import boto3
 
     env = stack.stack_env()
@@ -225,7 +220,7 @@ def _artifact_keys(stack: Stack) -> list[str]:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
     )
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["ECOM_STACK_S3_BUCKET"], Prefix="mlartifacts/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["ECOM_STACK_S3_BUCKET"], Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
@@ -254,14 +249,21 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
         if "Executing workload" in line and "dag_id=ecom_recommendations" in line and "task_id=train" in line
     ]
     assert executed and all(line.split("|")[0].split()[1] == "worker-gpu.1" for line in executed), executed
-    assert "gpu worker: torch" in (stack.home / "logs" / "stack.log").read_text()
+    log = (stack.home / "logs" / "stack.log").read_text()
+    assert "gpu worker: torch" in log
+    # it trained with no path into the other worker's files: the stack's home was an empty folder in its namespace
+    assert f"gpu worker: shares no files with the stack: home {stack.stack_env()['ECOM_GPU_WORKER_HOME']}, {stack.home} hidden" in log
+    # the lake is in the object store (Delta logs and raw drops), none of it in a folder of the stack
+    lake = _object_keys(stack, "lake/")
+    assert any(key.startswith("lake/curated/events/_delta_log/") for key in lake) and any(key.startswith("lake/raw/drop/ds=") for key in lake)
+    assert not (stack.home / "lake").exists() and not (Path(stack.stack_env()["ECOM_GPU_WORKER_HOME"]) / "lake").exists()
 
     # the registry, through the MLflow server's REST API
     for model in ("ecom_recommender", "ecom_demand_forecaster", "ecom_intervention", "ecom_risk"):
         alias = stack.call("GET", f"/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion", base=stack.mlflow)
         assert "champion" in alias["model_version"]["aliases"], model
     # their artifacts went through the MLflow server into the object store, none into a folder of the stack
-    assert any(key.endswith("/MLmodel") for key in _artifact_keys(stack)) and not (stack.home / "mlartifacts").exists()
+    assert any(key.endswith("/MLmodel") for key in _object_keys(stack, "mlartifacts/")) and not (stack.home / "mlartifacts").exists()
 
     counts = _serving_counts(stack, today.isoformat())
     assert all(rows == distinct for rows, distinct in counts.values()), counts  # one set of rows per key

@@ -22,7 +22,7 @@ D = dt.date
 def _publish(settings, ref: str, *days: str) -> None:
     zone, table = ref.split("/")
     for day in days:
-        lake.write_partition(settings.lake_dir, zone, table, day, pd.DataFrame({"x": [1]}))
+        lake.write_partition(settings.lake, zone, table, day, pd.DataFrame({"x": [1]}))
 
 
 def _resolve(settings, pipeline, config=None, *, ds=None, events=None, logical=None, after=None):
@@ -146,8 +146,8 @@ def test_a_forecast_on_an_all_zero_window_returns_strict_json_with_its_nulls_nam
                 "discount": [0.0] if sold else [],
             }
         )
-        lake.write_partition(settings.lake_dir, "curated", "orders", day, orders.astype({"order_ts": "datetime64[us, UTC]"}))
-        lake.write_partition(settings.lake_dir, "curated", "order_items", day, items)
+        lake.write_partition(settings.lake, "curated", "orders", day, orders.astype({"order_ts": "datetime64[us, UTC]"}))
+        lake.write_partition(settings.lake, "curated", "order_items", day, items)
     config = ForecastConfig(model="seasonal_naive", horizon=7, origins=2, origin_step=7, shards=1)
     out = DEMAND_FORECAST.run(settings, start + dt.timedelta(days=59), config)
     backtest = out["steps"]["backtest"]

@@ -237,7 +237,7 @@ def _publish_events(settings, events: pd.DataFrame, through: str | None = None) 
     ingest does: a missing day would be refused by the readers)."""
     by_day = dict(tuple(events.assign(session_id="s").groupby(events["event_ts"].dt.date)))
     for day in pd.date_range(min(by_day), through or max(by_day), freq="D").date:
-        lake.write_partition(settings.lake_dir, "curated", "events", day, by_day.get(day, events.iloc[0:0].assign(session_id="s")))
+        lake.write_partition(settings.lake, "curated", "events", day, by_day.get(day, events.iloc[0:0].assign(session_id="s")))
 
 
 def _register(settings, evaluated: dict) -> dict:
@@ -310,7 +310,7 @@ def test_a_training_run_names_the_table_versions_it_read_and_they_read_back_afte
     assert list(versions) == ["curated/events"] and isinstance(versions["curated/events"], int)
     _publish_events(settings, _events(_chain_rows(seed=1)), through=ds)  # the same days, other rows
     start = ds - dt.timedelta(days=config.history_days - 1)
-    now = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
+    now = lake.read_range(settings.lake, "curated", "events", start, ds)
     assert not now.equals(expected.reset_index(drop=True))
-    then = lake.read_range(settings.lake_dir, "curated", "events", start, ds, version=versions["curated/events"])
+    then = lake.read_range(settings.lake, "curated", "events", start, ds, version=versions["curated/events"])
     pd.testing.assert_frame_equal(then[then["event_type"].isin(config.event_types)].reset_index(drop=True), expected.reset_index(drop=True))

@@ -97,7 +97,7 @@ def test_held_orders_are_not_routed_under_dag_test(airflow_db, settings, shared_
     run = bag.get_dag("ecom_risk").test(logical_date=when, run_conf=risk)
     assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     decisions = serving.read_ds(settings.serving_url, "order_risk", end)
-    placed = lake.read_partition(settings.lake_dir, "curated", "orders", end)
+    placed = lake.read_partition(settings.lake, "curated", "orders", end)
     assert set(decisions["order_id"]) == set(placed["order_id"]) and (decisions["decision"] == "hold").all()
 
     routing = {"ds": end.isoformat(), "time_limit_s": 2, "fleet_size": 1, "road_network": str(shared_data / "osm" / "derived" / "monaco.drive.osm.bz2")}

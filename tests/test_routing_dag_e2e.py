@@ -37,7 +37,7 @@ def test_routes_cover_tomorrows_orders_and_reruns_replace(airflow_db, settings, 
         run = dag.test(logical_date=when + dt.timedelta(minutes=attempt), run_conf=conf)
         assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
-    orders = lake.read_range(settings.lake_dir, "curated", "orders", end - dt.timedelta(days=6), end)
+    orders = lake.read_range(settings.lake, "curated", "orders", end - dt.timedelta(days=6), end)
     tomorrow = orders[pd.to_datetime(orders["promised_date"]).dt.date == end + dt.timedelta(days=1)]
     routes = serving.read_ds(settings.serving_url, "delivery_routes", end)
     exceptions = serving.read_ds(settings.serving_url, "delivery_exceptions", end)
@@ -49,15 +49,15 @@ def test_routes_cover_tomorrows_orders_and_reruns_replace(airflow_db, settings, 
     stops = routes[routes["order_id"].notna()]
     eta, start, finish = (pd.to_datetime(stops[c], utc=True, format="ISO8601") for c in ("eta", "window_start", "window_end"))
     assert ((eta >= start) & (eta <= finish)).all()
-    capacity = int(lake.read_latest(settings.lake_dir, "curated", "warehouses", end)["vehicle_capacity"].max())
+    capacity = int(lake.read_latest(settings.lake, "curated", "warehouses", end)["vehicle_capacity"].max())
     assert (routes.groupby("vehicle_id")["load"].max() <= capacity).all()
     assert set(exceptions["reason"]) <= {"fleet_full", "time_window", "over_capacity", "address_off_network", "unreachable", "no_address"}
-    assert len(lake.read_partition(settings.lake_dir, "outputs", "delivery_routes", end)) == len(routes)
+    assert len(lake.read_partition(settings.lake, "outputs", "delivery_routes", end)) == len(routes)
 
-    maps = lake.partition_dir(settings.lake_dir, "outputs", "delivery_maps", end)
-    collection = json.loads((maps / "routes.geojson").read_text())
-    lines = [f for f in collection["features"] if f["properties"]["kind"] == "route"]
-    assert len(lines) == routes["vehicle_id"].nunique() and all(len(f["geometry"]["coordinates"]) > 2 for f in lines)
-    assert (maps / "routes.png").stat().st_size > 10_000 and "leaflet" in (maps / "routes.html").read_text().lower()
-    summary = json.loads((maps / "summary.json").read_text())
+    with lake.local_folder(settings.lake, "outputs", "delivery_maps", end) as maps:
+        collection = json.loads((maps / "routes.geojson").read_text())
+        lines = [f for f in collection["features"] if f["properties"]["kind"] == "route"]
+        assert len(lines) == routes["vehicle_id"].nunique() and all(len(f["geometry"]["coordinates"]) > 2 for f in lines)
+        assert (maps / "routes.png").stat().st_size > 10_000 and "leaflet" in (maps / "routes.html").read_text().lower()
+        summary = json.loads((maps / "summary.json").read_text())
     assert summary["routes"] == len(routes) and summary["delivery_day"] == (end + dt.timedelta(days=1)).isoformat()

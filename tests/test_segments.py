@@ -124,12 +124,12 @@ def test_the_pipeline_publishes_segments_profiles_and_report_once_per_ds(setting
     assert today["publish"]["rows"] == again["publish"]["rows"] > 100
     for table, key in (("customer_segments", ["customer_id"]), ("segment_profiles", ["segment"])):
         served = serving.read_ds(settings.serving_url, table, end)
-        stored = lake.read_partition(settings.lake_dir, "outputs", table, end)
+        stored = lake.read_partition(settings.lake, "outputs", table, end)
         assert list(stored.columns) == contract.table(table).column_names and len(stored) == len(served)
         assert not served.duplicated(key).any()
-    segments = lake.read_partition(settings.lake_dir, "outputs", "customer_segments", end)
-    profiles = lake.read_partition(settings.lake_dir, "outputs", "segment_profiles", end).set_index("segment")
+    segments = lake.read_partition(settings.lake, "outputs", "customer_segments", end)
+    profiles = lake.read_partition(settings.lake, "outputs", "segment_profiles", end).set_index("segment")
     assert profiles["customers"].sum() == len(segments) and profiles["revenue_share"].sum() == pytest.approx(1.0)
     assert (segments["segment_name"] == segments["segment"].map(profiles["segment_name"])).all()
-    report = lake.read_text(settings.lake_dir, "outputs", "customer_segments", end, "report.html")
+    report = lake.read_text(settings.lake, "outputs", "customer_segments", end, "report.html")
     assert report.count("<img") == 3 and "Customer segments" in report

@@ -6,7 +6,6 @@ cases change a file after its manifest was written, as a cut or tampered transfe
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_settings
+from conftest import S3_SUITE, committed_digests, copy_home, make_settings, put_partition_files
 from ml import delivery, ingest, lake
 from ml.errors import DataValidationError
 from ml.sources import SourceRequest
@@ -35,18 +34,34 @@ def base_lake(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def case(base_lake, tmp_path):
+    """The settings of a copy of the base lake, and the landed drop as a local folder to spoil: the drop itself in a
+    local lake, a copy of it for an object-store lake (:func:`_validate` puts it back, as a transfer would)."""
     home = tmp_path / "ecom"
-    shutil.copytree(base_lake, home)
+    copy_home(base_lake, home)
     s = make_settings(home)
-    return s, lake.partition_dir(s.lake_dir, "raw", ingest.DROP, DS)
+    if S3_SUITE:
+        with lake.local_folder(s.lake, "raw", ingest.DROP, DS) as landed:
+            return s, Path(shutil.copytree(landed, tmp_path / "drop"))
+    return s, lake.partition_dir(s.lake, "raw", ingest.DROP, DS)
 
 
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
-    return h.hexdigest()
+def _validate(settings, drop: Path) -> dict:
+    """Validate the drop as it is in ``drop`` now."""
+    if S3_SUITE:
+        put_partition_files(settings.lake, "raw", ingest.DROP, DS, drop)
+    return ingest.validate(settings, DS)
+
+
+def _publish(settings, drop: Path) -> dict:
+    if S3_SUITE:
+        put_partition_files(settings.lake, "raw", ingest.DROP, DS, drop)
+    return ingest.publish(settings, DS)
+
+
+def _report(settings, name: str = "index.html", zone: str = "reports", table: str = "validation") -> str:
+    content = lake.read_partition_file(settings.lake, zone, table, DS, name)
+    assert content is not None, f"no {name} in {zone}/{table} ds={DS}"
+    return content.decode()
 
 
 def _edit(table: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], None]:
@@ -149,7 +164,7 @@ BAD_DROPS = {
 def test_bad_drop_is_stopped_and_quarantined(case, kind):
     settings, drop = case
     corrupt, table, check = BAD_DROPS.get(kind) or IN_TRANSIT[kind]
-    curated_before = _digest(settings.lake_dir / "curated")
+    curated_before = committed_digests(settings.lake, "curated")
     corrupt(drop)
     if kind == "missing_parent_table":
         _unlist("orders.csv")(drop)
@@ -157,7 +172,7 @@ def test_bad_drop_is_stopped_and_quarantined(case, kind):
         _restate(drop, f"{table}.csv")
     delivered = sorted(p.name for p in drop.iterdir())
     with pytest.raises(DataValidationError) as err:
-        ingest.validate(settings, DS)
+        _validate(settings, drop)
     message = str(err.value)
     assert f"{table}" in message and check in message, message
     assert any(f.table == table and f.check == check for f in err.value.failures)
@@ -174,40 +189,40 @@ def test_bad_drop_is_stopped_and_quarantined(case, kind):
         "timestamp_timezone_consistent",
     ):
         assert failure.sample, f"{kind}: no sample of bad rows"
-    quarantine = lake.partition_dir(settings.lake_dir, "quarantine", ingest.DROP, DS)
-    assert (quarantine / "report" / "index.html").exists()
-    assert sorted(p.name for p in quarantine.iterdir() if p.name != "report") == delivered
-    assert not drop.exists(), "a failed drop must leave the raw zone"
-    assert _digest(settings.lake_dir / "curated") == curated_before
+    with lake.local_folder(settings.lake, "quarantine", ingest.DROP, DS) as quarantine:
+        assert (quarantine / "report" / "index.html").exists()
+        assert sorted(p.name for p in quarantine.iterdir() if p.name != "report") == delivered
+    assert DS not in lake.list_partitions(settings.lake, "raw", ingest.DROP), "a failed drop must leave the raw zone"
+    assert committed_digests(settings.lake, "curated") == curated_before
     with pytest.raises(Exception, match="run the land step"):
         ingest.publish(settings, DS)
 
 
 def test_clean_drop_passes_and_publishes(case):
-    settings, _ = case
-    checked = ingest.validate(settings, DS)
-    assert checked["checks"] > 150 and Path(checked["report"]).exists()
-    assert (Path(checked["report"]).parent / "data_docs" / "index.html").exists()
-    summary = Path(checked["report"]).read_text()
+    settings, drop = case
+    checked = _validate(settings, drop)
+    assert checked["checks"] > 150 and checked["report"] == f"{lake.partition_location(settings.lake, 'reports', 'validation', DS)}/index.html"
+    assert _report(settings, "data_docs/index.html")
+    summary = _report(settings)
     assert 'href="data_docs/validations/orders/content/' in summary and "PASSED" in summary
-    published = ingest.publish(settings, DS)
+    published = _publish(settings, drop)
     assert published["partitions"]["events"] == 1
-    assert len(lake.read_partition(settings.lake_dir, "curated", "events", DS)) > 0
+    assert len(lake.read_partition(settings.lake, "curated", "events", DS)) > 0
 
 
 def test_drop_changed_after_validation_is_not_published(case):
     settings, drop = case
-    ingest.validate(settings, DS)
+    _validate(settings, drop)
     _edit("orders", _set("warehouse_id", "W0"))(drop)
     with pytest.raises(Exception, match="no passing validation report for its current bytes"):
-        ingest.publish(settings, DS)
+        _publish(settings, drop)
 
 
 def test_a_misnamed_file_gets_a_did_you_mean(case):
     settings, drop = case
     IN_TRANSIT["misnamed_file"][0](drop)
     with pytest.raises(DataValidationError) as err:
-        ingest.validate(settings, DS)
+        _validate(settings, drop)
     assert "Orders.csv is not a contract table's file (did you mean 'orders.csv'?)" in str(err.value)
     assert any(f.check == "parent_table_in_drop" and f.table == "order_items" for f in err.value.failures)
 
@@ -219,9 +234,9 @@ def _accepted(settings, drop, table: str, change, **request) -> dict:
         manifest = json.loads((drop / delivery.MANIFEST).read_text())
         manifest["request"].update(request)
         (drop / delivery.MANIFEST).write_text(json.dumps(manifest))
-    checked = ingest.validate(settings, DS)
-    ingest.publish(settings, DS)
-    assert "Accepted with changes" in Path(checked["report"]).read_text()
+    checked = _validate(settings, drop)
+    _publish(settings, drop)
+    assert "Accepted with changes" in _report(settings)
     return checked
 
 
@@ -229,7 +244,7 @@ def test_a_nullable_column_left_out_is_filled_with_nulls_and_reported(case):
     settings, drop = case
     checked = _accepted(settings, drop, "orders", lambda f: f.drop(columns=["window_start", "window_end"]))
     assert any("['window_start', 'window_end'] not in the file; filled with nulls" in n for n in checked["notes"]), checked["notes"]
-    assert lake.read_partition(settings.lake_dir, "curated", "orders", DS)["window_start"].isna().all()
+    assert lake.read_partition(settings.lake, "curated", "orders", DS)["window_start"].isna().all()
 
 
 def test_a_consistent_offset_is_converted_to_utc_and_reported(case):
@@ -237,7 +252,7 @@ def test_a_consistent_offset_is_converted_to_utc_and_reported(case):
     original = pd.read_csv(drop / "events.csv", dtype=str)["event_ts"]
     checked = _accepted(settings, drop, "events", _offsets("event_ts", every=1))
     assert any("events.event_ts: converted from offset(s) ['+05:00'] to UTC" in n for n in checked["notes"]), checked["notes"]
-    published = lake.read_partition(settings.lake_dir, "curated", "events", DS)["event_ts"]
+    published = lake.read_partition(settings.lake, "curated", "events", DS)["event_ts"]
     assert sorted(published) == sorted(pd.to_datetime(original, utc=True))
 
 
@@ -245,4 +260,4 @@ def test_an_extra_column_is_ignored_and_reported_when_the_source_allows_it(case)
     settings, drop = case
     checked = _accepted(settings, drop, "orders", lambda f: f.assign(coupon_code="X"), allow_extra_columns=True)
     assert any("ignored column(s) ['coupon_code']" in n for n in checked["notes"]), checked["notes"]
-    assert "coupon_code" not in lake.read_partition(settings.lake_dir, "curated", "orders", DS).columns
+    assert "coupon_code" not in lake.read_partition(settings.lake, "curated", "orders", DS).columns

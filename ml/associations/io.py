@@ -18,10 +18,10 @@ def load_orders(settings: Settings, ds: dt.date, window_days: int) -> tuple[pd.D
     """Curated orders and order lines of the ``window_days`` through ds (a missing day is refused, never read as
     a day without sales)."""
     start = ds - dt.timedelta(days=window_days - 1)
-    orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
+    orders = lake.read_range(settings.lake, "curated", "orders", start, ds)
     if orders.empty:
-        raise EcomError(f"orders: no curated rows in {start}..{ds} under {settings.lake_dir}; run ecom_ingest first")
-    return orders, lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
+        raise EcomError(f"orders: no curated rows in {start}..{ds} under {settings.lake}; run ecom_ingest first")
+    return orders, lake.read_range(settings.lake, "curated", "order_items", start, ds)
 
 
 def stage_rules(settings: Settings, ds: dt.date, rows: pd.DataFrame) -> int:

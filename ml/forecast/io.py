@@ -23,19 +23,19 @@ def load_panel(settings: Settings, ds: dt.date, history_days: int, frequency: st
     the ``history_days`` through ds, zeros filled up to ds (a day inside the range that was never published is
     refused by ``lake.read_range``, never read as zero)."""
     start = ds - dt.timedelta(days=history_days - 1)
-    orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
-    items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
+    orders = lake.read_range(settings.lake, "curated", "orders", start, ds)
+    items = lake.read_range(settings.lake, "curated", "order_items", start, ds)
     if orders.empty:
-        raise EcomError(f"orders: no curated partitions in {start}..{ds} under {settings.lake_dir}; run ecom_ingest first")
+        raise EcomError(f"orders: no curated partitions in {start}..{ds} under {settings.lake}; run ecom_ingest first")
     first_sale = orders["order_ts"].min().tz_convert("UTC").date()
     chosen = None if frequency == "auto" else data.frequency_of(frequency)
     panel = data.demand_panel(orders, items, start=str(max(start, first_sale)), end=str(ds), frequency=chosen)
-    if not lake.list_partitions(settings.lake_dir, "curated", "promotions"):
+    if not lake.list_partitions(settings.lake, "curated", "promotions"):
         return panel
     if panel.frequency.days > 1:
         log.warning("demand is %s: the promotion calendar (daily) is not used", panel.frequency.name)
         return panel
-    promotions = lake.read_latest(settings.lake_dir, "curated", "promotions", ds)
+    promotions = lake.read_latest(settings.lake, "curated", "promotions", ds)
     panel.discount = data.promotion_calendar(promotions, panel.keys, panel.dates[0], len(panel.dates) + data.PROMOTION_LOOKAHEAD)
     return panel
 

@@ -19,7 +19,7 @@ SNAPSHOTS = ("products", "inventory", "warehouses")
 
 def load_forecasts(settings: Settings, ds: dt.date) -> pd.DataFrame:
     try:
-        forecasts = lake.read_partition(settings.lake_dir, "outputs", FORECASTS, ds)
+        forecasts = lake.read_partition(settings.lake, "outputs", FORECASTS, ds)
     except EcomError as exc:
         raise EcomError(f"{FORECASTS}: no forecast for ds={ds}; run ecom_demand_forecast for that day first") from exc
     return forecasts.assign(target_date=pd.to_datetime(forecasts["target_date"]), warehouse_id=forecasts["warehouse_id"].astype(str))
@@ -27,7 +27,7 @@ def load_forecasts(settings: Settings, ds: dt.date) -> pd.DataFrame:
 
 def load_snapshots(settings: Settings, ds: dt.date) -> dict[str, pd.DataFrame]:
     """The newest products, inventory and warehouses snapshots at ds, by table name."""
-    return {table: lake.read_latest(settings.lake_dir, "curated", table, ds) for table in SNAPSHOTS}
+    return {table: lake.read_latest(settings.lake, "curated", table, ds) for table in SNAPSHOTS}
 
 
 def stage_orders(settings: Settings, ds: dt.date, shard: int, rows: pd.DataFrame) -> int:

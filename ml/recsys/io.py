@@ -18,7 +18,7 @@ TABLE = "recommendations"
 def load_events(settings: Settings, ds: dt.date, history_days: int, event_types: tuple[str, ...]) -> pd.DataFrame:
     """Curated events of ``event_types`` in the ``history_days`` up to ds."""
     start = ds - dt.timedelta(days=history_days - 1)
-    events = lake.read_range(settings.lake_dir, "curated", "events", start, ds)
+    events = lake.read_range(settings.lake, "curated", "events", start, ds)
     events = events[events["event_type"].isin(event_types)]
     if events.empty:
         raise EcomError(f"events: no {list(event_types)} rows in curated partitions {start}..{ds}; run ecom_ingest first")
@@ -36,9 +36,9 @@ def load_scoring_inputs(settings: Settings, ds: dt.date, history_days: int) -> S
     """The events of the ``history_days`` up to ds and the newest customers and products snapshots."""
     start = ds - dt.timedelta(days=history_days - 1)
     return ScoringInputs(
-        events=lake.read_range(settings.lake_dir, "curated", "events", start, ds),
-        customers=lake.read_latest(settings.lake_dir, "curated", "customers", ds),
-        catalogue=lake.read_latest(settings.lake_dir, "curated", "products", ds),
+        events=lake.read_range(settings.lake, "curated", "events", start, ds),
+        customers=lake.read_latest(settings.lake, "curated", "customers", ds),
+        catalogue=lake.read_latest(settings.lake, "curated", "products", ds),
     )
 
 

@@ -39,14 +39,14 @@ def load_orders(settings: Settings, ds: dt.date, config: RoutingConfig) -> pd.Da
     """Orders promised for ds + 1 (from the order partitions of the last ``lookback_days`` days), with their load in
     units (order lines summed, fractions rounded up)."""
     start = ds - dt.timedelta(days=config.lookback_days - 1)
-    orders = lake.read_range(settings.lake_dir, "curated", "orders", start, ds)
+    orders = lake.read_range(settings.lake, "curated", "orders", start, ds)
     if orders.empty:
         return orders.assign(demand=pd.Series(dtype="int64"))
     day = pd.Timestamp(delivery_day(ds), tz="UTC")
     orders = orders[pd.to_datetime(orders["promised_date"], utc=True) == day]
     if config.depot:
         orders = orders[orders["warehouse_id"] == config.depot]
-    items = lake.read_range(settings.lake_dir, "curated", "order_items", start, ds)
+    items = lake.read_range(settings.lake, "curated", "order_items", start, ds)
     units = items[items["order_id"].isin(orders["order_id"])].groupby("order_id")["qty"].sum()
     return orders.assign(demand=np.ceil(orders["order_id"].map(units).fillna(0).to_numpy()).astype(np.int64)).reset_index(drop=True)
 
@@ -55,9 +55,9 @@ def held_orders(settings: Settings, ds: dt.date, config: RoutingConfig) -> tuple
     """The orders ``order_risk`` holds among those the routing reads (order_id, reasons), and the days in that
     range with no risk decisions published (their orders are routed unscreened)."""
     days = [ds - dt.timedelta(days=back) for back in range(config.lookback_days)]
-    published = set(lake.list_partitions(settings.lake_dir, "outputs", RISK))
+    published = set(lake.list_partitions(settings.lake, "outputs", RISK))
     frames = [
-        lake.read_partition(settings.lake_dir, "outputs", RISK, day, columns=["order_id", "reasons"], filters=[("decision", "==", "hold")])
+        lake.read_partition(settings.lake, "outputs", RISK, day, columns=["order_id", "reasons"], filters=[("decision", "==", "hold")])
         for day in days
         if day in published
     ]
@@ -67,7 +67,7 @@ def held_orders(settings: Settings, ds: dt.date, config: RoutingConfig) -> tuple
 
 def load_warehouses(settings: Settings, ds: dt.date) -> pd.DataFrame:
     """The newest warehouses snapshot at ds, indexed by warehouse_id."""
-    return lake.read_latest(settings.lake_dir, "curated", "warehouses", ds).set_index("warehouse_id", drop=False)
+    return lake.read_latest(settings.lake, "curated", "warehouses", ds).set_index("warehouse_id", drop=False)
 
 
 def stage_depot(settings: Settings, ds: dt.date, shard: int, routes: pd.DataFrame, exceptions: pd.DataFrame, features: list[dict]) -> None:
@@ -100,5 +100,4 @@ def publish(settings: Settings, ds: dt.date, depots: int, summaries: list[dict] 
                 indent=2,
             )
         )
-    target = lake.partition_dir(settings.lake_dir, "outputs", MAPS, ds)
-    return {"ds": ds.isoformat(), "route_rows": routes, "exceptions": exceptions, "maps": str(target)}
+    return {"ds": ds.isoformat(), "route_rows": routes, "exceptions": exceptions, "maps": lake.partition_location(settings.lake, "outputs", MAPS, ds)}

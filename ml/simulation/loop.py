@@ -202,7 +202,7 @@ def _settings(base: Settings, folder: Path, cfg: synthetic.ShopConfig) -> Settin
     return dataclasses.replace(
         base,
         home=folder,
-        lake_dir=folder / "lake",
+        lake=folder / "lake",
         serving_url=f"sqlite:///{folder / 'serving.db'}",
         mlflow_tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         mlflow_artifact_root=(folder / "mlartifacts").as_uri(),
@@ -255,7 +255,7 @@ def _decide(
         _timed(seconds, "recommendations", lambda: RECOMMENDATIONS.run(settings, ds, recs, start_at))
         decisions.lists = policies.served_lists(_output(settings, "recommendations", ds), n_c)
     elif policy.recs == "popularity":
-        events = lake.read_range(settings.lake_dir, "curated", "events", ds - dt.timedelta(days=policies.POPULARITY_DAYS - 1), ds)
+        events = lake.read_range(settings.lake, "curated", "events", ds - dt.timedelta(days=policies.POPULARITY_DAYS - 1), ds)
         decisions.lists = policies.popularity_lists(events[events["event_type"] == "purchase"], n_c)
     elif policy.recs == "oracle":
         decisions.lists = policies.oracle_lists(world, tomorrow)
@@ -279,4 +279,4 @@ def _decide(
 
 
 def _output(settings: Settings, table: str, ds: dt.date) -> pd.DataFrame:
-    return lake.read_partition(settings.lake_dir, "outputs", table, ds)
+    return lake.read_partition(settings.lake, "outputs", table, ds)

@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from ml import lake
 from ml.lake import as_date
 from ml.settings import Settings
 from ml.sources import SourceBatch, SourceRequest
@@ -23,30 +24,26 @@ ROAD_NETWORK = Path("osm") / "derived" / "monaco.drive.osm.bz2"
 """Addresses and depots sit on the nodes of this network (relative to ECOM_SHARED_DATA) when it is there."""
 
 
-def calendar_file(settings: Settings) -> Path:
-    return settings.lake_dir / "raw" / "synthetic" / "shop.json"
+CALENDAR = "raw/synthetic/shop.json"
+"""The shop's calendar, a file of the lake."""
 
 
 def shop_config(settings: Settings, scale: str, seed: int | None = None) -> shop.ShopConfig:
     """The scale's configuration with the settings' abuse rate, opened on the day the lake's calendar says (if it
     has one)."""
     cfg = dataclasses.replace(shop.scale_config(scale, seed), abuse_rate=settings.abuse_rate)
-    path = calendar_file(settings)
-    if path.exists():
-        cfg = dataclasses.replace(cfg, start=as_date(json.loads(path.read_text())["opened"]))
+    calendar = lake.read_file(settings.lake, CALENDAR)
+    if calendar is not None:
+        cfg = dataclasses.replace(cfg, start=as_date(json.loads(calendar)["opened"]))
     return cfg
 
 
 def open_shop(settings: Settings, scale: str, last_history_day: dt.date) -> shop.ShopConfig:
     """Give the lake a calendar on which the scale's history (``n_days``) ends on ``last_history_day``; a lake
     that already has one keeps it (its history must not move under it)."""
-    path = calendar_file(settings)
-    if not path.exists():
+    if lake.read_file(settings.lake, CALENDAR) is None:
         opened = last_history_day - dt.timedelta(days=shop.scale_config(scale).n_days - 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"opened": opened.isoformat(), "scale": scale}, indent=2))
-        tmp.replace(path)
+        lake.write_file(settings.lake, CALENDAR, json.dumps({"opened": opened.isoformat(), "scale": scale}, indent=2))
         log.info("the synthetic shop opens on %s: its %s history ends on %s", opened, scale, last_history_day)
     return shop_config(settings, scale)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -30,18 +29,18 @@ class BatchWindow:
         return (self.end - self.start).days + 1
 
 
-def batch_window(lake_dir: Path, start: dt.date, end: dt.date, tables: list[str]) -> BatchWindow:
+def batch_window(lake_root: lake.Lake, start: dt.date, end: dt.date, tables: list[str]) -> BatchWindow:
     """What the curated lake knows before ``start``: rows per day of fact tables, snapshot sizes of dimensions."""
     per_day, snapshot = {}, {}
     for name in tables:
         spec = contract.table(name)
-        days = [d for d in lake.list_partitions(lake_dir, "curated", name) if d < start]
+        days = [d for d in lake.list_partitions(lake_root, "curated", name) if d < start]
         if not days:
             continue
         if spec.kind == "fact" and spec.expect_daily:
             recent = days[-VOLUME_HISTORY_DAYS:]
-            counts = [lake.partition_rows(lake_dir, "curated", name, d) for d in recent]
+            counts = [lake.partition_rows(lake_root, "curated", name, d) for d in recent]
             per_day[name] = float(np.median(counts))
         elif spec.kind == "dimension":
-            snapshot[name] = lake.partition_rows(lake_dir, "curated", name, days[-1])
+            snapshot[name] = lake.partition_rows(lake_root, "curated", name, days[-1])
     return BatchWindow(start=start, end=end, previous_rows_per_day=per_day, previous_snapshot_rows=snapshot)

@@ -12,7 +12,7 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test test-fast airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing bench-closed-loop bench-scale clean
+.PHONY: setup demo test test-fast test-s3 airflow mlflow-ui stack stack-history stack-down stack-status bench-recsys bench-forecast bench-forecast-scale bench-forecast-promotions bench-inventory bench-intervention bench-associations bench-segments bench-risk bench-one-purchase bench-routing bench-closed-loop bench-scale clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ test: setup  ## lint, format and type checks (ruff, mypy), then the whole test s
 
 test-fast: setup  ## everything but the end-to-end DAG runs
 	$(BIN)/python -m pytest -m "not e2e"
+
+test-s3: setup  ## the whole suite with every test's lake in moto's S3 server (needs ECOM_TEST_POSTGRES_URL for the lake's lock)
+	ECOM_LAKE_URI=s3://ecom-test/suite $(BIN)/python -m pytest --ignore=tests/test_live_stack.py
 
 airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http://localhost:8080
 	$(BIN)/airflow db migrate

@@ -239,9 +239,8 @@ def publish(settings: Settings, ds: dt.date) -> dict:
 
 def _validation_report(settings: Settings, ds: dt.date) -> dict:
     """The gate's report on the drop of ds ({} if it has none)."""
-    if ds not in lake.list_partitions(settings.lake, "reports", "validation"):
-        return {}
-    return json.loads(lake.read_text(settings.lake, "reports", "validation", ds, "report.json"))
+    report = lake.read_partition_file(settings.lake, "reports", "validation", ds, "report.json")
+    return {} if report is None else json.loads(report)
 
 
 def _partition_day(name: str, frame: pd.DataFrame, typed: dict[str, pd.DataFrame]) -> pd.Series:

@@ -252,6 +252,7 @@ class Commit:
     files: dict[str, list[str]] = field(default_factory=dict)
     _frames: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
     _folders: dict[str, Path] = field(default_factory=dict, repr=False)
+    _tables_made: set[str] = field(default_factory=set, repr=False)
 
     @property
     def store(self) -> Storage:
@@ -275,8 +276,12 @@ class Commit:
         target = f"{day}/part-{self.id}.parquet"
         if any(entry["file"] == target for entry in self.rows):
             raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={as_date(ds)} is written twice")
-        self.store.write_parquet(_hidden(day, "stage", self.id), frame)
-        self.rows.append({"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": target, "rows": len(frame)})
+        if not self.store.stages_data_files and f"{zone}/{table}" not in self._tables_made:
+            _make_table(self.store, f"{zone}/{table}", frame)
+            self._tables_made.add(f"{zone}/{table}")
+        size = self.store.write_parquet(_hidden(day, "stage", self.id) if self.store.stages_data_files else target, frame)
+        entry = {"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": target, "rows": len(frame)}
+        self.rows.append(entry | {"bytes": size, "written_ms": int(time.time() * 1000)})
         fault_point("stage")
         if files:
             folder = self.folder(zone, f"{table}/{TEXT_FILES}", ds)
@@ -337,7 +342,7 @@ class Commit:
             shutil.rmtree(local, ignore_errors=True)
         for entry in self.rows:
             if entry["file"]:
-                store.delete(_hidden(_parent(entry["file"]), "stage", self.id))
+                store.delete(_hidden(_parent(entry["file"]), "stage", self.id) if store.stages_data_files else entry["file"])
 
 
 @contextlib.contextmanager
@@ -428,12 +433,12 @@ def _apply_delta(store: Storage, record: dict) -> None:
                 continue
             target = entry["file"]
             staged = _hidden(_parent(target), "stage", record["id"])
-            if store.exists(staged):
+            if store.stages_data_files and store.exists(staged):
                 store.move(staged, target)
                 fault_point("rename")
-            size, mtime_ms = store.size_and_mtime_ms(target)
+            size, mtime_ms = (entry["bytes"], entry["written_ms"]) if "bytes" in entry else store.size_and_mtime_ms(target)
             adds.append(AddAction(target[len(root) + 1 :], size, {"ds": entry["ds"]}, mtime_ms, True, json.dumps({"numRecords": entry["rows"]})))
-        schema = None if target is None else _delta_schema(store, target)  # the table takes its newest day's schema
+        schema = None if target is None else _delta_schema(store.parquet_schema(target))  # the table takes its newest day's schema
         opened = _delta_table(store, root, create_with=schema)
         if opened is None:  # only removals, of a table that never existed
             continue
@@ -452,12 +457,25 @@ def _apply_delta(store: Storage, record: dict) -> None:
             _vacuum(opened)
 
 
-def _delta_schema(store: Storage, key: str) -> pa.Schema:
-    """The Delta schema of a data file: its own columns, with ``ds`` the partition column as text (a frame may carry
-    its own ``ds`` column, which the file keeps)."""
+def _make_table(store: Storage, root: str, frame: pd.DataFrame) -> None:
+    """Create a Delta table with no days, if it does not exist, before its first data file is written in place: a
+    crashed or abandoned first commit then leaves a table without days (and files no version lists, for the vacuum),
+    not folders that look like days of a table of files."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    if store.exists(f"{root}/{DELTA_LOG}"):
+        return
+    schema = _delta_schema(pa.Schema.from_pandas(frame.reset_index(drop=True), preserve_index=False))
+    DeltaTable.create(store.delta_uri(root), schema, mode="ignore", partition_by=["ds"], configuration=DELTA_CONFIG, storage_options=store.delta_options)
+
+
+def _delta_schema(data: pa.Schema) -> pa.Schema:
+    """The Delta schema of a data file's columns, with ``ds`` the partition column as text (a frame may carry its own
+    ``ds`` column, which the file keeps)."""
     import pyarrow as pa
 
-    schema = store.parquet_schema(key).remove_metadata()
+    schema = data.remove_metadata()
     if "ds" in schema.names:
         return schema.set(schema.get_field_index("ds"), pa.field("ds", pa.string()))
     return schema.append(pa.field("ds", pa.string()))
@@ -542,7 +560,10 @@ def vacuum(lake: Lake, zone: str, table: str, retention_hours: int | None = None
 
 
 def _vacuum(opened: _OpenTable, retention_hours: int | None = None) -> list[str]:
-    removed = opened.table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=retention_hours is None)
+    """Delete replaced files past the retention, and in a store that writes data files in place, the files no
+    version lists (a crashed writer's)."""
+    full = not opened.store.stages_data_files
+    removed = opened.table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=retention_hours is None, full=full)
     if removed:
         log.info("vacuumed %d replaced file(s) of %s", len(removed), opened.root)
     return removed

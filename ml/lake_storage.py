@@ -52,6 +52,10 @@ class Entry:
 class LocalStorage:
     """The lake in a folder of this machine's file system."""
 
+    stages_data_files = True
+    """A data file is written under a hidden name and renamed into place when its commit applies, so a crashed
+    writer's files are hidden ones that :func:`ml.lake.sweep` can tell from the table's."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self.key = str(self.root.resolve())
@@ -100,11 +104,13 @@ class LocalStorage:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
 
-    def write_parquet(self, rel: str, frame: pd.DataFrame) -> None:
+    def write_parquet(self, rel: str, frame: pd.DataFrame) -> int:
+        """Write a data file durably; returns its size in bytes."""
         path = self.path(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.reset_index(drop=True).to_parquet(path, index=False)
         _fsync(path)
+        return path.stat().st_size
 
     def read_parquet(self, rel: str, columns: list[str] | None = None, filters: list[tuple] | None = None) -> pd.DataFrame:
         return pd.read_parquet(self.path(rel), columns=columns, filters=filters)
@@ -202,6 +208,11 @@ class S3Storage:
     ``AWS_ENDPOINT_URL`` for a store other than AWS). Its commit lock is a PostgreSQL advisory lock on the database
     at ``ECOM_LAKE_LOCK_URL``."""
 
+    stages_data_files = False
+    """A data file is written where it will stay: a Delta table's readers see only the files its log lists, so it is
+    invisible until its commit's transaction adds it, and a rename would copy it. A crashed writer's files are
+    deleted by the table's full vacuum once older than its retention."""
+
     def __init__(self, uri: str, env: dict[str, str] | None = None):
         env = dict(os.environ if env is None else env)
         parts = urlsplit(uri)
@@ -296,8 +307,15 @@ class S3Storage:
         with self.fs.open_output_stream(self.path(rel)) as stream:
             stream.write(text.encode())
 
-    def write_parquet(self, rel: str, frame: pd.DataFrame) -> None:
-        frame.reset_index(drop=True).to_parquet(self.path(rel), index=False, filesystem=self.fs)
+    def write_parquet(self, rel: str, frame: pd.DataFrame) -> int:
+        """Write a data file (one PUT, or a multipart upload); returns its size in bytes."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        with self.fs.open_output_stream(self.path(rel)) as stream:
+            pq.write_table(table, stream)
+            return stream.tell()
 
     def read_parquet(self, rel: str, columns: list[str] | None = None, filters: list[tuple] | None = None) -> pd.DataFrame:
         return pd.read_parquet(self.path(rel), columns=columns, filters=filters, filesystem=self.fs)

@@ -27,17 +27,21 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 demo: setup  ## the main job on embedded defaults: synthetic shop -> validation gate -> curated lake
 	$(BIN)/ecom demo
 
-test: setup  ## lint, format and type checks (ruff, mypy), then the whole test suite (PostgreSQL tests run when ECOM_TEST_POSTGRES_URL is set)
+S3_PASS = ECOM_LAKE_URI=s3://ecom-test/suite $(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/test_live_stack.py
+
+test: setup  ## lint, format and type checks (ruff, mypy), then the whole suite on local lakes, then again with every lake in S3 when ECOM_TEST_POSTGRES_URL is set (the lake's lock there)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	@if [ -n "$$ECOM_TEST_POSTGRES_URL" ]; then echo "======== the suite again, every test's lake in S3 (make test-s3) ========"; $(S3_PASS); \
+	else echo "the S3 pass (make test-s3) needs ECOM_TEST_POSTGRES_URL for the lake's lock: not run"; fi
 
 test-fast: setup  ## everything but the end-to-end DAG runs
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-s3: setup  ## the whole suite with every test's lake in moto's S3 server (needs ECOM_TEST_POSTGRES_URL for the lake's lock)
-	ECOM_LAKE_URI=s3://ecom-test/suite $(BIN)/python -m pytest --ignore=tests/test_live_stack.py
+test-s3: setup  ## the whole suite with every test's lake in moto's S3 service on the loopback address (needs ECOM_TEST_POSTGRES_URL for the lake's lock)
+	$(S3_PASS)
 
 airflow: setup  ## Airflow UI + scheduler on SQLite with the LocalExecutor: http://localhost:8080
 	$(BIN)/airflow db migrate

@@ -6,7 +6,7 @@
 #
 # With an S3-compatible object store the workers share nothing but services: ECOM_STACK_S3_ENDPOINT (MinIO, or
 # https://s3.<region>.amazonaws.com) with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket ECOM_STACK_S3_BUCKET
-# (created if missing); ECOM_STACK_S3=moto runs moto's S3 server on 127.0.0.1:ECOM_STACK_S3_PORT as part of the
+# (created if missing); ECOM_STACK_S3=moto runs moto's S3 service (docker/loopback_s3.py) on 127.0.0.1:ECOM_STACK_S3_PORT as part of the
 # stack instead (tests; it keeps objects in memory, so they are gone after `down`). The lake is then
 # s3://<bucket>/lake (its commits locked through the serving database) and MLflow's artifacts s3://<bucket>/mlartifacts;
 # the gpu worker gets a home of its own (ECOM_STACK_GPU_HOME) and runs in a mount namespace where the stack's home,
@@ -125,7 +125,7 @@ EOF
   # the processes: docker/Procfile, and the object store when the stack runs its own
   cp "$REPO/docker/Procfile" "$STACK/Procfile"
   if [ "${ECOM_STACK_S3:-}" = "moto" ]; then
-    echo "s3: moto_server -H 127.0.0.1 -p ${S3_ENDPOINT##*:}" >> "$STACK/Procfile"
+    echo "s3: python docker/loopback_s3.py --port ${S3_ENDPOINT##*:}" >> "$STACK/Procfile"
   fi
   # Params for scheduled and Asset-triggered runs of this deployment (Airflow Variables <dag_id>_params)
   local name

@@ -217,8 +217,7 @@ def publish(settings: Settings, ds: dt.date) -> dict:
             day = _partition_day(name, frame, typed)
             days = pd.date_range(start, end, freq="D").date
             groups = dict(tuple(frame.groupby(day.to_numpy(), sort=True))) if len(frame) else {}
-            for d in days:
-                change.write("curated", name, d, groups.get(d, frame.iloc[0:0]))
+            change.write_days("curated", name, {d: groups.get(d, frame.iloc[0:0]) for d in days})
             written[name] = len(days)
         summary = pd.DataFrame(
             {

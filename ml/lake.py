@@ -30,7 +30,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 from ml import contract
 from ml.dates import as_date
 from ml.errors import EcomError
-from ml.lake_storage import COMMITS, Entry, LocalStorage, Storage, storage
+from ml.lake_storage import COMMITS, IO_THREADS, Entry, LocalStorage, Storage, storage
 
 __all__ = [
     "Commit",
@@ -270,23 +271,40 @@ class Commit:
 
     def write(self, zone: str, table: str, ds: str | dt.date, frame: pd.DataFrame, files: dict[str, str] | None = None) -> None:
         """Stage the rows of one day of a Delta table (with text ``files`` for that day, such as a summary)."""
-        if zone in FILE_ZONES:
-            raise EcomError(f"commit {self.label or self.id}: the {zone} zone keeps files as received; stage them with folder()")
-        day = partition_key(zone, table, ds)
-        target = f"{day}/part-{self.id}.parquet"
-        if any(entry["file"] == target for entry in self.rows):
-            raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={as_date(ds)} is written twice")
-        if not self.store.stages_data_files and f"{zone}/{table}" not in self._tables_made:
-            _make_table(self.store, f"{zone}/{table}", frame)
-            self._tables_made.add(f"{zone}/{table}")
-        size = self.store.write_parquet(_hidden(day, "stage", self.id) if self.store.stages_data_files else target, frame)
-        entry = {"table": f"{zone}/{table}", "ds": as_date(ds).isoformat(), "file": target, "rows": len(frame)}
-        self.rows.append(entry | {"bytes": size, "written_ms": int(time.time() * 1000)})
-        fault_point("stage")
+        self.write_days(zone, table, {ds: frame})
         if files:
             folder = self.folder(zone, f"{table}/{TEXT_FILES}", ds)
             for name, text in files.items():
                 (folder / name).write_text(text)
+
+    def write_days(self, zone: str, table: str, frames: Mapping[str | dt.date, pd.DataFrame]) -> None:
+        """Stage the rows of several days of a Delta table. The files are written concurrently: on an object store
+        each is a round trip, and a history drop has one per day."""
+        if zone in FILE_ZONES:
+            raise EcomError(f"commit {self.label or self.id}: the {zone} zone keeps files as received; stage them with folder()")
+        staged = {entry["file"] for entry in self.rows}
+        days = [(as_date(ds), partition_key(zone, table, ds), frame) for ds, frame in frames.items()]
+        for ds, day, _ in days:
+            if f"{day}/part-{self.id}.parquet" in staged:
+                raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={ds} is written twice")
+        if days and not self.store.stages_data_files and f"{zone}/{table}" not in self._tables_made:
+            _make_table(self.store, f"{zone}/{table}", days[0][2])
+            self._tables_made.add(f"{zone}/{table}")
+
+        def write_one(day: str, frame: pd.DataFrame) -> tuple[int, int]:
+            key = _hidden(day, "stage", self.id) if self.store.stages_data_files else f"{day}/part-{self.id}.parquet"
+            return self.store.write_parquet(key, frame), int(time.time() * 1000)
+
+        keys, frames_in_order = [day for _, day, _ in days], [frame for _, _, frame in days]
+        with contextlib.ExitStack() as stack:
+            if len(days) > 1:
+                written = stack.enter_context(ThreadPoolExecutor(IO_THREADS)).map(write_one, keys, frames_in_order)
+            else:
+                written = map(write_one, keys, frames_in_order)
+            for (ds, day, frame), (size, written_ms) in zip(days, written, strict=True):
+                entry = {"table": f"{zone}/{table}", "ds": ds.isoformat(), "file": f"{day}/part-{self.id}.parquet", "rows": len(frame)}
+                self.rows.append(entry | {"bytes": size, "written_ms": written_ms})
+                fault_point("stage")
 
     def remove(self, zone: str, table: str, ds: str | dt.date) -> None:
         """Remove a day when the commit applies (a quarantined drop leaves the raw zone this way)."""
@@ -740,16 +758,32 @@ def read_partition(
 ) -> pd.DataFrame:
     """One committed day of a table (``columns`` and pyarrow ``filters`` are passed to the Parquet reader), as of
     the table's ``version`` if given."""
-    day = partition_key(zone, table, ds)
-    store = storage(lake)
     with reading(lake):
-        files = _day_files(lake, zone, table, ds, version)
-        if files is None and store.exists(f"{day}/part-0.parquet"):
+        return _read_days(lake, zone, table, [as_date(ds)], version, columns, filters)
+
+
+def _read_days(
+    lake: Lake, zone: str, table: str, days: list[dt.date], version: int | None, columns: list[str] | None = None, filters: list[tuple] | None = None
+) -> pd.DataFrame:
+    """The rows of ``days`` (each must be in the table), in day order. Their files are fetched concurrently: on an
+    object store each file is several round trips, and a history read has one a day. Call inside :func:`reading`."""
+    store = storage(lake)
+    keys = []
+    for day in days:
+        files = _day_files(lake, zone, table, day, version)
+        if files is None and store.exists(f"{partition_key(zone, table, day)}/part-0.parquet"):
             raise EcomError(f"{zone}/{table} under {lake} is a Parquet folder table from before the lake moved to Delta tables; rebuild the lake (make demo)")
         if not files:
-            raise _missing_day(lake, zone, table, ds)
-        frames = [store.read_parquet(key, columns=columns, filters=filters) for key, _ in files]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            raise _missing_day(lake, zone, table, day)
+        keys += [key for key, _ in files]
+
+    def read(key: str) -> pd.DataFrame:
+        return store.read_parquet(key, columns=columns, filters=filters)
+
+    if len(keys) == 1:
+        return read(keys[0])
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return pd.concat(list(pool.map(read, keys)), ignore_index=True)
 
 
 def _text_key(store: Storage, zone: str, table: str, ds: str | dt.date, name: str) -> str:
@@ -832,10 +866,9 @@ def read_range(lake: Lake, zone: str, table: str, start: str | dt.date, end: str
             missing = sorted(set(expected) - set(days))
             if missing:
                 raise MissingPartitionsError(zone, table, missing, lo, hi)
-        frames = [read_partition(lake, zone, table, d, version=version) for d in days]
-    if not frames:
-        return contract.empty(table) if table in contract.TABLES else pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        if days:
+            return _read_days(lake, zone, table, days, version)
+    return contract.empty(table) if table in contract.TABLES else pd.DataFrame()
 
 
 def day_ranges(days: list[dt.date]) -> str:

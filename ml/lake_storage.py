@@ -252,7 +252,8 @@ class S3Storage:
         if self._fs is None or self._fs_pid != os.getpid():
             import pyarrow.fs as pafs
 
-            options: dict = {"region": self.region}
+            # A delayed open writes a small object with one PUT instead of a three-request multipart upload.
+            options: dict = {"region": self.region, "allow_delayed_open": True}
             if self.credentials:  # else the AWS default chain (instance role, profile)
                 options |= {"access_key": self.credentials[0], "secret_key": self.credentials[1], "session_token": self.credentials[2]}
             if self.endpoint:

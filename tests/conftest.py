@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,10 +116,9 @@ def copy_home(source: Path, target: Path) -> None:
         origin, copy = lake_storage.storage(lake_env(source)["ECOM_LAKE_URI"]), lake_storage.storage(lake_env(target)["ECOM_LAKE_URI"])
         assert isinstance(origin, lake_storage.S3Storage) and isinstance(copy, lake_storage.S3Storage)
         copy.delete("")
-        if origin.exists():
-            import pyarrow.fs as pafs
-
-            pafs.copy_files(origin.path(""), copy.path(""), source_filesystem=origin.fs, destination_filesystem=copy.fs)
+        # server-side copies, many at once: pyarrow's copy_files streams each object through the client, one by one
+        with ThreadPoolExecutor(lake_storage.IO_THREADS) as pool:
+            list(pool.map(lambda key: origin.fs.copy_file(origin.path(key), copy.path(key)), origin.files_under("")))
 
 
 def committed_digests(lake_root: Path | str, zone: str) -> dict[str, str]:
@@ -203,7 +203,7 @@ def _start_s3_server() -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, str(REPO / "docker" / "loopback_s3.py"), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

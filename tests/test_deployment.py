@@ -81,7 +81,7 @@ def test_mlflow_keeps_its_artifacts_in_the_object_store_in_both_stacks():
     assert "mc mb --ignore-existing" in " ".join(SERVICES["object-store-init"]["entrypoint"])
     stack = (REPO / "docker" / "stack.sh").read_text()
     assert "MLFLOW_ARTIFACTS_DESTINATION=$artifacts" in stack and "artifacts=s3://$S3_BUCKET/mlartifacts" in stack
-    assert "MLFLOW_S3_ENDPOINT_URL=$S3_ENDPOINT" in stack and "s3: moto_server" in stack
+    assert "MLFLOW_S3_ENDPOINT_URL=$S3_ENDPOINT" in stack and "s3: python docker/loopback_s3.py" in stack
 
 
 def test_healthchecks_depends_on_conditions_restart_and_logs_volume():

@@ -31,7 +31,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
 from ml import contract
 from ml.dates import as_date
 from ml.errors import EcomError
-from ml.lake_storage import COMMITS, IO_THREADS, Entry, LocalStorage, Storage, storage
+from ml.lake_storage import COMMITS, Entry, LocalStorage, Storage, io_map, storage
 
 __all__ = [
     "Commit",
@@ -284,27 +283,22 @@ class Commit:
             raise EcomError(f"commit {self.label or self.id}: the {zone} zone keeps files as received; stage them with folder()")
         staged = {entry["file"] for entry in self.rows}
         days = [(as_date(ds), partition_key(zone, table, ds), frame) for ds, frame in frames.items()]
-        for ds, day, _ in days:
-            if f"{day}/part-{self.id}.parquet" in staged:
+        targets = [f"{day}/part-{self.id}.parquet" for _, day, _ in days]
+        for (ds, _, _), target in zip(days, targets, strict=True):
+            if target in staged:
                 raise EcomError(f"commit {self.label or self.id}: {zone}/{table} ds={ds} is written twice")
         if days and not self.store.stages_data_files and f"{zone}/{table}" not in self._tables_made:
             _make_table(self.store, f"{zone}/{table}", days[0][2])
             self._tables_made.add(f"{zone}/{table}")
 
-        def write_one(day: str, frame: pd.DataFrame) -> tuple[int, int]:
-            key = _hidden(day, "stage", self.id) if self.store.stages_data_files else f"{day}/part-{self.id}.parquet"
-            return self.store.write_parquet(key, frame), int(time.time() * 1000)
+        def write_one(day: str, target: str, frame: pd.DataFrame) -> tuple[int, int]:
+            size = self.store.write_parquet(_hidden(day, "stage", self.id) if self.store.stages_data_files else target, frame)
+            return size, int(time.time() * 1000)
 
-        keys, frames_in_order = [day for _, day, _ in days], [frame for _, _, frame in days]
-        with contextlib.ExitStack() as stack:
-            if len(days) > 1:
-                written = stack.enter_context(ThreadPoolExecutor(IO_THREADS)).map(write_one, keys, frames_in_order)
-            else:
-                written = map(write_one, keys, frames_in_order)
-            for (ds, day, frame), (size, written_ms) in zip(days, written, strict=True):
-                entry = {"table": f"{zone}/{table}", "ds": ds.isoformat(), "file": f"{day}/part-{self.id}.parquet", "rows": len(frame)}
-                self.rows.append(entry | {"bytes": size, "written_ms": written_ms})
-                fault_point("stage")
+        written = io_map(write_one, [day for _, day, _ in days], targets, [frame for _, _, frame in days])
+        for (ds, _, frame), target, (size, written_ms) in zip(days, targets, written, strict=True):
+            self.rows.append({"table": f"{zone}/{table}", "ds": ds.isoformat(), "file": target, "rows": len(frame), "bytes": size, "written_ms": written_ms})
+            fault_point("stage")
 
     def remove(self, zone: str, table: str, ds: str | dt.date) -> None:
         """Remove a day when the commit applies (a quarantined drop leaves the raw zone this way)."""
@@ -777,13 +771,8 @@ def _read_days(
             raise _missing_day(lake, zone, table, day)
         keys += [key for key, _ in files]
 
-    def read(key: str) -> pd.DataFrame:
-        return store.read_parquet(key, columns=columns, filters=filters)
-
-    if len(keys) == 1:
-        return read(keys[0])
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return pd.concat(list(pool.map(read, keys)), ignore_index=True)
+    frames = io_map(lambda key: store.read_parquet(key, columns=columns, filters=filters), keys)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _text_key(store: Storage, zone: str, table: str, ds: str | dt.date, name: str) -> str:

@@ -17,11 +17,11 @@ import shutil
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -36,7 +36,20 @@ LOCK_URL_ENV = "ECOM_LAKE_LOCK_URL"
 IO_THREADS = 16
 """Requests in flight when an object store copies or deletes many objects (each waits on the network, not the CPU)."""
 COMMITS = "_commits"
+
+
+def io_map(fn: Callable[..., T], *items: Iterable) -> list[T]:
+    """``list(map(fn, *items))`` with up to IO_THREADS calls in flight (one call runs inline): for calls that wait on
+    a file or the network, such as one request per object."""
+    args = list(zip(*items, strict=True))
+    if len(args) <= 1:
+        return [fn(*a) for a in args]
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return list(pool.map(lambda a: fn(*a), args))
+
+
 LOCK_FILE = ".lock"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -354,9 +367,8 @@ class S3Storage:
         copies = [(self.path(f"{staged}/{name}"), self.path(f"{target}/{name}")) for name in files if name in present]
         listed = set(files)
         stale = [self.path(f"{target}/{name}") for name in self.files_under(target) if name not in listed]
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            list(pool.map(lambda pair: self.fs.copy_file(*pair), copies))
-            list(pool.map(self.fs.delete_file, stale))
+        io_map(self.fs.copy_file, [src for src, _ in copies], [dst for _, dst in copies])
+        io_map(self.fs.delete_file, stale)
         self.delete(staged)
         return bool(copies)
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -117,8 +116,8 @@ def copy_home(source: Path, target: Path) -> None:
         assert isinstance(origin, lake_storage.S3Storage) and isinstance(copy, lake_storage.S3Storage)
         copy.delete("")
         # server-side copies, many at once: pyarrow's copy_files streams each object through the client, one by one
-        with ThreadPoolExecutor(lake_storage.IO_THREADS) as pool:
-            list(pool.map(lambda key: origin.fs.copy_file(origin.path(key), copy.path(key)), origin.files_under("")))
+        keys = origin.files_under("")
+        lake_storage.io_map(origin.fs.copy_file, [origin.path(k) for k in keys], [copy.path(k) for k in keys])
 
 
 def committed_digests(lake_root: Path | str, zone: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ import numpy as np
 import record
 import torch
 
-from ml.recsys import data, score, topk
+from ml.recsys import data, evaluate, score, topk
 from ml.sources import synthetic as shop
 
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=30)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--chunk", type=int, default=evaluate.CHUNK_ROWS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1, help="repeat the measurement in this many fresh processes")

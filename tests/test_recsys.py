@@ -54,11 +54,13 @@ def test_top_k_rows_equals_a_full_sort_with_ties_infinities_and_nan(width, k):
     block[2, ::3] = -np.inf  # seen items
     block[3, 5:] = -np.inf  # fewer than k candidates left
     block[4, ::2] = np.nan
-    block[5, 0] = np.nan  # a NaN first in a tile must not hide the tile's maximum
-    block[5, 1] = 50.0
+    groups = width // topk.GROUPS
+    block[5, 0] = np.nan  # a NaN first in a group must not hide the group's maximum
+    block[5, groups] = 50.0
     block[6] = 0.0
-    stride = topk.SAMPLE_STRIDE
-    block[7, ::stride] = 100.0 + np.arange(len(block[7, ::stride]))  # the sampled columns hold the best: both guesses too high
+    block[7, :: max(groups, 1)] = 100.0 + np.arange(len(block[7, :: max(groups, 1)]))  # one group holds the best
+    block[10] *= 1e6  # far from the previous row's threshold
+    block[11, -3:] = [np.inf, -3e38, 3e38]  # a bisection midpoint would overflow
     block[8] = -0.0
     block[8, 1::3] = 0.0  # -0.0 and 0.0 tie: the lower column wins
     block[9] = np.arange(width)  # ascending: the best columns come last

@@ -12,7 +12,9 @@ hold tables with as many daily versions as a shop of that age; the Delta log is 
 shop's would be (:meth:`DeltaLake.age_log`). Then, ``--repeats`` times each: publish one more day
 (events alone, then events + inventory in one day commit), read that day's events, and read 28 days of events. A task is a fresh process,
 so reads are timed both cold (the Delta table opened anew: its log replayed from the last checkpoint) and warm (an
-open table brought up to date, as for every read after a task's first).
+open table brought up to date, as for every read after a task's first). Last, delta-rs alone on a table with no
+history (:func:`delta_rs_floor`): opening it, and one transaction, what neither a publish nor a first read can cost less
+than.
 """
 
 from __future__ import annotations
@@ -135,6 +137,26 @@ def timed(work: Callable[[], object], repeats: int) -> dict[str, float]:
     return {"median_s": statistics.median(seconds), "worst_s": max(seconds)}
 
 
+def delta_rs_floor(root: Path, frame: pd.DataFrame, repeats: int) -> dict[str, dict[str, float]]:
+    """delta-rs's own cost on a table with no history (one version, two days): opening it, and one predicate
+    overwrite of a day with a file already written, the open table brought up to date first as a publish does.
+    Neither depends on the lake's history or on ``ml.lake``: a Delta publish and a first read cannot cost less."""
+    from deltalake import DeltaTable, write_deltalake
+    from deltalake.transaction import AddAction
+
+    path = root / "floor"
+    write_deltalake(path, pd.concat([frame.assign(ds="2024-01-01"), frame.assign(ds="2024-01-02")]), partition_by=["ds"])
+    table = DeltaTable(path)
+    file = next(uri for uri in table.file_uris() if "ds=2024-01-01" in uri)
+    add = AddAction(str(Path(file).relative_to(path)), os.path.getsize(file), {"ds": "2024-01-02"}, int(time.time() * 1000), True, None)
+
+    def transaction() -> None:
+        table.update_incremental()
+        table.create_write_transaction([add], "overwrite", table.schema(), partition_by=["ds"], partition_filters=[("ds", "in", ["2024-01-02"])])
+
+    return {"open the table": timed(lambda: DeltaTable(path), repeats), "one transaction": timed(transaction, repeats)}
+
+
 def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame]], history_days: int, repeats: int) -> dict[str, object]:
     first = dt.date(2024, 1, 1)
     t0 = time.perf_counter()
@@ -181,6 +203,12 @@ def main() -> None:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
+    floor_root = Path(tempfile.mkdtemp(prefix="lake-formats-"))
+    try:
+        floor = delta_rs_floor(floor_root, days[-1]["events"], max(args.repeats, 20))
+    finally:
+        shutil.rmtree(floor_root, ignore_errors=True)
+
     parquet, delta = results
     print(f"\n{args.scale} shop, {args.history_days} daily versions; rows a day: " + ", ".join(f"{t} {n:,.0f}" for t, n in per_day.items()))
     print(f"{'operation':<40}{'parquet median s':>18}{'delta median s':>16}{'delta worst s':>15}{'delta / parquet':>17}")
@@ -189,6 +217,11 @@ def main() -> None:
         d = delta["operations"][operation]  # type: ignore[index]
         ratios[operation] = d["median_s"] / p["median_s"]
         print(f"{operation:<40}{p['median_s']:>18.3f}{d['median_s']:>16.3f}{d['worst_s']:>15.3f}{ratios[operation]:>17.2f}")
+    print(
+        "delta-rs alone, on a table with no history (median s): "
+        + ", ".join(f"{operation} {timing['median_s']:.4f}" for operation, timing in floor.items())
+        + f"; a Parquet publish of one day of events: {parquet['operations']['publish one day of events']['median_s']:.4f}"  # type: ignore[index]
+    )
     for r in results:
         print(f"{r['format']:<22} history of {args.history_days} days published in {r['history_publish_s']:.0f} s, {r['disk_mb']:.0f} MB on disk")
     payload = {
@@ -198,6 +231,7 @@ def main() -> None:
         "rows_per_day": per_day,
         "formats": results,
         "delta_over_parquet": ratios,
+        "delta_rs_without_history": floor,
     }
     metrics = {record.metric_name("delta_over_parquet", op): v for op, v in ratios.items()}
     params = {k: getattr(args, k) for k in ("scale", "sample_days", "history_days", "repeats")}

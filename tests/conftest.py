@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -228,6 +229,8 @@ _suite_server: subprocess.Popen | None = None
 def pytest_configure(config: pytest.Config) -> None:
     """An S3 suite without an endpoint gets moto's server for the session, before any test reads the settings."""
     global _suite_server
+    if config.getoption("record_lake_free"):
+        config.pluginmanager.register(_LakeUse(), "ecom-lake-use")
     if not S3_SUITE:
         return
     lock_url = os.environ.get("ECOM_LAKE_LOCK_URL") or POSTGRES_URL
@@ -237,6 +240,95 @@ def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get("AWS_ENDPOINT_URL"):
         _suite_server, endpoint = _start_s3_server()
         os.environ.update(TEST_S3_ENV | {"AWS_ENDPOINT_URL": endpoint})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ecom")
+    group.addoption(
+        "--record-lake-free",
+        metavar="FILE",
+        help="write to FILE the ids of the tests that passed without opening a lake (in the test's process or a child), nor using a fixture that did",
+    )
+    group.addoption(
+        "--skip-lake-free",
+        metavar="FILE",
+        help="deselect the tests FILE lists (make test's S3 pass: a test that opens no lake runs the same whatever store the lakes are in)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    listed = config.getoption("skip_lake_free")
+    if not listed:
+        return
+    lake_free = set(Path(listed).read_text().split())
+    skipped = [item for item in items if item.nodeid in lake_free]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if item.nodeid not in lake_free]
+
+
+class _LakeUse:
+    """Which tests open a lake: each test, and each fixture set up for it, runs with ECOM_LAKE_TRACE naming a file of
+    its own (see :data:`ml.lake_storage.LAKE_TRACE`); a fixture that opened a lake makes every test that uses it a
+    lake test, as a module fixture may run a whole pipeline for tests that then only check its results."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="ecom-lake-trace-"))
+        self.traces = 0
+        self.lake_fixtures: set[str] = set()
+        self.lake_free: list[str] = []
+        self.passed: set[str] = set()
+        self.not_passed: set[str] = set()
+
+    def new_trace(self) -> Path:
+        self.traces += 1
+        return self.folder / str(self.traces)
+
+    @contextlib.contextmanager
+    def tracing(self) -> Iterator[Path]:
+        """ECOM_LAKE_TRACE set to a fresh file in the block; a lake opened in it also counts for the enclosing trace."""
+        from ml.lake_storage import LAKE_TRACE
+
+        outer, trace = os.environ.get(LAKE_TRACE), self.new_trace()
+        os.environ[LAKE_TRACE] = str(trace)
+        try:
+            yield trace
+        finally:
+            if outer is None:
+                os.environ.pop(LAKE_TRACE, None)
+            else:
+                os.environ[LAKE_TRACE] = outer
+                if trace.exists():
+                    Path(outer).touch()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+        with self.tracing() as trace:
+            yield
+        if trace.exists():
+            self.lake_fixtures.add(fixturedef.argname)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        with self.tracing() as trace:
+            yield
+        if item.nodeid in self.passed and not trace.exists() and not self.lake_fixtures & set(getattr(item, "fixturenames", ())):
+            self.lake_free.append(item.nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A test counts as passed when its call passed and none of its phases failed or skipped (so a test skipped
+        here runs in the S3 pass)."""
+        if report.failed or report.skipped:
+            self.not_passed.add(report.nodeid)
+            self.passed.discard(report.nodeid)
+        elif report.when == "call" and report.nodeid not in self.not_passed:
+            self.passed.add(report.nodeid)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # a teardown failure is reported after the protocol hook's check: drop what failed late
+        lake_free = [nodeid for nodeid in self.lake_free if nodeid not in self.not_passed]
+        Path(session.config.getoption("record_lake_free")).write_text("".join(f"{nodeid}\n" for nodeid in lake_free))
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -28,14 +28,14 @@ demo: setup  ## the main job on embedded defaults: synthetic shop -> validation 
 	$(BIN)/ecom demo
 
 S3_PASS = ECOM_LAKE_URI=s3://ecom-test/suite $(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/test_live_stack.py
-LAKE_FREE = .pytest-lake-free
+STORE_FREE = .pytest-store-free
 
-test: setup  ## lint, format and type checks (ruff, mypy), then the whole suite on local lakes, then again with every lake in S3 when ECOM_TEST_POSTGRES_URL is set (the lake's lock there), leaving out the tests that passed without opening a lake
+test: setup  ## lint, format and type checks (ruff, mypy), then the whole suite on local lakes, then again with every lake in S3 when ECOM_TEST_POSTGRES_URL is set (the lake's lock there), leaving out the tests whose lakes do not follow ECOM_LAKE_URI
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --record-lake-free=$(LAKE_FREE)
-	@if [ -n "$$ECOM_TEST_POSTGRES_URL" ]; then echo "======== the suite again, every test's lake in S3, but the $$(wc -l < $(LAKE_FREE)) tests that passed without opening a lake (make test-s3: all) ========"; $(S3_PASS) --skip-lake-free=$(LAKE_FREE); \
+	$(BIN)/python -m pytest --record-store-free=$(STORE_FREE)
+	@if [ -n "$$ECOM_TEST_POSTGRES_URL" ]; then echo "======== the suite again, every test's lake in S3, but the $$(wc -l < $(STORE_FREE)) tests that passed without a lake that follows ECOM_LAKE_URI (make test-s3: all) ========"; $(S3_PASS) --skip-store-free=$(STORE_FREE); \
 	else echo "the S3 pass (make test-s3) needs ECOM_TEST_POSTGRES_URL for the lake's lock: not run"; fi
 
 test-fast: setup  ## everything but the end-to-end DAG runs

@@ -14,7 +14,9 @@ shop's would be (:meth:`DeltaLake.age_log`). Then, ``--repeats`` times each: pub
 so reads are timed both cold (the Delta table opened anew: its log replayed from the last checkpoint) and warm (an
 open table brought up to date, as for every read after a task's first). Last, delta-rs alone on a table with no
 history (:func:`delta_rs_floor`): opening it, and one transaction, what neither a publish nor a first read can cost less
-than.
+than. With a PostgreSQL server (``--ducklake-catalog``, default ``ECOM_TEST_POSTGRES_URL``) the same work runs on
+DuckLake too, the other format the issue names (:class:`DuckLake`); its cold read is a new connection that attaches
+the catalog, as a fresh task's would.
 """
 
 from __future__ import annotations
@@ -127,6 +129,78 @@ class DeltaLake:
         lake.forget_open_tables()
 
 
+class DuckLake:
+    """DuckLake (the issue's other candidate format): the catalog in PostgreSQL, which workers on other hosts share,
+    the data files in the lake's folder, each table partitioned by ds. A day is one catalog transaction across its
+    tables (the day deleted, then inserted); a task's first read connects, loads the extensions and attaches the
+    catalog."""
+
+    name = "ducklake (catalog in PostgreSQL)"
+
+    def __init__(self, root: Path, catalog_url: str):
+        import duckdb
+        import duckdb_extension_ducklake
+        import duckdb_extension_postgres_scanner
+        import psycopg2
+        from sqlalchemy.engine import make_url
+
+        self.root, server = root, make_url(catalog_url)
+        self.database = f"ecom_lake_formats_{os.getpid()}"
+        self.admin = psycopg2.connect(host=server.host, port=server.port or 5432, user=server.username, password=server.password, dbname=server.database)
+        self.admin.autocommit = True
+        with self.admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {self.database}")
+            cursor.execute(f"CREATE DATABASE {self.database}")
+        credentials = f" password={server.password}" if server.password else ""
+        self.catalog = f"dbname={self.database} host={server.host} port={server.port or 5432} user={server.username}{credentials}"
+        self.extensions = [  # the wheels hold the extensions built for the duckdb release of the same version
+            Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"  # type: ignore[arg-type]
+            for module, name in ((duckdb_extension_ducklake, "ducklake"), (duckdb_extension_postgres_scanner, "postgres_scanner"))
+        ]
+        self.connection = self.connect()
+        self.tables: set[str] = set()
+
+    def connect(self):
+        import duckdb
+
+        connection = duckdb.connect()
+        for extension in self.extensions:
+            connection.execute(f"LOAD '{extension}'")
+        connection.execute(f"ATTACH 'ducklake:postgres:{self.catalog}' AS lake (DATA_PATH '{self.root}/')")
+        return connection
+
+    def publish(self, ds: dt.date, frames: dict[str, pd.DataFrame]) -> None:
+        connection = self.connection
+        for table, frame in frames.items():
+            connection.register(f"new_{table}", frame.assign(ds=ds.isoformat()))
+            if table not in self.tables:
+                connection.execute(f"CREATE TABLE IF NOT EXISTS lake.{table} AS SELECT * FROM new_{table} LIMIT 0")
+                connection.execute(f"ALTER TABLE lake.{table} SET PARTITIONED BY (ds)")
+                self.tables.add(table)
+        connection.execute("BEGIN")
+        for table in frames:
+            connection.execute(f"DELETE FROM lake.{table} WHERE ds = ?", [ds.isoformat()])
+            connection.execute(f"INSERT INTO lake.{table} SELECT * FROM new_{table}")
+        connection.execute("COMMIT")
+
+    def read_day(self, table: str, ds: dt.date, cold: bool) -> pd.DataFrame:
+        connection = self.connect() if cold else self.connection
+        try:
+            return connection.execute(f"SELECT * FROM lake.{table} WHERE ds = ?", [ds.isoformat()]).df()
+        finally:
+            if cold:
+                connection.close()
+
+    def read_range(self, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        return self.connection.execute(f"SELECT * FROM lake.{table} WHERE ds BETWEEN ? AND ?", [start.isoformat(), end.isoformat()]).df()
+
+    def close(self) -> None:
+        self.connection.close()
+        with self.admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {self.database}")
+        self.admin.close()
+
+
 def timed(work: Callable[[], object], repeats: int) -> dict[str, float]:
     """Median and worst seconds of ``repeats`` runs."""
     seconds = []
@@ -157,7 +231,7 @@ def delta_rs_floor(root: Path, frame: pd.DataFrame, repeats: int) -> dict[str, d
     return {"open the table": timed(lambda: DeltaTable(path), repeats), "one transaction": timed(transaction, repeats)}
 
 
-def run_format(store: ParquetLake | DeltaLake, days: list[dict[str, pd.DataFrame]], history_days: int, repeats: int) -> dict[str, object]:
+def run_format(store: ParquetLake | DeltaLake | DuckLake, days: list[dict[str, pd.DataFrame]], history_days: int, repeats: int) -> dict[str, object]:
     first = dt.date(2024, 1, 1)
     t0 = time.perf_counter()
     for k in range(history_days):
@@ -187,6 +261,11 @@ def main() -> None:
     parser.add_argument("--sample-days", type=int, default=7)
     parser.add_argument("--history-days", type=int, default=730)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--ducklake-catalog",
+        default=os.environ.get("ECOM_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server for DuckLake's catalog (a database is made there, then dropped); default ECOM_TEST_POSTGRES_URL, else no DuckLake",
+    )
     record.add_arguments(parser, "benchmarks/results/lake_formats.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -196,11 +275,19 @@ def main() -> None:
     per_day = {table: statistics.mean(len(d[table]) for d in days) for table in TABLES}
     logging.info("%s shop: %s rows a day on average", args.scale, {t: round(n) for t, n in per_day.items()})
     results = []
-    for store_type in (ParquetLake, DeltaLake):
+    stores: list[Callable[[Path], ParquetLake | DeltaLake | DuckLake]] = [ParquetLake, DeltaLake]
+    if args.ducklake_catalog:
+        stores.append(lambda root: DuckLake(root, args.ducklake_catalog))
+    else:
+        logging.warning("no --ducklake-catalog (nor ECOM_TEST_POSTGRES_URL): DuckLake not measured")
+    for make_store in stores:
         root = Path(tempfile.mkdtemp(prefix="lake-formats-"))
+        store = make_store(root)
         try:
-            results.append(run_format(store_type(root), days, args.history_days, args.repeats))
+            results.append(run_format(store, days, args.history_days, args.repeats))
         finally:
+            if isinstance(store, DuckLake):
+                store.close()
             shutil.rmtree(root, ignore_errors=True)
 
     floor_root = Path(tempfile.mkdtemp(prefix="lake-formats-"))
@@ -209,14 +296,21 @@ def main() -> None:
     finally:
         shutil.rmtree(floor_root, ignore_errors=True)
 
-    parquet, delta = results
+    parquet, delta, *others = results
+    ducklake = others[0] if others else None
     print(f"\n{args.scale} shop, {args.history_days} daily versions; rows a day: " + ", ".join(f"{t} {n:,.0f}" for t, n in per_day.items()))
-    print(f"{'operation':<40}{'parquet median s':>18}{'delta median s':>16}{'delta worst s':>15}{'delta / parquet':>17}")
-    ratios = {}
+    header = f"{'operation':<40}{'parquet median s':>18}{'delta median s':>16}{'delta worst s':>15}{'delta / parquet':>17}"
+    print(header + (f"{'ducklake median s':>19}{'ducklake / parquet':>20}" if ducklake else ""))
+    ratios, ducklake_ratios = {}, {}
     for operation, p in parquet["operations"].items():  # type: ignore[union-attr]
         d = delta["operations"][operation]  # type: ignore[index]
         ratios[operation] = d["median_s"] / p["median_s"]
-        print(f"{operation:<40}{p['median_s']:>18.3f}{d['median_s']:>16.3f}{d['worst_s']:>15.3f}{ratios[operation]:>17.2f}")
+        line = f"{operation:<40}{p['median_s']:>18.3f}{d['median_s']:>16.3f}{d['worst_s']:>15.3f}{ratios[operation]:>17.2f}"
+        if ducklake:
+            k = ducklake["operations"][operation]  # type: ignore[index]
+            ducklake_ratios[operation] = k["median_s"] / p["median_s"]
+            line += f"{k['median_s']:>19.3f}{ducklake_ratios[operation]:>20.2f}"
+        print(line)
     print(
         "delta-rs alone, on a table with no history (median s): "
         + ", ".join(f"{operation} {timing['median_s']:.4f}" for operation, timing in floor.items())
@@ -231,9 +325,11 @@ def main() -> None:
         "rows_per_day": per_day,
         "formats": results,
         "delta_over_parquet": ratios,
+        "ducklake_over_parquet": ducklake_ratios,
         "delta_rs_without_history": floor,
     }
     metrics = {record.metric_name("delta_over_parquet", op): v for op, v in ratios.items()}
+    metrics |= {record.metric_name("ducklake_over_parquet", op): v for op, v in ducklake_ratios.items()}
     params = {k: getattr(args, k) for k in ("scale", "sample_days", "history_days", "repeats")}
     record.save(args, f"lake_formats {args.scale}", payload, metrics, params)
 

@@ -462,19 +462,9 @@ Storage = LocalStorage | S3Storage
 
 _stores: dict[str, Storage] = {}
 
-LAKE_TRACE = "ECOM_LAKE_TRACE"
-"""``ECOM_LAKE_TRACE=FILE``: the first lake opened while it names FILE creates FILE (in this process or a child). The
-test suite finds the tests that use a lake this way, to run only those again with every lake in S3."""
-_traced: str | None = None
-
 
 def storage(lake: str | os.PathLike[str]) -> Storage:
     """The store of a lake given as a local path or an ``s3://`` URI (one per lake and process)."""
-    global _traced
-    trace = os.environ.get(LAKE_TRACE)
-    if trace and trace != _traced:
-        Path(trace).touch()
-        _traced = trace
     text = str(lake)
     found = _stores.get(text)
     if found is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ def lake_env(home: Path) -> dict[str, str]:
     """The lake of the settings rooted at ``home``: in an S3 suite, ECOM_LAKE_URI's prefix in a bucket of its own
     (created here; moto's server lists a bucket's keys by scanning them all, so one bucket for every test's lake
     makes each listing slower than the last); nothing to set otherwise (the default, ``home/lake``)."""
+    _asked_for_the_store()
     if not S3_SUITE:
         return {}
     import hashlib
@@ -65,6 +65,13 @@ def lake_env(home: Path) -> dict[str, str]:
 
 
 _buckets: set[str] = set()
+_store_asks = 0
+"""How many times a test or fixture asked where a lake goes (see :class:`_StoreUse`)."""
+
+
+def _asked_for_the_store() -> None:
+    global _store_asks
+    _store_asks += 1
 
 
 def drop_lake(settings: Settings) -> None:
@@ -108,6 +115,7 @@ def put_partition_files(lake_root: str, zone: str, table: str, ds, folder: Path)
 
 def copy_home(source: Path, target: Path) -> None:
     """Copy a platform's home, and its lake when that is in an object store (replacing what ``target``'s lake held)."""
+    _asked_for_the_store()
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
     if S3_SUITE:
@@ -229,8 +237,8 @@ _suite_server: subprocess.Popen | None = None
 def pytest_configure(config: pytest.Config) -> None:
     """An S3 suite without an endpoint gets moto's server for the session, before any test reads the settings."""
     global _suite_server
-    if config.getoption("record_lake_free"):
-        config.pluginmanager.register(_LakeUse(), "ecom-lake-use")
+    if config.getoption("record_store_free"):
+        config.pluginmanager.register(_StoreUse(), "ecom-store-use")
     if not S3_SUITE:
         return
     lock_url = os.environ.get("ECOM_LAKE_LOCK_URL") or POSTGRES_URL
@@ -245,75 +253,53 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ecom")
     group.addoption(
-        "--record-lake-free",
+        "--record-store-free",
         metavar="FILE",
-        help="write to FILE the ids of the tests that passed without opening a lake (in the test's process or a child), nor using a fixture that did",
+        help="write to FILE the ids of the tests that passed without asking lake_env where a lake goes, nor using a fixture that did",
     )
     group.addoption(
-        "--skip-lake-free",
+        "--skip-store-free",
         metavar="FILE",
-        help="deselect the tests FILE lists (make test's S3 pass: a test that opens no lake runs the same whatever store the lakes are in)",
+        help="deselect the tests FILE lists (make test's S3 pass: those run the same whatever ECOM_LAKE_URI says)",
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    listed = config.getoption("skip_lake_free")
+    listed = config.getoption("skip_store_free")
     if not listed:
         return
-    lake_free = set(Path(listed).read_text().split())
-    skipped = [item for item in items if item.nodeid in lake_free]
+    store_free = set(Path(listed).read_text().split())
+    skipped = [item for item in items if item.nodeid in store_free]
     if skipped:
         config.hook.pytest_deselected(items=skipped)
-        items[:] = [item for item in items if item.nodeid not in lake_free]
+        items[:] = [item for item in items if item.nodeid not in store_free]
 
 
-class _LakeUse:
-    """Which tests open a lake: each test, and each fixture set up for it, runs with ECOM_LAKE_TRACE naming a file of
-    its own (see :data:`ml.lake_storage.LAKE_TRACE`); a fixture that opened a lake makes every test that uses it a
-    lake test, as a module fixture may run a whole pipeline for tests that then only check its results."""
+class _StoreUse:
+    """Which tests use the suite's store: a test's lake goes to S3 in the S3 pass only through :func:`lake_env` (the
+    settings of a home, and a home's copy, ask it where the lake is), so a test that passed without asking it, itself
+    or through a fixture, runs the same in both passes; its lakes, if any, are local or explicitly in S3 either way."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="ecom-lake-trace-"))
-        self.traces = 0
-        self.lake_fixtures: set[str] = set()
-        self.lake_free: list[str] = []
+        self.store_fixtures: set[str] = set()
+        self.store_free: list[str] = []
         self.passed: set[str] = set()
         self.not_passed: set[str] = set()
 
-    def new_trace(self) -> Path:
-        self.traces += 1
-        return self.folder / str(self.traces)
-
-    @contextlib.contextmanager
-    def tracing(self) -> Iterator[Path]:
-        """ECOM_LAKE_TRACE set to a fresh file in the block; a lake opened in it also counts for the enclosing trace."""
-        from ml.lake_storage import LAKE_TRACE
-
-        outer, trace = os.environ.get(LAKE_TRACE), self.new_trace()
-        os.environ[LAKE_TRACE] = str(trace)
-        try:
-            yield trace
-        finally:
-            if outer is None:
-                os.environ.pop(LAKE_TRACE, None)
-            else:
-                os.environ[LAKE_TRACE] = outer
-                if trace.exists():
-                    Path(outer).touch()
-
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
-        with self.tracing() as trace:
-            yield
-        if trace.exists():
-            self.lake_fixtures.add(fixturedef.argname)
+        before = _store_asks
+        yield
+        if _store_asks > before:
+            self.store_fixtures.add(fixturedef.argname)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        with self.tracing() as trace:
-            yield
-        if item.nodeid in self.passed and not trace.exists() and not self.lake_fixtures & set(getattr(item, "fixturenames", ())):
-            self.lake_free.append(item.nodeid)
+        before = _store_asks
+        yield
+        used = _store_asks > before or self.store_fixtures & set(getattr(item, "fixturenames", ()))
+        if item.nodeid in self.passed and not used:
+            self.store_free.append(item.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test counts as passed when its call passed and none of its phases failed or skipped (so a test skipped
@@ -326,9 +312,8 @@ class _LakeUse:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # a teardown failure is reported after the protocol hook's check: drop what failed late
-        lake_free = [nodeid for nodeid in self.lake_free if nodeid not in self.not_passed]
-        Path(session.config.getoption("record_lake_free")).write_text("".join(f"{nodeid}\n" for nodeid in lake_free))
-        shutil.rmtree(self.folder, ignore_errors=True)
+        store_free = [nodeid for nodeid in self.store_free if nodeid not in self.not_passed]
+        Path(session.config.getoption("record_store_free")).write_text("".join(f"{nodeid}\n" for nodeid in store_free))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,10 +1,7 @@
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
-from conftest import REPO, lake_leftovers
+from conftest import lake_leftovers
 from ml import lake, lake_storage
 
 
@@ -220,15 +217,3 @@ def test_a_replaced_days_files_are_vacuumed_and_its_current_rows_stay(lake_root,
     removed = lake.vacuum(lake_root, "curated", "t", retention_hours=0)
     assert len(removed) == 2 and len([k for k in store.files_under("curated/t") if k.startswith("ds=")]) == 1
     assert lake.read_partition(lake_root, "curated", "t", "2024-01-02")["x"].tolist() == [0, 1, 2, 3]
-
-
-def test_opening_a_lake_is_traced_in_the_process_and_its_children(tmp_path, monkeypatch):
-    """make test's S3 pass leaves out the tests that opened no lake: a lake opened by a child process must count."""
-    here, child = tmp_path / "here", tmp_path / "child"
-    monkeypatch.setenv(lake_storage.LAKE_TRACE, str(here))
-    lake.list_partitions(tmp_path / "lake", "curated", "events")
-    assert here.exists()
-    monkeypatch.setenv(lake_storage.LAKE_TRACE, str(child))
-    code = f"from ml import lake; lake.list_partitions({str(tmp_path / 'other')!r}, 'curated', 'events')"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
-    assert child.exists()

@@ -157,8 +157,12 @@ class DuckLake:
             Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"  # type: ignore[arg-type]
             for module, name in ((duckdb_extension_ducklake, "ducklake"), (duckdb_extension_postgres_scanner, "postgres_scanner"))
         ]
-        self.connection = self.connect()
         self.tables: set[str] = set()
+        try:
+            self.connection = self.connect()
+        except BaseException:
+            self.drop_catalog()
+            raise
 
     def connect(self):
         import duckdb
@@ -196,6 +200,10 @@ class DuckLake:
 
     def close(self) -> None:
         self.connection.close()
+        self.drop_catalog()
+
+    def drop_catalog(self) -> None:
+        """Drop the catalog's database: nothing of a run is left on the server, whether it ended or failed."""
         with self.admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {self.database}")
         self.admin.close()

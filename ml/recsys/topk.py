@@ -136,16 +136,19 @@ def _candidates(row, row_bits, width, maxima, threshold, groups, keys, columns) 
     for segment in range(GROUPS):
         base = segment * width
         for g in range(n_groups):
-            column = base + groups[g]
-            if row[column] >= threshold:
-                keys[count] = _rank_key(row, row_bits, column)
-                columns[count] = column
-                count += 1
+            count = _collect(row, row_bits, base + groups[g], threshold, keys, columns, count)
     for column in range(GROUPS * width, row.shape[0]):
-        if row[column] >= threshold:
-            keys[count] = _rank_key(row, row_bits, column)
-            columns[count] = column
-            count += 1
+        count = _collect(row, row_bits, column, threshold, keys, columns, count)
+    return count
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _collect(row, row_bits, column, threshold, keys, columns, count) -> int:
+    """Append the column's rank key and index if it scores at least the threshold; the new count."""
+    if row[column] >= threshold:
+        keys[count] = _rank_key(row, row_bits, column)
+        columns[count] = column
+        count += 1
     return count
 
 

@@ -27,19 +27,23 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 demo: setup  ## the main job on embedded defaults: synthetic shop -> validation gate -> curated lake
 	$(BIN)/ecom demo
 
-S3_PASS = ECOM_LAKE_URI=s3://ecom-test/suite $(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/test_live_stack.py
+TEST_WORKERS ?= 2
+# pytest-xdist workers, a test file to each at a time, in the order collected (the live stack's file first, so
+# the other worker's files overlap its waits); `make test TEST_WORKERS=0` runs the suite in this one process
+PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+S3_PASS = ECOM_LAKE_URI=s3://ecom-test/suite $(PYTEST) -p no:cacheprovider --ignore=tests/test_live_stack.py
 STORE_FREE = .pytest-store-free
 
 test: setup  ## lint, format and type checks (ruff, mypy), then the whole suite on local lakes, then again with every lake in S3 when ECOM_TEST_POSTGRES_URL is set (the lake's lock there), leaving out the tests whose lakes do not follow ECOM_LAKE_URI
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --record-store-free=$(STORE_FREE)
+	$(PYTEST) --record-store-free=$(STORE_FREE)
 	@if [ -n "$$ECOM_TEST_POSTGRES_URL" ]; then echo "======== the suite again, every test's lake in S3, but the $$(wc -l < $(STORE_FREE)) tests that passed without a lake that follows ECOM_LAKE_URI (make test-s3: all) ========"; $(S3_PASS) --skip-store-free=$(STORE_FREE); \
 	else echo "the S3 pass (make test-s3) needs ECOM_TEST_POSTGRES_URL for the lake's lock: not run"; fi
 
 test-fast: setup  ## everything but the end-to-end DAG runs
-	$(BIN)/python -m pytest -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 test-s3: setup  ## the whole suite with every test's lake in moto's S3 service on the loopback address (needs ECOM_TEST_POSTGRES_URL for the lake's lock)
 	$(S3_PASS)

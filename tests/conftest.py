@@ -238,16 +238,23 @@ def pytest_configure(config: pytest.Config) -> None:
     """An S3 suite without an endpoint gets moto's server for the session, before any test reads the settings."""
     global _suite_server
     if config.getoption("record_store_free"):
-        config.pluginmanager.register(_StoreUse(), "ecom-store-use")
+        config.pluginmanager.register(_StoreUse(config), "ecom-store-use")
     if not S3_SUITE:
         return
     lock_url = os.environ.get("ECOM_LAKE_LOCK_URL") or POSTGRES_URL
     if not lock_url:
         raise pytest.UsageError("an S3 suite (ECOM_LAKE_URI=s3://...) needs ECOM_LAKE_LOCK_URL or ECOM_TEST_POSTGRES_URL for the lake's commit lock")
     os.environ["ECOM_LAKE_LOCK_URL"] = lock_url
+    if _xdist_controller(config):
+        return  # each pytest-xdist worker starts a server of its own: one moto process would serialize them
     if not os.environ.get("AWS_ENDPOINT_URL"):
         _suite_server, endpoint = _start_s3_server()
         os.environ.update(TEST_S3_ENV | {"AWS_ENDPOINT_URL": endpoint})
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the tests to pytest-xdist workers (``-n N``, N > 0) instead of running them."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -265,6 +272,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)  # stable: the rest keep their order
     listed = config.getoption("skip_store_free")
     if not listed:
         return
@@ -278,10 +286,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class _StoreUse:
     """Which tests use the suite's store: a test's lake goes to S3 in the S3 pass only through :func:`lake_env` (the
     settings of a home, and a home's copy, ask it where the lake is), so a test that passed without asking it, itself
-    or through a fixture, runs the same in both passes; its lakes, if any, are local or explicitly in S3 either way."""
+    or through a fixture, runs the same in both passes; its lakes, if any, are local or explicitly in S3 either way.
 
-    def __init__(self) -> None:
+    Where a test runs (this process, or a pytest-xdist worker) its teardown report carries whether it asked; the
+    process that gathers the reports (this one, or xdist's controller) writes the list."""
+
+    STORE_USED = "ecom_store_used"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.store_fixtures: set[str] = set()
+        self.asks_before_test = 0
         self.store_free: list[str] = []
         self.passed: set[str] = set()
         self.not_passed: set[str] = set()
@@ -293,27 +308,34 @@ class _StoreUse:
         if _store_asks > before:
             self.store_fixtures.add(fixturedef.argname)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.asks_before_test = _store_asks
+
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        before = _store_asks
-        yield
-        used = _store_asks > before or self.store_fixtures & set(getattr(item, "fixturenames", ()))
-        if item.nodeid in self.passed and not used:
-            self.store_free.append(item.nodeid)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        if call.when == "teardown":
+            used = _store_asks > self.asks_before_test or bool(self.store_fixtures & set(getattr(item, "fixturenames", ())))
+            outcome.get_result().user_properties.append((self.STORE_USED, used))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test counts as passed when its call passed and none of its phases failed or skipped (so a test skipped
-        here runs in the S3 pass)."""
+        here runs in the S3 pass); a teardown failure comes after the teardown report's check, so it is dropped at
+        the end."""
         if report.failed or report.skipped:
             self.not_passed.add(report.nodeid)
             self.passed.discard(report.nodeid)
         elif report.when == "call" and report.nodeid not in self.not_passed:
             self.passed.add(report.nodeid)
+        elif report.when == "teardown" and report.nodeid in self.passed and not dict(report.user_properties).get(self.STORE_USED, True):
+            self.store_free.append(report.nodeid)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # a teardown failure is reported after the protocol hook's check: drop what failed late
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: its reports went to the controller
         store_free = [nodeid for nodeid in self.store_free if nodeid not in self.not_passed]
-        Path(session.config.getoption("record_store_free")).write_text("".join(f"{nodeid}\n" for nodeid in store_free))
+        Path(self.config.getoption("record_store_free")).write_text("".join(f"{nodeid}\n" for nodeid in store_free))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -62,7 +62,7 @@ DEPLOYMENT_PARAMS = {
 }
 ROUND_TIMEOUT_S = 600
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.runs_first]
 
 
 class Stack:

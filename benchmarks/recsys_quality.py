@@ -178,9 +178,21 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
 
 
 BLEND_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-BLEND_WINDOWS = (30, 365)
+BLEND_POPULARITY = ("30d", "365d", "half-life 60d", "half-life 90d", "half-life 180d")
+"""What sells now: the interactions of the last N days, or every interaction weighted by 0.5 ** (age / half-life)."""
 HALF_LIVES = (None, 14, 30, 90, 365, 730)
 """EASE on time-decayed interactions: each one weighs 0.5 ** (age in days at the cutoff / half-life)."""
+
+
+def popularity_counts(events: pd.DataFrame, item_ids: np.ndarray, at: pd.Timestamp, popularity: str) -> np.ndarray:
+    """Per item (in ``item_ids`` order), before ``at``: a window's count ("365d") or a decayed count ("half-life 90d")."""
+    days = int(popularity.removeprefix("half-life ").removesuffix("d"))
+    if not popularity.startswith("half-life"):
+        return baselines.recent_counts(events, item_ids, at, days)
+    before = events[events["event_ts"] < at]
+    age_days = (at - before["event_ts"]).dt.total_seconds().to_numpy() / 86400.0
+    decayed = pd.Series(np.power(0.5, age_days / days), index=before["product_id"].to_numpy()).groupby(level=0).sum()
+    return decayed.reindex(pd.Index(item_ids), fill_value=0.0).to_numpy(dtype=np.float32)
 
 
 def decayed_matrix(events: pd.DataFrame, customers: np.ndarray, item_ids: np.ndarray, at: pd.Timestamp, half_life: float | None) -> sp.csr_matrix:
@@ -193,8 +205,8 @@ def decayed_matrix(events: pd.DataFrame, customers: np.ndarray, item_ids: np.nda
     return sp.csr_matrix((weight[known], (rows[known], cols[known])), shape=(len(customers), len(item_ids)))
 
 
-def blend_ndcg(trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2: float, settings: list[tuple[float | None, int, float]]) -> dict:
-    """Metrics on ``test`` of every (half-life, window, weight) blend of EASE fitted before ``at`` on decayed
+def blend_ndcg(trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2: float, settings: list[tuple[float | None, str, float]]) -> dict:
+    """Metrics on ``test`` of every (half-life, popularity, weight) blend of EASE fitted before ``at`` on decayed
     interactions with recent popularity."""
     ease, _ = train.fit(trn, at, train.RecsysConfig(model="ease", ease_l2=ease_l2))
     customers, histories = ease.histories(trn)
@@ -207,19 +219,20 @@ def blend_ndcg(trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2:
         matrix = decayed_matrix(typed, customers, ease.item_ids, at, half_life)
         fitted[half_life] = baselines.EASE(matrix, ease_l2)
     out = {}
-    for half_life, days, weight in settings:
-        blend = baselines.Blend(fitted[half_life].score, baselines.recent_counts(trn, ease.item_ids, at, days), weight)
+    counts = {name: popularity_counts(trn, ease.item_ids, at, name) for name in {p for _, p, _ in settings}}
+    for half_life, recent, weight in settings:
+        blend = baselines.Blend(fitted[half_life].score, counts[recent], weight)
         top, _ = evaluate.top_k(blend.score, seen, 10)
-        out[half_life, days, weight] = evaluate.ranking_metrics(top, relevant, popularity).as_dict()
+        out[half_life, recent, weight] = evaluate.ranking_metrics(top, relevant, popularity).as_dict()
     return out
 
 
 def blend(dataset: str, trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp, ease_l2: float, args) -> list[dict]:
-    """EASE on decayed interactions blended with recent popularity, the half-life, the window and the weight chosen
+    """EASE on decayed interactions blended with recent popularity, the half-life, the popularity and the weight chosen
     on a validation window cut from the end of the training period (the same share), never on the test; every
     setting's test figure is reported."""
     t0 = time.perf_counter()
-    settings = [(half_life, days, weight) for half_life in HALF_LIVES for days in BLEND_WINDOWS for weight in BLEND_WEIGHTS]
+    settings = [(half_life, recent, weight) for half_life in HALF_LIVES for recent in BLEND_POPULARITY for weight in BLEND_WEIGHTS]
     valid_at = trn["event_ts"].quantile(1 - args.temporal_test_share).floor("D")
     valid = blend_ndcg(*data.temporal_split(trn, valid_at), valid_at, ease_l2, settings)
     chosen = max(settings, key=lambda s: valid[s]["ndcg_at_10"])
@@ -227,8 +240,8 @@ def blend(dataset: str, trn: pd.DataFrame, test: pd.DataFrame, at: pd.Timestamp,
     seconds = time.perf_counter() - t0
     protocol = f"temporal {at.date()}"
 
-    def label(half_life: float | None, days: int, weight: float) -> str:
-        return f"EASE half-life {half_life or 'none'} + popularity {days}d, w={weight:g}"
+    def label(half_life: float | None, recent: str, weight: float) -> str:
+        return f"EASE half-life {half_life or 'none'} + popularity {recent}, w={weight:g}"
 
     rows = [_row(dataset, f"{label(*chosen)} (chosen on validation)", tested[chosen], seconds, protocol)]
     rows += [_row(dataset, f"  every setting: {label(*s)}", tested[s], 0.0, protocol, valid_ndcg=valid[s]["ndcg_at_10"]) for s in settings]

@@ -190,9 +190,16 @@ def popularity_counts(events: pd.DataFrame, item_ids: np.ndarray, at: pd.Timesta
     if not popularity.startswith("half-life"):
         return baselines.recent_counts(events, item_ids, at, days)
     before = events[events["event_ts"] < at]
-    age_days = (at - before["event_ts"]).dt.total_seconds().to_numpy() / 86400.0
-    decayed = pd.Series(np.power(0.5, age_days / days), index=before["product_id"].to_numpy()).groupby(level=0).sum()
+    decayed = pd.Series(decay_weights(before, at, days), index=before["product_id"].to_numpy()).groupby(level=0).sum()
     return decayed.reindex(pd.Index(item_ids), fill_value=0.0).to_numpy(dtype=np.float32)
+
+
+def decay_weights(events: pd.DataFrame, at: pd.Timestamp, half_life: float | None) -> np.ndarray:
+    """Each event's weight at ``at``: 0.5 ** (age in days / half-life), 1 without a half-life."""
+    if not half_life:
+        return np.ones(len(events))
+    age_days = (at - events["event_ts"]).dt.total_seconds().to_numpy() / 86400.0
+    return np.power(0.5, age_days / half_life)
 
 
 def decayed_matrix(events: pd.DataFrame, customers: np.ndarray, item_ids: np.ndarray, at: pd.Timestamp, half_life: float | None) -> sp.csr_matrix:
@@ -200,8 +207,7 @@ def decayed_matrix(events: pd.DataFrame, customers: np.ndarray, item_ids: np.nda
     rows = pd.Index(customers).get_indexer(events["customer_id"])
     cols = pd.Index(item_ids).get_indexer(events["product_id"])
     known = (rows >= 0) & (cols >= 0)
-    age_days = (at - events["event_ts"]).dt.total_seconds().to_numpy() / 86400.0
-    weight = np.power(0.5, age_days / half_life) if half_life else np.ones(len(events))
+    weight = decay_weights(events, at, half_life)
     return sp.csr_matrix((weight[known], (rows[known], cols[known])), shape=(len(customers), len(item_ids)))
 
 

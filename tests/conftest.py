@@ -321,8 +321,7 @@ class _StoreUse:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test counts as passed when its call passed and none of its phases failed or skipped (so a test skipped
-        here runs in the S3 pass); a teardown failure comes after the teardown report's check, so it is dropped at
-        the end."""
+        here runs in the S3 pass). The teardown report, the last, says whether it asked for the store."""
         if report.failed or report.skipped:
             self.not_passed.add(report.nodeid)
             self.passed.discard(report.nodeid)
@@ -334,8 +333,7 @@ class _StoreUse:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # an xdist worker: its reports went to the controller
-        store_free = [nodeid for nodeid in self.store_free if nodeid not in self.not_passed]
-        Path(self.config.getoption("record_store_free")).write_text("".join(f"{nodeid}\n" for nodeid in store_free))
+        Path(self.config.getoption("record_store_free")).write_text("".join(f"{nodeid}\n" for nodeid in self.store_free))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

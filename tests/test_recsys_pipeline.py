@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from ml import lake, parallel, registry, serving, staging
 from ml.errors import ConfigError, EcomError
-from ml.recsys import baselines, coldstart, io, score, train
+from ml.recsys import baselines, coldstart, data, io, score, train
 from ml.recsys.model import Recommender
 
 
@@ -111,6 +112,24 @@ def test_the_blend_spans_ease_and_recent_popularity():
         baselines.Blend(ease, counts, 1.5)
 
 
+def test_a_customers_latest_purchases_weigh_most_and_the_idle_lean_on_popularity():
+    recency = data.recency_matrix([np.array([3, 1, 2, 1])], 4, 0.5).toarray()[0]
+    assert recency.tolist() == [1.0, 0.5, 0.125, 0.0]  # item 1 counts at its latest purchase, item 3 three purchases back
+    assert (data.recency_matrix([np.array([3, 1, 1])], 4, 1.0).toarray() == data.user_item_matrix([np.array([3, 1, 1])], 4).toarray()).all()
+    events = _events([("a", "P1", "2024-01-01", "purchase"), ("a", "P2", "2024-01-21", "purchase"), ("b", "P1", "2024-01-11", "purchase")])
+    at = pd.Timestamp("2024-01-31", tz="UTC")
+    assert data.idle_days(events, np.array(["a", "b", "c"]), at).tolist() == [10.0, 20.0, np.inf]
+
+    def ease(rows):
+        return np.array([[0.0, 2.0, 1.0]] * len(rows))
+
+    blend = baselines.Blend(ease, np.array([9.0, 0.0, 3.0]), 0.2, idle_days=np.array([0.0, 30.0, np.inf]), idle_half_life=30.0)
+    assert blend.personal(np.arange(3)) == pytest.approx([0.8, 0.4, 0.0])
+    assert np.argsort(-blend.score(np.array([0, 2])), axis=1, kind="stable").tolist() == [[1, 2, 0], [0, 2, 1]]
+    with pytest.raises(ConfigError, match="idle days"):
+        baselines.Blend(ease, np.ones(3), 0.2, idle_half_life=30.0)
+
+
 def _chain_rows(customers: int = 200, seed: int = 0) -> list[tuple]:
     """Customers buy item i, then i+1 (mod 20) five days later, three times, and a fourth time 35 days after the
     start: co-occurrence that EASE learns and popularity cannot."""
@@ -124,24 +143,47 @@ def _chain_rows(customers: int = 200, seed: int = 0) -> list[tuple]:
     return rows
 
 
-def test_the_blend_weight_is_chosen_on_a_validation_window_before_the_holdout():
+def test_the_blend_setting_is_chosen_on_a_validation_window_before_the_holdout():
     config = train.RecsysConfig(model="blend", holdout_days=10, history_days=60, ease_l2=1.0)
     # the chain: validation (Jan 14..23) holds the third purchases, which the first two predict
     chain = _events(_chain_rows())
     at = pd.Timestamp("2024-01-24", tz="UTC")
     model, facts = train.fit(chain[chain["event_ts"] < at], at, config)
-    weight, by_weight = train.blend_weight(chain[chain["event_ts"] < at], at, config)
-    assert model.kind == "blend" and model.state["popularity_weight"] == facts["popularity_weight"] == weight < 1.0
-    assert by_weight[weight] > by_weight[1.0] and facts["validation_ndcg_at_10"] == by_weight[weight]
+    setting, by_setting = train.blend_setting(chain[chain["event_ts"] < at], at, config)
+    assert model.kind == "blend" and {k: model.state[k] for k in setting.as_dict()} == setting.as_dict() == {k: facts[k] for k in setting.as_dict()}
+    assert setting.popularity_weight < 1.0 and by_setting[setting] > by_setting[train.BlendSetting(1.0)]
+    assert facts["validation_ndcg_at_10"] == by_setting[setting] and len(by_setting) == len(train.blend_settings(recency=True))
+    fixed, by_weight = train.blend_setting(chain[chain["event_ts"] < at], at, replace(config, blend_recency=False))
+    assert (fixed.query_decay, fixed.idle_half_life) == (1.0, None) and set(by_weight) == set(train.blend_settings(recency=False))
+    assert by_setting[setting] >= by_weight[fixed]  # the recency settings include the fixed ones
     # one purchase per customer: no co-occurrence, EASE scores nothing, and the tie goes to popularity
     # before the validation window (Jan 22..31) half the customers bought P05, the rest one of the others; in it,
     # the rest buy P05 too
     first = _events([(f"s{c}", "P05" if c % 2 == 0 else f"P{(c // 2) % 12:02d}", f"2024-01-{1 + c % 20:02d}", "purchase") for c in range(300)])
     single = pd.concat([first, first[first["product_id"] != "P05"].assign(product_id="P05", event_ts=pd.Timestamp("2024-01-25", tz="UTC"))])
-    weight, by_weight = train.blend_weight(single, pd.Timestamp("2024-02-01", tz="UTC"), config)
-    assert weight == 1.0 and by_weight[1.0] > by_weight[0.0]
+    setting, by_setting = train.blend_setting(single, pd.Timestamp("2024-02-01", tz="UTC"), config)
+    assert setting == train.BlendSetting(1.0) and by_setting[setting] > by_setting[train.BlendSetting(0.0)]
     with pytest.raises(EcomError, match="validation window"):
-        train.blend_weight(chain[chain["event_ts"] < "2024-01-05"], pd.Timestamp("2024-01-05", tz="UTC"), config)
+        train.blend_setting(chain[chain["event_ts"] < "2024-01-05"], pd.Timestamp("2024-01-05", tz="UTC"), config)
+
+
+def test_a_recency_blend_scores_each_customer_by_their_idle_days_on_the_scoring_day():
+    chain = _events(_chain_rows())
+    at = pd.Timestamp("2024-01-24", tz="UTC")
+    model, _ = train.fit(chain[chain["event_ts"] < at], at, train.RecsysConfig(model="blend", ease_l2=1.0, holdout_days=10))
+    # EASE alone for a customer seen today, popularity alone for one gone for months
+    model = replace(model, state=model.state | {"popularity_weight": 0.0, "query_decay": 1.0, "idle_half_life": 1.0})
+    bestseller = _events([(f"x{i}", "P10", "2024-02-10", "purchase") for i in range(30)])
+    buyers = _events([("active", "P00", "2024-02-19", "purchase"), ("idle", "P00", "2023-11-01", "purchase")])
+    events = pd.concat([chain, bestseller, buyers])
+    customers = pd.DataFrame({"customer_id": ["active", "idle"], "region": ["N", "N"]})
+    catalogue = pd.DataFrame({"product_id": model.item_ids, "category": "c", "brand": "b"})
+    frame = score.recommend_customers(model, customers, events, catalogue, 3, 28, dt.date(2024, 2, 19), "m", "1")
+    top = frame[frame["rank"] == 1].set_index("customer_id")["product_id"]
+    assert top["active"] in {"P19", "P01"} and top["idle"] == "P10"  # P00's neighbours in the chain; what sells now
+    fresh = model.with_recent_counts(events, pd.Timestamp("2024-02-20", tz="UTC"), 28)
+    served = fresh.recommend(events[events["customer_id"].isin(["active", "idle"])], 1)  # the pyfunc's path: as of the latest event
+    assert served.set_index("customer_id")["product_id"].to_dict() == top.to_dict()
 
 
 def test_counted_models_rank_by_what_sells_on_the_day_they_score():

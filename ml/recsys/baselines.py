@@ -76,18 +76,31 @@ class EASE:
 
 class Blend:
     """A customer's EASE scores (their row scaled to a maximum of 1) mixed with log recent popularity (scaled to
-    1): ``(1 - weight) * ease + weight * popularity``. Under a time split what sells now dominates (the README's
-    temporal rows); EASE adds what each customer's history says about the rest. Weight 0 is EASE's ranking,
-    weight 1 recent popularity's."""
+    1): ``personal * ease + (1 - personal) * popularity`` with ``personal = 1 - weight``. Under a time split what
+    sells now dominates (the README's temporal rows); EASE adds what each customer's history says about the rest.
+    Weight 0 is EASE's ranking, weight 1 recent popularity's.
 
-    def __init__(self, ease: Scorer, counts: np.ndarray, weight: float):
+    With ``idle_half_life``, EASE's share halves with every ``idle_half_life`` days since the customer's last
+    purchase (``idle_days``, per row): a customer back after months buys like a new one, what sells now."""
+
+    def __init__(self, ease: Scorer, counts: np.ndarray, weight: float, idle_days: np.ndarray | None = None, idle_half_life: float | None = None):
         if not 0.0 <= weight <= 1.0:
             raise ConfigError(f"blend weight {weight} is outside [0, 1]")
+        if idle_half_life is not None and idle_days is None:
+            raise ConfigError("a blend whose EASE share fades with idle time needs each customer's idle days")
         popularity = np.log1p(np.asarray(counts, dtype=np.float32))
         self.ease, self.popularity, self.weight = ease, popularity / max(float(popularity.max()), 1e-9), weight
+        self.idle_days, self.idle_half_life = idle_days, idle_half_life
+
+    def personal(self, rows: np.ndarray) -> np.ndarray:
+        """EASE's share per row."""
+        if self.idle_half_life is None or self.idle_days is None:
+            return np.full(len(rows), 1.0 - self.weight, dtype=np.float32)
+        return ((1.0 - self.weight) * np.power(0.5, self.idle_days[rows] / self.idle_half_life)).astype(np.float32)
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         scores = np.asarray(self.ease(rows), dtype=np.float32)
         scale = np.abs(scores).max(axis=1, keepdims=True)
         scale[scale == 0] = 1.0
-        return (1 - self.weight) * scores / scale + self.weight * self.popularity[None, :]
+        personal = self.personal(rows)[:, None]
+        return personal * scores / scale + (1 - personal) * self.popularity[None, :]

@@ -127,6 +127,28 @@ def relevant_items(test: pd.DataFrame, customer_ids: np.ndarray, item_ids: np.nd
     return np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1])
 
 
+def recency_matrix(sequences: list[np.ndarray], n_items: int, decay: float) -> sp.csr_matrix:
+    """Users x items, each item weighted ``decay ** k`` where k counts the user's purchases after its latest one:
+    a customer's last purchases say most about their next. Decay 1 is ``user_item_matrix``."""
+    if decay == 1.0:
+        return user_item_matrix(sequences, n_items)
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    rows = np.repeat(np.arange(len(sequences)), lengths)
+    cols = np.concatenate(sequences) - 1 if sequences else np.array([], dtype=np.int64)
+    steps_after = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(rows)) - 1
+    weights = np.power(decay, steps_after, dtype=np.float64).astype(np.float32)
+    latest = ~pd.DataFrame({"row": rows, "col": cols}).duplicated(keep="last").to_numpy()
+    return sp.csr_matrix((weights[latest], (rows[latest], cols[latest])), shape=(len(sequences), n_items))
+
+
+def idle_days(events: pd.DataFrame, customers: np.ndarray, at: pd.Timestamp) -> np.ndarray:
+    """Days from each customer's latest event in ``events`` (before ``at``) to ``at``; infinite for a customer with
+    none."""
+    before = events[events["event_ts"] < at]
+    latest = before.groupby("customer_id", observed=True)["event_ts"].max().reindex(pd.Index(customers))
+    return ((at - latest).dt.total_seconds() / 86400.0).fillna(np.inf).to_numpy(dtype=np.float64)
+
+
 def user_item_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
     """Binary users x items matrix (columns 0..n_items-1 for item indices 1..n_items)."""
     rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])

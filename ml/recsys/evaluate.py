@@ -57,24 +57,46 @@ def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = CHUNK_ROWS) -
     return items, scores
 
 
-def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], item_popularity: np.ndarray) -> Metrics:
-    """Recall@k and NDCG@k with binary relevance (IDCG over min(|relevant|, k) hits), catalogue coverage,
-    and popularity bias: the mean popularity percentile of recommended items (0.5 = unbiased, 1 = only hits)."""
+def hits(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The users with something relevant, and for each of them which of their top columns are relevant."""
+    sizes = np.array([len(rel) for rel in relevant], dtype=np.int64)
+    users = np.flatnonzero(sizes)
+    n_columns = int(max(top.max(initial=0), max((rel.max(initial=0) for rel in relevant), default=0))) + 1
+    wanted = np.repeat(np.arange(len(relevant)), sizes) * n_columns + (np.concatenate(relevant) if len(users) else np.array([], dtype=np.int64))
+    return users, np.isin(users[:, None] * n_columns + top[users], wanted)
+
+
+def user_ndcg(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per user with something relevant: the user, their Recall@k and NDCG@k (binary relevance, IDCG over
+    min(|relevant|, k) hits)."""
     k = top.shape[1]
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    users = [u for u, rel in enumerate(relevant) if len(rel)]
-    recall, ndcg = np.zeros(len(users)), np.zeros(len(users))
-    for i, u in enumerate(users):
-        hits = np.isin(top[u], relevant[u])
-        recall[i] = hits.sum() / len(relevant[u])
-        ndcg[i] = (hits * discounts).sum() / discounts[: min(len(relevant[u]), k)].sum()
+    users, found = hits(top, relevant)
+    sizes = np.array([len(relevant[u]) for u in users], dtype=np.int64)
+    recall = found.sum(axis=1) / np.maximum(sizes, 1)
+    ndcg = (found * discounts).sum(axis=1) / np.cumsum(discounts)[np.minimum(sizes, k) - 1] if len(users) else np.zeros(0)
+    return users, recall, ndcg
+
+
+def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], item_popularity: np.ndarray) -> Metrics:
+    """Recall@k and NDCG@k (``user_ndcg``, averaged over users), catalogue coverage, and popularity bias: the mean
+    popularity percentile of recommended items (0.5 = unbiased, 1 = only hits)."""
+    k = top.shape[1]
+    users, recall, ndcg = user_ndcg(top, relevant)
     percentile = item_popularity.argsort().argsort() / max(len(item_popularity) - 1, 1)
     recommended = top[users]
     return Metrics(
-        recall=float(recall.mean()),
-        ndcg=float(ndcg.mean()),
+        recall=float(recall.mean()) if len(users) else float("nan"),
+        ndcg=float(ndcg.mean()) if len(users) else float("nan"),
         coverage=float(len(np.unique(recommended)) / len(item_popularity)),
-        popularity_bias=float(percentile[recommended].mean()),
+        popularity_bias=float(percentile[recommended].mean()) if len(users) else float("nan"),
         k=k,
         users=len(users),
     )
+
+
+def recall_curve(top: np.ndarray, relevant: list[np.ndarray]) -> list[float]:
+    """Mean Recall@k over users with something relevant, for k = 1..top.shape[1]."""
+    users, found = hits(top, relevant)
+    sizes = np.array([len(relevant[u]) for u in users], dtype=np.float64)
+    return (np.cumsum(found, axis=1) / sizes[:, None]).mean(axis=0).tolist()

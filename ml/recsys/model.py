@@ -25,7 +25,9 @@ COUNTED = ("popularity", "blend")  # kinds that rank by recent counts, refreshed
 class Recommender:
     kind: str
     item_ids: np.ndarray
-    state: dict[str, Any]  # popularity: counts; ease: weights, l2; blend: ease's + counts, popularity_weight; sasrec: n_items, config, weights (numpy)
+    # popularity: counts; ease: weights, l2; blend: ease's + counts, popularity_weight, query_decay, idle_half_life;
+    # sasrec: n_items, config, weights (numpy)
+    state: dict[str, Any]
     trained_through: str  # the last instant of training data (ISO); later data is fair evaluation data
     event_types: tuple[str, ...] = ("purchase",)  # the interactions it learned from, and reads histories of
     repeat_purchases: bool = False  # may recommend what the customer already bought (evaluated so too)
@@ -43,6 +45,10 @@ class Recommender:
         """Customers and their known-item histories (indices 1..n) from contract events."""
         return data.index_histories(events[events["event_type"].isin(self.event_types)], self.item_ids)
 
+    def idle_days(self, events: pd.DataFrame, customers: np.ndarray, at: pd.Timestamp) -> np.ndarray:
+        """Days from each customer's latest interaction (of the model's event types) to ``at``."""
+        return data.idle_days(events[events["event_type"].isin(self.event_types)], customers, at)
+
     def excluded(self, histories: list[np.ndarray], n_columns: int | None = None) -> sp.csr_matrix:
         """The (customers x columns) products never to recommend: what each customer bought, unless the model
         recommends repeat purchases (then nothing)."""
@@ -53,14 +59,19 @@ class Recommender:
         bought.resize((len(histories), n_columns))  # columns past the model's items (new products) were never bought
         return bought
 
-    def scorer(self, histories: list[np.ndarray]) -> evaluate.Scorer:
-        """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given."""
+    def scorer(self, histories: list[np.ndarray], idle_days: np.ndarray | None = None) -> evaluate.Scorer:
+        """``score(rows) -> (len(rows), n_items)`` for the customers whose histories are given; a blend whose EASE
+        share fades with idle time also needs their ``idle_days`` (same order)."""
         if self.kind == "popularity":
             return baselines.Popularity(self.state["counts"]).score
         if self.kind in ("ease", "blend"):
-            matrix = data.user_item_matrix(histories, self.n_items)
+            # models registered before the blend learnt recency have neither key: binary histories, a fixed share
+            matrix = data.recency_matrix(histories, self.n_items, self.state.get("query_decay", 1.0))
             ease = baselines.EASE(matrix, self.state["l2"], self.state["weights"]).score
-            return ease if self.kind == "ease" else baselines.Blend(ease, self.state["counts"], self.state["popularity_weight"]).score
+            if self.kind == "ease":
+                return ease
+            state = self.state
+            return baselines.Blend(ease, state["counts"], state["popularity_weight"], idle_days, state.get("idle_half_life")).score
         from ml.recsys.sasrec import SequenceScorer
 
         return SequenceScorer(self.network(), histories).score
@@ -86,11 +97,13 @@ class Recommender:
             self._network = net.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         return self._network
 
-    def recommend(self, events: pd.DataFrame, k: int) -> pd.DataFrame:
+    def recommend(self, events: pd.DataFrame, k: int, at: pd.Timestamp | None = None) -> pd.DataFrame:
         """Top-k known products per customer in ``events`` (bought ones left out unless the model recommends repeat
-        purchases): (customer_id, rank, product_id, score)."""
+        purchases) as of ``at`` (by default just after the latest event): (customer_id, rank, product_id, score)."""
         customers, histories = self.histories(events)
-        items, scores = evaluate.top_k(self.scorer(histories), self.excluded(histories), min(k, self.n_items))
+        at = events["event_ts"].max() + pd.Timedelta(microseconds=1) if at is None else at
+        scorer = self.scorer(histories, self.idle_days(events, customers, at))
+        items, scores = evaluate.top_k(scorer, self.excluded(histories), min(k, self.n_items))
         k = items.shape[1]
         frame = pd.DataFrame(
             {
@@ -115,7 +128,7 @@ def sasrec_state(net, n_items: int) -> dict[str, Any]:
 
 def pyfunc_model(recommender: Recommender):
     """The MLflow pyfunc: input contract events (customer_id, product_id, event_ts as naive UTC, event_type),
-    param ``k``; output the top-k table. Built lazily so importing this module does not import MLflow."""
+    param ``k``; output the top-k table as of just after the latest input event. Built lazily so importing this module does not import MLflow."""
     from mlflow.pyfunc import PythonModel
 
     class RecommenderModel(PythonModel):

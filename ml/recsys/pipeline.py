@@ -23,7 +23,7 @@ from ml.pipeline import (
 class RecsysConfig(PipelineConfig):
     model: str = option(
         "sasrec",
-        "Model to train (blend: EASE mixed with recent popularity, the weight chosen on a validation window)",
+        "Model to train (blend: EASE mixed with recent popularity, the mix chosen on a validation window)",
         choices=("sasrec", "ease", "blend", "popularity"),
     )
     epochs: int = option(30, "SASRec: most epochs (early stopping on validation NDCG@10)", minimum=1, maximum=500)
@@ -37,6 +37,11 @@ class RecsysConfig(PipelineConfig):
         False, "Recommend products the customer already bought (a shop of consumables); the holdout then counts repurchases as hits"
     )
     ease_l2: float = option(200.0, "EASE: L2 regularisation", exclusive_minimum=0)
+    blend_recency: bool = option(
+        True,
+        "blend: also choose on the validation window how much less a customer's earlier purchases count, and how fast "
+        "EASE's share fades with the days since their last purchase",
+    )
     margin: float = option(0.01, "Relative NDCG@10 gain to replace the champion", minimum=0, maximum=1)
     shards: int = option(4, "Parallel scoring tasks", minimum=1, maximum=256)
     seed: int = option(42, "Training seed", minimum=0)

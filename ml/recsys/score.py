@@ -107,7 +107,7 @@ def recommend_customers(
     warm, histories = model.histories(mine)
     new_ids, siblings = coldstart.sibling_matrix(model.item_ids, catalogue)
     columns = np.concatenate([model.item_ids, new_ids])
-    scorer = coldstart.with_new_items(model.scorer(histories), siblings, ~np.isin(model.item_ids, catalogue_ids))
+    scorer = coldstart.with_new_items(model.scorer(histories, model.idle_days(mine, warm, end)), siblings, ~np.isin(model.item_ids, catalogue_ids))
     items, scores = recommend(scorer, model.excluded(histories, len(columns)), k)
     frames = [to_frame(ds, warm, columns, items, scores, model_name, model_version)]
 

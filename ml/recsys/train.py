@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml import registry
 from ml.errors import EcomError
@@ -68,10 +69,10 @@ def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None
         ease = {"weights": baselines.EASE.fit_weights(matrix, config.ease_l2), "l2": config.ease_l2}
         if config.model == "ease":
             return Recommender("ease", state=ease, **common), {}
-        weight, validation = blend_weight(train, at, config)
+        setting, validation = blend_setting(train, at, config)
         counts = baselines.recent_counts(train, inter.item_ids, at, config.popularity_days)
-        facts = {"popularity_weight": weight, "validation_ndcg_at_10": validation[weight]}
-        return Recommender("blend", state=ease | {"counts": counts, "popularity_weight": weight}, **common), facts
+        facts = setting.as_dict() | {"validation_ndcg_at_10": validation[setting]}
+        return Recommender("blend", state=ease | {"counts": counts} | setting.as_dict(), **common), facts
     from ml.recsys.sasrec import SASRecConfig, train_sasrec
 
     sasrec = SASRecConfig(max_epochs=config.epochs, patience=config.patience, seed=config.seed)
@@ -81,12 +82,32 @@ def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None
 
 BLEND_WEIGHTS = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
 """Popularity weights the blend chooses from: 0 is EASE alone, 1 recent popularity alone."""
+QUERY_DECAYS = (1.0, 0.9, 0.7, 0.5)
+"""How much less each earlier purchase counts in a customer's EASE query (1: all alike)."""
+IDLE_HALF_LIVES = (None, 7.0, 14.0, 30.0, 60.0, 120.0, 240.0)
+"""Days of a customer's inactivity that halve EASE's share (None: a fixed share)."""
 
 
-def blend_weight(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig) -> tuple[float, dict[float, float]]:
-    """The popularity weight with the best NDCG@10 on a validation window: the ``holdout_days`` before ``at``,
-    scored by EASE and popularity fitted on what came before it. The holdout after ``at`` is never looked at;
-    ties go to the larger weight (popularity is the simpler model). Returns the weight and every weight's NDCG."""
+@dataclass(frozen=True)
+class BlendSetting:
+    popularity_weight: float
+    query_decay: float = 1.0
+    idle_half_life: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"popularity_weight": self.popularity_weight, "query_decay": self.query_decay, "idle_half_life": self.idle_half_life}
+
+
+def blend_settings(recency: bool) -> list[BlendSetting]:
+    """The grid, simplest first within equal scores: more popularity, then all purchases alike, then a fixed share."""
+    decays, half_lives = (QUERY_DECAYS, IDLE_HALF_LIVES) if recency else ((1.0,), (None,))
+    return [BlendSetting(w, d, h) for w in reversed(BLEND_WEIGHTS) for d in decays for h in half_lives]
+
+
+def blend_setting(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig) -> tuple[BlendSetting, dict[BlendSetting, float]]:
+    """The blend setting with the best NDCG@10 on a validation window: the ``holdout_days`` before ``at``, scored
+    by EASE and popularity fitted on what came before it. The holdout after ``at`` is never looked at; ties go to
+    the simpler setting (popularity is the simpler model). Returns the setting and every setting's NDCG."""
     valid_at = at - pd.Timedelta(days=config.holdout_days)
     earlier, valid = data.temporal_split(train, valid_at)
     if earlier.empty or valid.empty:
@@ -96,24 +117,49 @@ def blend_weight(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig) ->
         )
     ease, _ = fit(earlier, valid_at, replace(config, model="ease"))
     counts = baselines.recent_counts(earlier, ease.item_ids, valid_at, config.popularity_days)
-    ndcg = {}
-    for weight in BLEND_WEIGHTS:
-        blend = replace(ease, kind="blend", state=ease.state | {"counts": counts, "popularity_weight": weight})
-        ndcg[weight] = holdout_metrics(blend, earlier, valid, curve_k=10)["ndcg_at_10"]
-    chosen = max(reversed(BLEND_WEIGHTS), key=ndcg.__getitem__)
-    log.info("blend: popularity weight %.1f chosen on validation %s..%s (NDCG@10 by weight: %s)", chosen, valid_at.date(), at.date(), ndcg)
+    problem, ndcg = Holdout.of(ease, earlier, valid), {}
+    for setting in blend_settings(config.blend_recency):
+        blend = replace(ease, kind="blend", state=ease.state | {"counts": counts} | setting.as_dict())
+        ndcg[setting] = problem.metrics(blend, curve_k=10)["ndcg_at_10"]
+    chosen = max(ndcg, key=ndcg.__getitem__)
+    window = f"{valid_at.date()}..{at.date()}"
+    log.info("blend: %s chosen on validation %s (NDCG@10 %.4f; popularity alone %.4f)", chosen, window, ndcg[chosen], ndcg[BlendSetting(1.0)])
     return chosen, ndcg
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """What every model is scored against on one holdout: the customers' histories and idle days at the cutoff,
+    what each may not be shown, and what they interacted with after it."""
+
+    histories: list[np.ndarray]
+    idle_days: np.ndarray
+    excluded: sp.csr_matrix
+    relevant: list[np.ndarray]
+    popularity: np.ndarray
+
+    @classmethod
+    def of(cls, model: Recommender, train: pd.DataFrame, test: pd.DataFrame) -> Holdout:
+        customers, histories = model.histories(train)
+        at = pd.Timestamp(model.trained_through) + pd.Timedelta(microseconds=1)
+        return cls(
+            histories=histories,
+            idle_days=model.idle_days(train, customers, at),
+            excluded=model.excluded(histories),
+            relevant=data.relevant_items(test[test["event_type"].isin(model.event_types)], customers, model.item_ids),
+            popularity=np.asarray(data.user_item_matrix(histories, model.n_items).sum(axis=0)).ravel(),
+        )
+
+    def metrics(self, model: Recommender, curve_k: int = 50) -> dict:
+        """Recall/NDCG@10, coverage, popularity bias, and the Recall@k curve for k = 1..curve_k."""
+        top, _ = evaluate.top_k(model.scorer(self.histories, self.idle_days), self.excluded, min(curve_k, model.n_items))
+        metrics = evaluate.ranking_metrics(top[:, :10], self.relevant, self.popularity).as_dict()
+        return metrics | {"recall_curve": evaluate.recall_curve(top, self.relevant)}
 
 
 def holdout_metrics(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, curve_k: int = 50) -> dict:
     """Recall/NDCG@10, coverage, popularity bias on the holdout, and the Recall@k curve for k = 1..curve_k."""
-    customers, histories = model.histories(train)
-    relevant = data.relevant_items(test[test["event_type"].isin(model.event_types)], customers, model.item_ids)
-    top, _ = evaluate.top_k(model.scorer(histories), model.excluded(histories), min(curve_k, model.n_items))
-    popularity = np.asarray(data.user_item_matrix(histories, model.n_items).sum(axis=0)).ravel()
-    metrics = evaluate.ranking_metrics(top[:, :10], relevant, popularity).as_dict()
-    curve = [evaluate.ranking_metrics(top[:, :k], relevant, popularity).recall for k in range(1, top.shape[1] + 1)]
-    return metrics | {"recall_curve": curve}
+    return Holdout.of(model, train, test).metrics(model, curve_k)
 
 
 def recent_popularity(model: Recommender, train: pd.DataFrame, at: pd.Timestamp, days: int) -> Recommender:

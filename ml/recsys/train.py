@@ -80,7 +80,7 @@ def fit(train: pd.DataFrame, at: pd.Timestamp, config: RecsysConfig, logger=None
     return Recommender("sasrec", state=sasrec_state(net, inter.n_items), **common), facts
 
 
-BLEND_WEIGHTS = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
+BLEND_WEIGHTS = tuple(round(float(w), 1) for w in np.linspace(0.0, 1.0, 11))
 """Popularity weights the blend chooses from: 0 is EASE alone, 1 recent popularity alone."""
 QUERY_DECAYS = (1.0, 0.9, 0.7, 0.5)
 """How much less each earlier purchase counts in a customer's EASE query (1: all alike)."""

@@ -3,7 +3,7 @@
     python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring_large.json
 
 Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run (the
-best over blocks of 256, 1024, 2048 and --chunk rows, 5 tries each, numpy and torch into a reused buffer), or the
+best over blocks of 256, 1024, 2048 and the sizes scoring tries, 5 tries each, numpy and torch into a reused buffer), or the
 scoring loop's own matmuls where those ran faster; the scoring wall is the best of --repeats runs. ``--runs N`` repeats
 the whole measurement in N fresh processes and reports the median and the worst ratio to the bound. Seen items come from the shop's
 purchases over the last --history-days days; vectors are random (scoring cost does not depend on their values).
@@ -95,7 +95,8 @@ def summarise_runs(runs: list[dict]) -> dict[str, object]:
 
 
 def repeat_in_fresh_processes(args: argparse.Namespace) -> None:
-    same = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in ("scale", "history_days", "dim", "k", "chunk", "threads", "repeats")]
+    names = ("scale", "history_days", "dim", "k", "chunk", "threads", "repeats")
+    same = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names if getattr(args, name) is not None]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
@@ -103,11 +104,11 @@ def repeat_in_fresh_processes(args: argparse.Namespace) -> None:
             subprocess.run([sys.executable, __file__, *same, "--out", str(out), "--no-mlflow"], check=True)
             runs.append(json.loads(out.read_text()))
     summary = summarise_runs(runs)
-    print(f"\n{'run':>4}{'wall s':>9}{'bound s':>9}{'ratio':>7}{'rank s':>8}{'GFLOP/s':>9}{'read GB/s':>10}{'rank passes':>12}")
+    print(f"\n{'run':>4}{'wall s':>9}{'bound s':>9}{'ratio':>7}{'rank s':>8}{'GFLOP/s':>9}{'read GB/s':>10}{'rank passes':>12}{'chunk':>7}")
     for i, r in enumerate(runs, 1):
         print(
             f"{i:>4}{r['wall_seconds']:>9.2f}{r['lower_bound_seconds']:>9.2f}{r['ratio_to_bound']:>7.2f}{r['ranking_seconds']:>8.2f}"
-            f"{r['matmul_gflops']:>9.1f}{r['memory_read_gb_per_s']:>10.1f}{r['ranking_passes_over_scores']:>12.2f}"
+            f"{r['matmul_gflops']:>9.1f}{r['memory_read_gb_per_s']:>10.1f}{r['ranking_passes_over_scores']:>12.2f}{r['chunk']:>7}"
         )
     print(f"ratio to the bound over {args.runs} fresh processes: median {summary['ratio_median']:.2f}, worst {summary['ratio_worst']:.2f}")
     metrics = {"ratio_median": float(summary["ratio_median"]), "ratio_worst": float(summary["ratio_worst"])}
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=30)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--chunk", type=int, default=evaluate.CHUNK_ROWS)
+    parser.add_argument("--chunk", type=int, default=None, help="users per block (default: chosen while scoring, evaluate.BlockSizer)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1, help="repeat the measurement in this many fresh processes")
@@ -149,24 +150,28 @@ def main() -> None:
 
     rss_before = peak_rss_mb()
     read_rate = memory_read_gb_per_s(rng)
-    per_madd = matmul_seconds_per_madd(sorted({256, 1024, 2048, args.chunk}), cfg.n_products, args.dim, rng)
+    sizes = (args.chunk,) if args.chunk else evaluate.BlockSizer.CANDIDATES
+    per_madd = matmul_seconds_per_madd(sorted({256, 1024, 2048, *sizes}), cfg.n_products, args.dim, rng)
     bound = per_madd * len(customers) * cfg.n_products * args.dim
     t0 = time.perf_counter()
     topk.top_k_rows(np.zeros((1, cfg.n_products), dtype=np.float32), args.k)  # numba: load (or compile) the kernel
     jit_seconds = time.perf_counter() - t0
     scorer = score.EmbeddingScorer(users, items)
-    walls = []
+    walls, chosen = [], []
     for _ in range(args.repeats):  # best of n, as the bound is the best of 5: this machine's timings are noisy
+        sizer = args.chunk or evaluate.BlockSizer()
         t0 = time.perf_counter()
-        _, best = score.recommend(scorer.score, seen, args.k, args.chunk)
+        _, best = score.recommend(scorer.score, seen, args.k, sizer)
         walls.append(time.perf_counter() - t0)
+        chosen.append(sizer if isinstance(sizer, int) else sizer.chosen)
     wall = min(walls)
+    chunk = chosen[walls.index(wall)]
     matmul_wall = torch_topk_wall = float("inf")
     for _ in range(args.repeats):  # the scoring matmuls alone, and the same blocks ranked by torch.topk instead
         matmul, ranked = 0.0, 0.0
-        for start in range(0, len(customers), args.chunk):
+        for start in range(0, len(customers), chunk):
             t0 = time.perf_counter()
-            block = scorer.score(np.arange(start, min(start + args.chunk, len(customers))))
+            block = scorer.score(np.arange(start, min(start + chunk, len(customers))))
             t1 = time.perf_counter()
             torch.topk(torch.from_numpy(block), args.k, dim=1)
             matmul, ranked = matmul + t1 - t0, ranked + time.perf_counter() - t1
@@ -179,7 +184,8 @@ def main() -> None:
         "products": cfg.n_products,
         "dim": args.dim,
         "k": args.k,
-        "chunk": args.chunk,
+        "chunk": chunk,
+        "chunks_chosen": chosen,
         "threads": args.threads,
         "seen_pairs": int(seen.nnz),
         "wall_seconds": wall,

@@ -70,6 +70,32 @@ def test_top_k_rows_equals_a_full_sort_with_ties_infinities_and_nan(width, k):
     np.testing.assert_array_equal(columns, expected_columns)
 
 
+def test_block_sizes_chosen_while_scoring_change_nothing_but_the_blocks():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((5_000, 300)).astype(np.float32)  # row by row the same whatever the block
+    seen = sp.random(5_000, 300, density=0.05, format="csr", random_state=3)
+    asked: list[int] = []
+
+    def score(rows):
+        asked.append(len(rows))
+        return scores[rows]
+
+    sizer = evaluate.BlockSizer()
+    chosen = evaluate.top_k(score, seen, 10, sizer)
+    fixed = evaluate.top_k(lambda rows: scores[rows], seen, 10, 128)
+    np.testing.assert_array_equal(chosen[0], fixed[0])
+    np.testing.assert_array_equal(chosen[1], fixed[1])
+    trials = [size for _ in range(sizer.TRIALS) for size in sizer.CANDIDATES]
+    assert asked[: len(trials)] == trials and set(sizer.seconds_per_row) == set(sizer.CANDIDATES)
+    assert set(asked[len(trials) : -1]) == {sizer.chosen}  # then the fastest, up to a shorter last block
+    timed = evaluate.BlockSizer()
+    for size, seconds in ((128, 1.0), (256, 1.0), (512, 3.0), (1024, 6.0), (128, 0.9), (256, 3.0), (512, 3.0), (1024, 6.0)):
+        assert timed.next_size() == size
+        timed.record(size, size, seconds)
+    timed.record(512, 100, 0.001)  # a short last block is not a measurement of its size
+    assert timed.chosen == 256 and timed.next_size() == 256  # 1/256 per row beats 0.9/128, 3/512 and 6/1024
+
+
 def test_top_k_rows_rejects_k_outside_the_row():
     with pytest.raises(ValueError, match="0 < k <= 4"):
         topk.top_k_rows(np.zeros((2, 4), dtype=np.float32), 5)

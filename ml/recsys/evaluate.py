@@ -6,6 +6,7 @@ evaluation ranks in chunks so memory stays bounded whatever the number of users.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,9 +18,37 @@ from ml.recsys import topk
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 CHUNK_ROWS = 128
-"""Users scored and ranked at a time. A block this small (10 MB at 20,000 items) is still in the cache when it is
-ranked right after its matmul; on a host that reads memory at 8 GB/s, 100,000 x 20,000 scores took 2.94 s in chunks
-of 128 rows, 3.51 s of 256 and 3.60 s of 2,048 (median of 3, same process; benchmarks/recsys_scoring.py)."""
+"""Users scored and ranked at a time when the caller fixes nothing else (and before ``BlockSizer`` has timed any)."""
+
+
+class BlockSizer:
+    """Chooses how many users to score and rank at a time while scoring: the first blocks try each candidate size in
+    turn, TRIALS times, and the rest use the one with the least time per user. The results do not depend on it.
+
+    Why not one fixed size: a block small enough to stay in the cache between its matmul and its ranking helps
+    where memory is slow, a larger one keeps the matmul efficient where it is not. On 100,000 x 20,000 scores the
+    fastest fixed size was 128 rows on one 2-core host, 256 on a second and 512 or 1,024 on a third
+    (benchmarks/recsys_scoring.py, README)."""
+
+    CANDIDATES = (128, 256, 512, 1024)
+    TRIALS = 2
+
+    def __init__(self) -> None:
+        self._trials = [size for _ in range(self.TRIALS) for size in self.CANDIDATES]
+        self.seconds_per_row: dict[int, float] = {}
+
+    @property
+    def chosen(self) -> int:
+        """The fastest size timed so far (CHUNK_ROWS before any)."""
+        return min(self.seconds_per_row, key=self.seconds_per_row.__getitem__) if self.seconds_per_row else CHUNK_ROWS
+
+    def next_size(self) -> int:
+        return self._trials.pop(0) if self._trials else self.chosen
+
+    def record(self, size: int, rows: int, seconds: float) -> None:
+        """A block of ``rows`` users asked for as ``size`` took ``seconds`` (a short last block says nothing)."""
+        if rows == size:
+            self.seconds_per_row[size] = min(self.seconds_per_row.get(size, float("inf")), seconds / rows)
 
 
 @dataclass(frozen=True)
@@ -41,19 +70,27 @@ class Metrics:
         }
 
 
-def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int | BlockSizer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item columns per user, best first, and their scores, each user's seen items excluded (ranked by
-    ``topk.top_k_rows``: ties to the lower item)."""
+    ``topk.top_k_rows``: ties to the lower item). Users go in blocks of ``chunk`` rows, or of the size a
+    ``BlockSizer`` (a fresh one by default) finds fastest."""
     n_users = seen.shape[0]
+    sizer = BlockSizer() if chunk is None else chunk
     items = np.empty((n_users, k), dtype=np.int64)
     scores = np.empty((n_users, k), dtype=np.float32)
-    for start in range(0, n_users, chunk):
-        stop = min(start + chunk, n_users)
+    start = 0
+    while start < n_users:
+        size = sizer if isinstance(sizer, int) else sizer.next_size()
+        stop = min(start + size, n_users)
+        t0 = time.perf_counter()
         block = np.asarray(score(np.arange(start, stop)), dtype=np.float32)
         block = block if block.flags.writeable else block.copy()  # copy only shared arrays
         mask = seen[start:stop]
         block[np.repeat(np.arange(stop - start), np.diff(mask.indptr)), mask.indices] = -np.inf
         items[start:stop], scores[start:stop] = topk.top_k_rows(block, k)
+        if isinstance(sizer, BlockSizer):
+            sizer.record(size, stop - start, time.perf_counter() - t0)
+        start = stop
     return items, scores
 
 

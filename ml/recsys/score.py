@@ -50,7 +50,7 @@ class EmbeddingScorer:
         return out.numpy()
 
 
-def recommend(score: evaluate.Scorer, seen: sp.csr_matrix, k: int = 100, chunk: int = evaluate.CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def recommend(score: evaluate.Scorer, seen: sp.csr_matrix, k: int = 100, chunk: int | evaluate.BlockSizer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item columns and scores per user; logs the rate."""
     t0 = time.perf_counter()
     k = min(k, seen.shape[1])

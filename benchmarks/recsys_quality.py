@@ -166,8 +166,9 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
         model, facts = train.fit(trn, at, config)
         seconds = facts.get("train_seconds", time.perf_counter() - t0)
         problem = train.Holdout.of(model, trn, test)
-        metrics = problem.metrics(model)
-        per_user[name] = user_ndcg(model, problem)
+        top = problem.ranked(model, 50)
+        metrics = problem.summary(top)
+        per_user[name] = evaluate.per_user(top[:, :10], problem.relevant)[2]  # NDCG@10 per test user, same order for every model
         rows.append(
             _row(
                 dataset,
@@ -190,12 +191,6 @@ def temporal(dataset: str, events: pd.DataFrame, ease_l2: float, args) -> list[d
         if row["model"].startswith("pipeline blend"):
             row |= gain_interval(per_user[row["model"]], per_user[best_popularity["model"]])
     return rows + blend(dataset, trn, test, at, ease_l2, args)
-
-
-def user_ndcg(model, problem: train.Holdout) -> np.ndarray:
-    """NDCG@10 per test user (the same users, in the same order, for every model fitted on one split)."""
-    top, _ = evaluate.top_k(model.scorer(problem.histories, problem.idle_days), problem.excluded, 10)
-    return evaluate.user_ndcg(top, problem.relevant)[2]
 
 
 def gain_interval(model: np.ndarray, baseline: np.ndarray, draws: int = 10_000) -> dict:

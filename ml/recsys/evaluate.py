@@ -103,7 +103,7 @@ def hits(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.nd
     return users, np.isin(users[:, None] * n_columns + top[users], wanted)
 
 
-def user_ndcg(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def per_user(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per user with something relevant: the user, their Recall@k and NDCG@k (binary relevance, IDCG over
     min(|relevant|, k) hits)."""
     k = top.shape[1]
@@ -111,15 +111,15 @@ def user_ndcg(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, 
     users, found = hits(top, relevant)
     sizes = np.array([len(relevant[u]) for u in users], dtype=np.int64)
     recall = found.sum(axis=1) / np.maximum(sizes, 1)
-    ndcg = (found * discounts).sum(axis=1) / np.cumsum(discounts)[np.minimum(sizes, k) - 1] if len(users) else np.zeros(0)
+    ndcg = (found * discounts).sum(axis=1) / np.cumsum(discounts)[np.minimum(sizes, k) - 1]
     return users, recall, ndcg
 
 
 def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], item_popularity: np.ndarray) -> Metrics:
-    """Recall@k and NDCG@k (``user_ndcg``, averaged over users), catalogue coverage, and popularity bias: the mean
+    """Recall@k and NDCG@k (``per_user``, averaged over users), catalogue coverage, and popularity bias: the mean
     popularity percentile of recommended items (0.5 = unbiased, 1 = only hits)."""
     k = top.shape[1]
-    users, recall, ndcg = user_ndcg(top, relevant)
+    users, recall, ndcg = per_user(top, relevant)
     percentile = item_popularity.argsort().argsort() / max(len(item_popularity) - 1, 1)
     recommended = top[users]
     return Metrics(

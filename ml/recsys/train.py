@@ -150,11 +150,18 @@ class Holdout:
             popularity=np.asarray(data.user_item_matrix(histories, model.n_items).sum(axis=0)).ravel(),
         )
 
-    def metrics(self, model: Recommender, curve_k: int = 50) -> dict:
-        """Recall/NDCG@10, coverage, popularity bias, and the Recall@k curve for k = 1..curve_k."""
-        top, _ = evaluate.top_k(model.scorer(self.histories, self.idle_days), self.excluded, min(curve_k, model.n_items))
+    def ranked(self, model: Recommender, k: int) -> np.ndarray:
+        """Each customer's top-k columns by ``model`` (at most all of its items)."""
+        return evaluate.top_k(model.scorer(self.histories, self.idle_days), self.excluded, min(k, model.n_items))[0]
+
+    def summary(self, top: np.ndarray) -> dict:
+        """Recall/NDCG@10, coverage, popularity bias, and the Recall@k curve for k = 1..top.shape[1]."""
         metrics = evaluate.ranking_metrics(top[:, :10], self.relevant, self.popularity).as_dict()
         return metrics | {"recall_curve": evaluate.recall_curve(top, self.relevant)}
+
+    def metrics(self, model: Recommender, curve_k: int = 50) -> dict:
+        """``summary`` of the model's top ``curve_k``."""
+        return self.summary(self.ranked(model, curve_k))
 
 
 def holdout_metrics(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, curve_k: int = 50) -> dict:

@@ -49,10 +49,10 @@ OUTPUTS = {
     "order_risk": ("order_id",),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
-# the tiny shop's 90 days: EASE instead of SASRec, a short forecast backtest, one held-out campaign, and one uplift
+# the tiny shop's 90 days: the blend of EASE and recent popularity instead of SASRec, a short forecast backtest, one held-out campaign, and one uplift
 # learner instead of auto's cross-validated choice among three (the scheduler is under test here, not the learner)
 DEPLOYMENT_PARAMS = {
-    "ecom_recommendations": {"model": "ease"},
+    "ecom_recommendations": {"model": "blend"},
     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},
     "ecom_intervention": {"holdout_campaigns": 1, "learner": "t"},
     "ecom_segments": {"k_max": 5, "stability_fits": 2},
@@ -263,6 +263,11 @@ def test_the_daily_schedule_continues_from_history_through_every_dag(stack):
     for model in ("ecom_recommender", "ecom_demand_forecaster", "ecom_intervention", "ecom_risk"):
         alias = stack.call("GET", f"/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion", base=stack.mlflow)
         assert "champion" in alias["model_version"]["aliases"], model
+    # the first recommender trained on the gpu worker is the blend, with the setting it chose on its validation window
+    first = stack.call("GET", "/api/2.0/mlflow/model-versions/get?name=ecom_recommender&version=1", base=stack.mlflow)["model_version"]
+    trained = stack.call("GET", f"/api/2.0/mlflow/runs/get?run_id={first['run_id']}", base=stack.mlflow)["run"]["data"]
+    assert {"key": "recsys.model", "value": "blend"} in trained["tags"], trained["tags"]
+    assert {"train.popularity_weight", "train.query_decay", "train.validation_ndcg_at_10"} <= {m["key"] for m in trained["metrics"]}, trained
     # their artifacts went through the MLflow server into the object store, none into a folder of the stack
     assert any(key.endswith("/MLmodel") for key in _object_keys(stack, "mlartifacts/")) and not (stack.home / "mlartifacts").exists()
 

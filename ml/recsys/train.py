@@ -199,7 +199,10 @@ def train_run(settings: Settings, ds: dt.date, config: RecsysConfig) -> dict:
 
             logger = MLFlowLogger(experiment_name=EXPERIMENT, tracking_uri=settings.mlflow_tracking_uri, run_id=run.info.run_id)
         model, facts = fit(train, at, config, logger)
-        mlflow.log_metrics({f"train.{k}": float(v) for k, v in facts.items() if isinstance(v, int | float) and v is not None})
+        numeric = {k: v for k, v in facts.items() if isinstance(v, int | float)}
+        mlflow.log_metrics({f"train.{k}": float(v) for k, v in numeric.items()})
+        # what is not a number still shows on the run, e.g. the blend's idle_half_life=None (a fixed share)
+        mlflow.log_params({f"train.{k}": v for k, v in facts.items() if k not in numeric})
         example = _pyfunc_example(train)
         uri = registry.log_pyfunc_model(
             pyfunc_model(model),

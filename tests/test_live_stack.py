@@ -49,8 +49,9 @@ OUTPUTS = {
     "order_risk": ("order_id",),
 }
 # Params this deployment gives its scheduled and Asset-triggered runs (Airflow Variables <dag_id>_params), sized for
-# the tiny shop's 90 days: the blend of EASE and recent popularity instead of SASRec, a short forecast backtest, one held-out campaign, and one uplift
-# learner instead of auto's cross-validated choice among three (the scheduler is under test here, not the learner)
+# the tiny shop's 90 days: the blend of EASE and recent popularity instead of SASRec, a short forecast backtest, one
+# held-out campaign, and one uplift learner instead of auto's cross-validated choice among three (the scheduler is
+# under test here, not the learner)
 DEPLOYMENT_PARAMS = {
     "ecom_recommendations": {"model": "blend"},
     "ecom_demand_forecast": {"horizon": 7, "origins": 2, "origin_step": 7, "lgbm_estimators": 100},

@@ -3,12 +3,13 @@
     python benchmarks/recsys_scoring.py --scale large --out benchmarks/results/recsys_scoring_large.json
 
 Lower bound: customers x products x dim multiply-adds at this machine's matmul rate, measured in this run (the
-best over blocks of 256, 1024, 2048, the sizes the block sizer tries and --chunk, 5 tries each, numpy and torch into a reused buffer), or the
-scoring loop's own matmuls where those ran faster; the scoring wall is the best of --repeats runs. ``--runs N`` repeats
+best over blocks of 256, 1024, 2048, the sizes the block sizer tries and --chunk, 5 tries each, numpy and torch into
+a reused buffer, one block over every thread or one block a thread on each), or the scoring loop's own matmuls where
+those ran faster; the scoring wall is the best of --repeats runs. ``--runs N`` repeats
 the whole measurement in N fresh processes and reports the median and the worst ratio to the bound. Seen items come from the shop's
 purchases over the last --history-days days; vectors are random (scoring cost does not depend on their values).
 The same run times the scoring matmuls alone, the ranking of the same blocks by torch.topk (the previous ranking
-step), and the one-off numba kernel load apart.
+step), both over the scoring loop's threads, and the one-off numba kernel load apart.
 
 Why the ratio moves between machines: the matmul runs at the core's arithmetic rate, while the ranking reads every
 score once, from memory when a block outgrows the cache. Each run therefore records the processor, its caches and
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
 import resource
@@ -27,7 +29,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -43,22 +47,47 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_seconds_per_madd(chunks: list[int], n_items: int, dim: int, rng) -> float:
-    """The machine's best matmul rate over the given row counts (so the bound does not move with --chunk)."""
+def matmul_seconds_per_madd(chunks: list[int], n_items: int, dim: int, workers: int, rng) -> float:
+    """The machine's best matmul rate over the given row counts (so the bound does not move with --chunk): numpy's
+    and torch's matmul of one block over every thread, and ``workers`` threads each multiplying a block of its own
+    on one thread, as the scoring loop does."""
     best = float("inf")
     items_t = np.ascontiguousarray(rng.standard_normal((n_items, dim), dtype=np.float32).T)
     for chunk in chunks:
         users = rng.standard_normal((chunk, dim), dtype=np.float32)
-        out = torch.empty((chunk, n_items))
-        for use_torch in (False, True):
+        outs = [np.empty((chunk, n_items), dtype=np.float32) for _ in range(workers)]
+        for library in score.EmbeddingScorer.LIBRARIES:
             for _ in range(5):
                 t0 = time.perf_counter()
-                if use_torch:
-                    torch.mm(torch.from_numpy(users), torch.from_numpy(items_t), out=out)
-                else:
-                    users @ items_t
+                score.matmul(library, users, items_t, outs[0])
                 best = min(best, (time.perf_counter() - t0) / (chunk * n_items * dim))
+            with evaluate.one_thread_per_call(), ThreadPoolExecutor(workers) as pool:
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    list(pool.map(functools.partial(score.matmul, library, users, items_t), outs))
+                    best = min(best, (time.perf_counter() - t0) / (workers * chunk * n_items * dim))
     return best
+
+
+def blocks_in_threads(work, n_users: int, chunk: int, workers: int) -> float:
+    """Seconds for ``workers`` threads to call ``work(rows)`` on every block of ``chunk`` users, one thread per
+    call, as ``evaluate.top_k`` goes through them."""
+    starts = iter(range(0, n_users, chunk))
+    lock = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with lock:
+                start = next(starts, None)
+            if start is None:
+                return
+            work(np.arange(start, min(start + chunk, n_users)))
+
+    t0 = time.perf_counter()
+    with evaluate.one_thread_per_call(), ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(run) for _ in range(workers)]:
+            future.result()
+    return time.perf_counter() - t0
 
 
 def memory_read_gb_per_s(rng, megabytes: int = 512) -> float:
@@ -152,7 +181,7 @@ def main() -> None:
     read_rate = memory_read_gb_per_s(rng)
     # the same sizes whatever --chunk is, so that a fixed chunk and the block sizer are held to the same bound
     sizes = {256, 1024, 2048, *evaluate.BlockSizer.CANDIDATES, *((args.chunk,) if args.chunk else ())}
-    per_madd = matmul_seconds_per_madd(sorted(sizes), cfg.n_products, args.dim, rng)
+    per_madd = matmul_seconds_per_madd(sorted(sizes), cfg.n_products, args.dim, args.threads, rng)
     bound = per_madd * len(customers) * cfg.n_products * args.dim
     t0 = time.perf_counter()
     topk.top_k_rows(np.zeros((1, cfg.n_products), dtype=np.float32), args.k)  # numba: load (or compile) the kernel
@@ -169,14 +198,10 @@ def main() -> None:
     chunk = chosen[walls.index(wall)]
     matmul_wall = torch_topk_wall = float("inf")
     for _ in range(args.repeats):  # the scoring matmuls alone, and the same blocks ranked by torch.topk instead
-        matmul, ranked = 0.0, 0.0
-        for start in range(0, len(customers), chunk):
-            t0 = time.perf_counter()
-            block = scorer.score(np.arange(start, min(start + chunk, len(customers))))
-            t1 = time.perf_counter()
-            torch.topk(torch.from_numpy(block), args.k, dim=1)
-            matmul, ranked = matmul + t1 - t0, ranked + time.perf_counter() - t1
-        matmul_wall, torch_topk_wall = min(matmul_wall, matmul), min(torch_topk_wall, ranked)
+        matmul_wall = min(matmul_wall, blocks_in_threads(scorer.score, len(customers), chunk, args.threads))
+        by_torch = blocks_in_threads(lambda rows: torch.topk(torch.from_numpy(scorer.score(rows)), args.k, dim=1), len(customers), chunk, args.threads)
+        torch_topk_wall = min(torch_topk_wall, by_torch)
+    torch_topk_wall -= matmul_wall
     assert np.isfinite(best).all(), "a customer received a seen or missing item"
     # The scoring loop's own matmuls are a measurement of the same rate too: the bound is the faster of the two.
     bound = min(bound, matmul_wall)
@@ -187,6 +212,8 @@ def main() -> None:
         "k": args.k,
         "chunk": chunk,
         "chunks_chosen": chosen,
+        "matmul_library": scorer.library,
+        "matmul_library_trial_seconds": scorer.seconds,
         "threads": args.threads,
         "seen_pairs": int(seen.nnz),
         "wall_seconds": wall,

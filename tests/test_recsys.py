@@ -74,17 +74,18 @@ def test_block_sizes_chosen_while_scoring_change_nothing_but_the_blocks():
     rng = np.random.default_rng(3)
     scores = rng.standard_normal((5_000, 300)).astype(np.float32)  # row by row the same whatever the block
     seen = sp.random(5_000, 300, density=0.05, format="csr", random_state=3)
-    asked: list[int] = []
+    blocks: list[tuple[int, int]] = []
 
     def score(rows):
-        asked.append(len(rows))
+        blocks.append((rows[0], len(rows)))  # threads may call in any order: the first row says which block
         return scores[rows]
 
     sizer = evaluate.BlockSizer()
-    chosen = evaluate.top_k(score, seen, 10, sizer)
-    fixed = evaluate.top_k(lambda rows: scores[rows], seen, 10, 128)
+    chosen = evaluate.top_k(score, seen, 10, sizer, workers=2)
+    fixed = evaluate.top_k(lambda rows: scores[rows], seen, 10, 128, workers=1)
     np.testing.assert_array_equal(chosen[0], fixed[0])
     np.testing.assert_array_equal(chosen[1], fixed[1])
+    asked = [size for _, size in sorted(blocks)]
     trials = [size for _ in range(sizer.TRIALS) for size in sizer.CANDIDATES]
     assert asked[: len(trials)] == trials and set(sizer.seconds_per_row) == set(sizer.CANDIDATES)
     assert set(asked[len(trials) : -1]) == {sizer.chosen}  # then the fastest, up to a shorter last block
@@ -94,6 +95,32 @@ def test_block_sizes_chosen_while_scoring_change_nothing_but_the_blocks():
         timed.record(size, size, seconds)
     timed.record(512, 100, 0.001)  # a short last block is not a measurement of its size
     assert timed.chosen == 256 and timed.next_size() == 256  # 1/256 per row beats 0.9/128, 3/512 and 6/1024
+
+
+def test_blocks_ranked_in_threads_leave_the_thread_settings_as_they_were():
+    import numba
+    import torch
+
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((1_000, 500)).astype(np.float32)
+    seen = sp.random(1_000, 500, density=0.02, format="csr", random_state=4)
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    in_threads = evaluate.top_k(lambda rows: scores[rows], seen, 20, 64, workers=3)
+    alone = evaluate.top_k(lambda rows: scores[rows], seen, 20, 1_000, workers=1)
+    np.testing.assert_array_equal(in_threads[0], alone[0])
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+
+
+def test_embedding_scores_are_the_same_whichever_library_multiplies():
+    from ml.recsys import score
+
+    rng = np.random.default_rng(5)
+    users, items = rng.standard_normal((400, 16)).astype(np.float32), rng.standard_normal((300, 16)).astype(np.float32)
+    scorer = score.EmbeddingScorer(users, items)
+    trial_blocks = [scorer.score(np.arange(i * 10, i * 10 + 10)).copy() for i in range(scorer.TRIES)]
+    assert scorer.library in scorer.LIBRARIES and all(seconds > 0 for seconds in scorer.seconds.values())
+    np.testing.assert_allclose(np.vstack(trial_blocks), users[:60] @ items.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scorer.score(np.array([3, 399, 7])), users[[3, 399, 7]] @ items.T, rtol=1e-5, atol=1e-5)
 
 
 def test_top_k_rows_rejects_k_outside_the_row():

@@ -1,17 +1,24 @@
 """One evaluation module for every recommender: full ranking against all items, seen items excluded.
 
-A model is any callable ``score(user_rows) -> (len(user_rows), n_items)`` array of scores over items 0..n-1;
-evaluation ranks in chunks so memory stays bounded whatever the number of users.
+A model is any callable ``score(user_rows) -> (len(user_rows), n_items)`` array of scores over items 0..n-1
+that may be called from several threads at once; evaluation ranks in blocks so memory stays bounded whatever the
+number of users.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ml.recsys import topk
 
@@ -70,28 +77,75 @@ class Metrics:
         }
 
 
-def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int | BlockSizer | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int | BlockSizer | None = None, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item columns per user, best first, and their scores, each user's seen items excluded (ranked by
     ``topk.top_k_rows``: ties to the lower item). Users go in blocks of ``chunk`` rows, or of the size a
-    ``BlockSizer`` (a fresh one by default) finds fastest."""
+    ``BlockSizer`` (a fresh one by default) finds fastest.
+
+    ``workers`` threads (numba's thread count by default) each take whole blocks, scoring and ranking them on one
+    core. Why not one block at a time over every core: the BLAS and numba thread pools then take turns, and each
+    pool's threads keep spinning on the cores while the other works, which on a 2-core host made both the matmul
+    and the ranking about twice as slow (README, Recommendations)."""
     n_users = seen.shape[0]
-    sizer = BlockSizer() if chunk is None else chunk
+    blocks = _Blocks(n_users, BlockSizer() if chunk is None else chunk)
     items = np.empty((n_users, k), dtype=np.int64)
     scores = np.empty((n_users, k), dtype=np.float32)
-    start = 0
-    while start < n_users:
-        size = sizer if isinstance(sizer, int) else sizer.next_size()
-        stop = min(start + size, n_users)
-        t0 = time.perf_counter()
-        block = np.asarray(score(np.arange(start, stop)), dtype=np.float32)
-        block = block if block.flags.writeable else block.copy()  # copy only shared arrays
-        mask = seen[start:stop]
-        block[np.repeat(np.arange(stop - start), np.diff(mask.indptr)), mask.indices] = -np.inf
-        items[start:stop], scores[start:stop] = topk.top_k_rows(block, k)
-        if isinstance(sizer, BlockSizer):
-            sizer.record(size, stop - start, time.perf_counter() - t0)
-        start = stop
+
+    def rank_blocks() -> None:
+        numba.set_num_threads(1)  # this thread's own setting: the kernel runs in the calling thread
+        while (block := blocks.next()) is not None:
+            start, stop, size = block
+            t0 = time.perf_counter()
+            values = np.asarray(score(np.arange(start, stop)), dtype=np.float32)
+            values = values if values.flags.writeable else values.copy()  # copy only shared arrays
+            mask = seen[start:stop]
+            values[np.repeat(np.arange(stop - start), np.diff(mask.indptr)), mask.indices] = -np.inf
+            items[start:stop], scores[start:stop] = topk.top_k_rows(values, k)
+            blocks.record(size, stop - start, time.perf_counter() - t0)
+
+    workers = max(1, min(workers or numba.get_num_threads(), n_users))
+    with one_thread_per_call(), ThreadPoolExecutor(workers, thread_name_prefix="top-k") as pool:
+        for future in [pool.submit(rank_blocks) for _ in range(workers)]:
+            future.result()
     return items, scores
+
+
+class _Blocks:
+    """Hands out consecutive blocks of users to the threads that rank them, sized by a fixed count or a sizer."""
+
+    def __init__(self, n_users: int, sizer: int | BlockSizer):
+        self.n_users, self.sizer, self.start = n_users, sizer, 0
+        self._lock = threading.Lock()
+
+    def next(self) -> tuple[int, int, int] | None:
+        """(start, stop, size asked for) of the next block, or None once every user has one."""
+        with self._lock:
+            if self.start >= self.n_users:
+                return None
+            size = self.sizer if isinstance(self.sizer, int) else self.sizer.next_size()
+            start, self.start = self.start, min(self.start + size, self.n_users)
+            return start, self.start, size
+
+    def record(self, size: int, rows: int, seconds: float) -> None:
+        if isinstance(self.sizer, BlockSizer):
+            with self._lock:
+                self.sizer.record(size, rows, seconds)
+
+
+@contextlib.contextmanager
+def one_thread_per_call() -> Iterator[None]:
+    """BLAS (numpy and scipy's OpenBLAS, and torch's own thread pool if torch is loaded) one thread per call while
+    blocks are ranked in parallel, restored afterwards."""
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=1, user_api="blas"):
+        if torch is not None:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(torch_threads)
 
 
 def hits(top: np.ndarray, relevant: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,10 @@ import math
 import numba
 import numpy as np
 
+# evaluate.top_k calls the kernel from several threads at once; numba's workqueue layer aborts the process on that,
+# so ask for a layer that allows it (OpenMP, or TBB), or a clear error at the first call if there is none
+numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]  # set at import, not declared
+
 GROUPS = 16
 MIN_GROUPS_PER_K = 4
 """Rows with fewer than this many groups per wanted column are ranked whole: the groups would not narrow them."""
@@ -152,7 +156,7 @@ def _collect(row, row_bits, column, threshold, keys, columns, count) -> int:
     return count
 
 
-@numba.njit(parallel=True, boundscheck=False, cache=True)
+@numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
 def _top_k(block, k, n_workers, out_columns, out_scores) -> None:
     n_rows, n = block.shape
     width = n // GROUPS
@@ -181,7 +185,8 @@ def _top_k(block, k, n_workers, out_columns, out_scores) -> None:
 
 
 def top_k_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns (int64) and scores (float32) of each row's k highest scores, best first; k <= block's width."""
+    """Columns (int64) and scores (float32) of each row's k highest scores, best first; k <= block's width. Runs on
+    the calling thread's numba thread count, without the GIL."""
     block = np.ascontiguousarray(block, dtype=np.float32)
     n_rows, n = block.shape
     if not 0 < k <= n:

@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,23 +69,10 @@ def matmul_seconds_per_madd(chunks: list[int], n_items: int, dim: int, workers: 
 
 
 def blocks_in_threads(work, n_users: int, chunk: int, workers: int) -> float:
-    """Seconds for ``workers`` threads to call ``work(rows)`` on every block of ``chunk`` users, one thread per
-    call, as ``evaluate.top_k`` goes through them."""
-    starts = iter(range(0, n_users, chunk))
-    lock = threading.Lock()
-
-    def run() -> None:
-        while True:
-            with lock:
-                start = next(starts, None)
-            if start is None:
-                return
-            work(np.arange(start, min(start + chunk, n_users)))
-
+    """Seconds for ``evaluate.for_each_block`` to call ``work(rows)`` on every block of ``chunk`` users, as
+    ``evaluate.top_k`` goes through them."""
     t0 = time.perf_counter()
-    with evaluate.one_thread_per_call(), ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(run) for _ in range(workers)]:
-            future.result()
+    evaluate.for_each_block(work, n_users, chunk, workers)
     return time.perf_counter() - t0
 
 

@@ -88,27 +88,39 @@ def top_k(score: Scorer, seen: sp.csr_matrix, k: int, chunk: int | BlockSizer | 
     pool's threads keep spinning on the cores while the other works, which on a 2-core host made both the matmul
     and the ranking about twice as slow (README, Recommendations)."""
     n_users = seen.shape[0]
-    blocks = _Blocks(n_users, BlockSizer() if chunk is None else chunk)
     items = np.empty((n_users, k), dtype=np.int64)
     scores = np.empty((n_users, k), dtype=np.float32)
 
-    def rank_blocks() -> None:
+    def rank(rows: np.ndarray) -> None:
+        start, stop = rows[0], rows[-1] + 1
+        values = np.asarray(score(rows), dtype=np.float32)
+        values = values if values.flags.writeable else values.copy()  # copy only shared arrays
+        mask = seen[start:stop]
+        values[np.repeat(np.arange(stop - start), np.diff(mask.indptr)), mask.indices] = -np.inf
+        items[start:stop], scores[start:stop] = topk.top_k_rows(values, k)
+
+    for_each_block(rank, n_users, BlockSizer() if chunk is None else chunk, workers)
+    return items, scores
+
+
+def for_each_block(work: Callable[[np.ndarray], object], n_users: int, chunk: int | BlockSizer, workers: int | None = None) -> None:
+    """Call ``work(rows)`` on consecutive blocks of users 0..n_users-1, in ``workers`` threads (numba's thread count
+    by default) that each take whole blocks, with BLAS and numba at one thread per call; a ``BlockSizer`` times
+    each block."""
+    blocks = _Blocks(n_users, chunk)
+
+    def run() -> None:
         numba.set_num_threads(1)  # this thread's own setting: the kernel runs in the calling thread
         while (block := blocks.next()) is not None:
             start, stop, size = block
             t0 = time.perf_counter()
-            values = np.asarray(score(np.arange(start, stop)), dtype=np.float32)
-            values = values if values.flags.writeable else values.copy()  # copy only shared arrays
-            mask = seen[start:stop]
-            values[np.repeat(np.arange(stop - start), np.diff(mask.indptr)), mask.indices] = -np.inf
-            items[start:stop], scores[start:stop] = topk.top_k_rows(values, k)
+            work(np.arange(start, stop))
             blocks.record(size, stop - start, time.perf_counter() - t0)
 
     workers = max(1, min(workers or numba.get_num_threads(), n_users))
-    with one_thread_per_call(), ThreadPoolExecutor(workers, thread_name_prefix="top-k") as pool:
-        for future in [pool.submit(rank_blocks) for _ in range(workers)]:
+    with one_thread_per_call(), ThreadPoolExecutor(workers, thread_name_prefix="blocks") as pool:
+        for future in [pool.submit(run) for _ in range(workers)]:
             future.result()
-    return items, scores
 
 
 class _Blocks:

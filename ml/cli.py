@@ -387,7 +387,7 @@ def demo(
         f"({'; '.join(f'{s}: {n}' for s, n in found['names'].items())}); report: {segmented['publish']['report']}"
     )
     nudges = _run(run_pipeline, INTERVENTION, day, {})
-    gated, chosen = nudges["steps"]["gate"], nudges["target"]
+    gated, chosen = nudges["steps"]["gate"], nudges["publish"]
     uplift = gated["metrics"]["uplift"]
     console.print(
         f"[green]interventions[/] for {nudges['ds']}: uplift Qini {uplift['qini']:.4f} (S-learner "

@@ -66,16 +66,24 @@ def discard_older(change: lake.Commit, table: str, ds: str | dt.date) -> None:
                 change.remove("outputs", shard_table, day)
 
 
-def publish(settings: Settings, table: str, ds: str | dt.date, shards: int, version: str | None = None, change: lake.Commit | None = None) -> int:
+def publish(
+    settings: Settings,
+    table: str,
+    ds: str | dt.date,
+    shards: int,
+    version: str | None = None,
+    change: lake.Commit | None = None,
+    files: dict[str, str] | None = None,
+) -> int:
     """Gather the ``shards`` staged shards of ds (with ``version``: check that every row's ``model_version`` is it),
-    then write the ds, checked against its contract (a key repeated across shards included), and drop older days'
-    staging in one commit (``change``, or one of its own)."""
+    then write the ds (``files`` beside the rows), checked against its contract (a key repeated across shards
+    included), and drop older days' staging in one commit (``change``, or one of its own)."""
     frame = gather(settings, table, ds, shards)
     if version is not None:
         versions = set(frame["model_version"].astype(str))
         if versions - {str(version)}:
             raise EcomError(f"{table} ds={as_date(ds)}: staged shards come from model versions {sorted(versions)}, expected {version}")
     with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
-        rows = write(settings, table, ds, frame, change=day)
+        rows = write(settings, table, ds, frame, files, change=day)
         discard_older(day, table, ds)
     return rows

@@ -127,7 +127,7 @@ def test_inventory_plan_runs_when_the_forecast_is_published(dagbag):
 
 def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
     dag = dagbag.dags["ecom_intervention"]
-    for upstream, downstream in itertools.pairwise(["resolve", "train", "register", "gate", "champion", "target"]):
+    for upstream, downstream in itertools.pairwise(["resolve", "train", "register", "gate", "champion", "target", "publish"]):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     condition = str(dag.timetable.asset_condition)
     # the recommendations of a ds are published after its curated tables: their event alone starts the run (so a
@@ -137,7 +137,7 @@ def test_intervention_dag_runs_after_curated_data_and_recommendations(dagbag):
 
     assert {"curated/coupon_campaigns", "curated/events", "curated/orders"} <= set(INTERVENTION.inputs)
     assert {"ds", "budget", "caps", "fatigue_days", "learner"} <= set(dag.params.keys())
-    assert {a.uri for a in dag.get_task("target").outlets} == {"ecom://outputs/interventions"}
+    assert {a.uri for a in dag.get_task("publish").outlets} == {"ecom://outputs/interventions"}
 
 
 def test_delivery_routing_dag_routes_each_depot_then_publishes(dagbag):

@@ -183,4 +183,4 @@ def test_every_step_of_every_pipeline_returns_what_the_execution_api_accepts(set
     ]
     for out in runs:
         json.dumps(serialize(out), allow_nan=False)
-    assert runs[4]["target"]["rows"] == 0 and runs[5]["publish"]["exceptions"] > 0
+    assert runs[4]["publish"]["rows"] == 0 and runs[5]["publish"]["exceptions"] > 0

@@ -75,6 +75,12 @@ def load_segments(settings: Settings, ds: dt.date) -> pd.DataFrame | None:
     return lake.read_partition(settings.lake, "outputs", SEGMENTS, ds, columns=["customer_id", "segment", "segment_name"])
 
 
-def publish(settings: Settings, ds: dt.date, frame: pd.DataFrame, summary: dict) -> int:
-    """Replace ds's interventions, with the day's summary beside the rows; returns rows written."""
-    return staging.write(settings, TABLE, ds, frame, files={SUMMARY_FILE: json.dumps(summary, indent=2)})
+def stage(settings: Settings, ds: dt.date, frame: pd.DataFrame) -> int:
+    """Keep ds's planned interventions for the publish step; returns rows staged."""
+    return staging.stage(settings, TABLE, ds, 0, frame)
+
+
+def publish(settings: Settings, ds: dt.date, version: str, summary: dict) -> int:
+    """Replace ds's interventions with the staged plan of champion ``version``, the day's summary beside the rows;
+    returns rows written."""
+    return staging.publish(settings, TABLE, ds, 1, version, files={SUMMARY_FILE: json.dumps(summary, indent=2)})

@@ -1,5 +1,5 @@
 """ecom_intervention, declared once: train propensity + uplift -> register -> gate on Qini -> champion -> target
-(tomorrow's coupons under the budget, ``interventions``). The DAG, ``ecom intervene`` and the Params derive from it."""
+(tomorrow's coupons under the budget, staged) -> publish ``interventions``. The DAG, ``ecom intervene`` and the Params derive from it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ml.pipeline import (
     Pipeline,
     PipelineConfig,
     Run,
+    Step,
     model_steps,
     newest_partition,
     option,
@@ -64,10 +65,16 @@ class InterventionConfig(PipelineConfig):
         return self.caps or (None,) * len(self.actions)
 
 
-def _target(run: Run, champion: dict[str, Any], _: list[dict[str, Any]]) -> dict[str, Any]:
+def _target(run: Run, champion: dict[str, Any]) -> dict[str, Any]:
     from ml.intervention import target
 
     return target.target_day(run.settings, run.ds, run.config, champion["version"])
+
+
+def _publish(run: Run, planned: dict[str, Any], _: list[dict[str, Any]]) -> dict[str, Any]:
+    from ml.intervention import target
+
+    return target.publish(run.settings, run.ds, planned)
 
 
 INTERVENTION = Pipeline(
@@ -75,9 +82,10 @@ INTERVENTION = Pipeline(
     dag_id="ecom_intervention",
     doc=__doc__ or "",
     config=InterventionConfig,
-    steps=model_steps("ml.intervention.train", evaluate=None),
-    publish=_target,
-    publish_name="target",
+    # planning is a step of its own and the publish only commits what it staged, so a publish retried after a
+    # crash does not plan again
+    steps=(*model_steps("ml.intervention.train", evaluate=None), Step("target", _target)),
+    publish=_publish,
     outputs=("outputs/interventions",),
     # both are published after the curated tables of the same ds; waiting for the segments too means the segment
     # Params and the summary's spend per segment always see the ds's segments, whatever DAG finishes first

@@ -104,7 +104,8 @@ def choose_actions(
 
 
 def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, version: str) -> dict:
-    """Score, optimise and write ds's interventions with champion ``version``; returns the day's summary."""
+    """Score and optimise ds's interventions with champion ``version`` and stage them for ``publish``; returns the
+    day's summary."""
     t0 = time.perf_counter()
     bundle = train.load_bundle(settings, f"models:/{train.MODEL_NAME}/{version}")
     if bundle.actions != config.actions:
@@ -148,9 +149,9 @@ def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, vers
         "mip_gap": chosen.gap,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    io.publish(settings, ds, frame, summary)
+    io.stage(settings, ds, frame)
     log.info(
-        "interventions ds=%s: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
+        "interventions ds=%s planned: %d of %d eligible customers get an action %s; expected profit %.2f for %.2f of %.2f budget (%s)",
         summary["ds"],
         written,
         summary["eligible"],
@@ -160,4 +161,12 @@ def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, vers
         config.budget,
         chosen.status,
     )
+    return summary
+
+
+def publish(settings: Settings, ds: dt.date, summary: dict) -> dict:
+    """Replace ds's interventions with what ``target_day`` staged; returns the summary."""
+    rows = io.publish(settings, ds, summary["model_version"], summary)
+    if rows != summary["rows"]:
+        raise EcomError(f"interventions ds={ds}: {rows} staged rows, the plan's summary says {summary['rows']}; rerun the target task")
     return summary

@@ -74,16 +74,20 @@ def publish(
     version: str | None = None,
     change: lake.Commit | None = None,
     files: dict[str, str] | None = None,
+    rows: int | None = None,
 ) -> int:
-    """Gather the ``shards`` staged shards of ds (with ``version``: check that every row's ``model_version`` is it),
-    then write the ds (``files`` beside the rows), checked against its contract (a key repeated across shards
-    included), and drop older days' staging in one commit (``change``, or one of its own)."""
+    """Gather the ``shards`` staged shards of ds (with ``version``: check that every row's ``model_version`` is it;
+    with ``rows``: that they hold that many rows), then write the ds (``files`` beside the rows), checked against
+    its contract (a key repeated across shards included), and drop older days' staging in one commit (``change``,
+    or one of its own)."""
     frame = gather(settings, table, ds, shards)
+    if rows is not None and len(frame) != rows:
+        raise EcomError(f"{table} ds={as_date(ds)}: {len(frame)} rows are staged, the step that staged them reported {rows}; rerun it")
     if version is not None:
         versions = set(frame["model_version"].astype(str))
         if versions - {str(version)}:
             raise EcomError(f"{table} ds={as_date(ds)}: staged shards come from model versions {sorted(versions)}, expected {version}")
     with day_commit(settings, f"publish {table} ds={as_date(ds)}", change) as day:
-        rows = write(settings, table, ds, frame, files, change=day)
+        written = write(settings, table, ds, frame, files, change=day)
         discard_older(day, table, ds)
-    return rows
+    return written

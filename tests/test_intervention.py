@@ -302,3 +302,37 @@ def test_hillstrom_benchmark_logs_its_figures_and_qini_plots_to_mlflow(settings,
     assert run.data.metrics["x-learner_vs_s-learner.qini.mean_difference"] == pytest.approx(versus_s["mean_difference"])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "qini")}
     assert artifacts == {"qini/qini_mens_email_seed0.png", "qini/qini_womens_email_seed0.png"}
+
+
+def test_the_publish_commits_only_the_plan_its_summary_describes(settings):
+    """The target step stages the day's plan and the publish commits it: a staged plan of another champion version,
+    or with another row count than the summary says (another run's target staged over it), is refused before
+    anything is written."""
+    import datetime as dt
+
+    from ml import lake
+    from ml.intervention import io, target
+
+    ds = dt.date(2024, 3, 30)
+    plan = pd.DataFrame(
+        {
+            "ds": ds.isoformat(),
+            "customer_id": ["c1", "c2"],
+            "action": "coupon_5",
+            "expected_uplift": [0.1, 0.2],
+            "expected_profit": [1.0, 2.0],
+            "expected_spend": [5.0, 5.0],
+            "propensity": [0.3, 0.4],
+            "reason": "uplift",
+            "model_version": "3",
+        }
+    )
+    io.stage(settings, ds, plan)
+    with pytest.raises(EcomError, match=r"model versions \['3'\], expected 4"):
+        target.publish(settings, ds, {"model_version": "4", "rows": 2})
+    with pytest.raises(EcomError, match="2 rows are staged, the step that staged them reported 3"):
+        target.publish(settings, ds, {"model_version": "3", "rows": 3})
+    assert ds not in lake.list_partitions(settings.lake, "outputs", io.TABLE)
+    target.publish(settings, ds, {"model_version": "3", "rows": 2})
+    published = lake.read_partition(settings.lake, "outputs", io.TABLE, ds)
+    assert sorted(published["customer_id"]) == ["c1", "c2"]

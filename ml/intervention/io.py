@@ -80,7 +80,8 @@ def stage(settings: Settings, ds: dt.date, frame: pd.DataFrame) -> int:
     return staging.stage(settings, TABLE, ds, 0, frame)
 
 
-def publish(settings: Settings, ds: dt.date, version: str, summary: dict) -> int:
-    """Replace ds's interventions with the staged plan of champion ``version``, the day's summary beside the rows;
-    returns rows written."""
-    return staging.publish(settings, TABLE, ds, 1, version, files={SUMMARY_FILE: json.dumps(summary, indent=2)})
+def publish(settings: Settings, ds: dt.date, summary: dict) -> int:
+    """Replace ds's interventions with the staged plan the summary describes (its champion version and row count),
+    the summary beside the rows; returns rows written."""
+    files = {SUMMARY_FILE: json.dumps(summary, indent=2)}
+    return staging.publish(settings, TABLE, ds, 1, summary["model_version"], files=files, rows=summary["rows"])

@@ -166,7 +166,5 @@ def target_day(settings: Settings, ds: dt.date, config: InterventionConfig, vers
 
 def publish(settings: Settings, ds: dt.date, summary: dict) -> dict:
     """Replace ds's interventions with what ``target_day`` staged; returns the summary."""
-    rows = io.publish(settings, ds, summary["model_version"], summary)
-    if rows != summary["rows"]:
-        raise EcomError(f"interventions ds={ds}: {rows} staged rows, the plan's summary says {summary['rows']}; rerun the target task")
+    io.publish(settings, ds, summary)
     return summary

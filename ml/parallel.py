@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,21 @@ def process_workers(wanted: int, what: str) -> int:
         log.info("running inside a daemonic worker process (e.g. a Celery prefork child): %s in one process", what)
         return 1
     return wanted
+
+
+def process_pool(workers: int, **options: Any) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes, each limited to one BLAS/OpenMP thread.
+
+    The processes already fill the cores. Left at their default, each worker's OpenBLAS would start a thread per core,
+    and idle OpenBLAS threads spin: ETS over 65 series took 10-12 s in two processes against 2.9 s with one thread
+    each, on 2 cores."""
+    return ProcessPoolExecutor(workers, initializer=_one_thread, **options)
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def shard_of(ids: np.ndarray | pd.Series, shards: int) -> np.ndarray:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from ml.forecast.evaluate import QUANTILES, Forecast
+from ml.parallel import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,6 @@ def ets(history: np.ndarray, horizon: int, season: int = 7, workers: int | None 
     if workers == 1 or len(jobs) < 4:
         results = [_ets_one(job) for job in jobs]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(pool.map(_ets_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
     return Forecast(np.stack(results, axis=1))

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pulp
 
 from ml.inventory.formulation import Economics, PlanConfig, WarehouseProblem, build_model, economics, lot_for_lot, solution_arrays, solve
-from ml.parallel import process_workers
+from ml.parallel import process_pool, process_workers
 
 
 @dataclass
@@ -57,7 +56,7 @@ def solve_per_sku(problem: WarehouseProblem, config: PlanConfig) -> PerSku | Non
         for i in range(n)
     ]
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(pool.map(_solve_alone, jobs, chunksize=max(1, n // (8 * workers))))
     else:
         results = [_solve_alone(job) for job in jobs]

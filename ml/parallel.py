@@ -29,9 +29,8 @@ def process_workers(wanted: int, what: str) -> int:
 def process_pool(workers: int, **options: Any) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, each limited to one BLAS/OpenMP thread.
 
-    The processes already fill the cores. Left at their default, each worker's OpenBLAS would start a thread per core,
-    and idle OpenBLAS threads spin: ETS over 65 series took 10-12 s in two processes against 2.9 s with one thread
-    each, on 2 cores."""
+    The processes already fill the cores. Left at their default, each worker's OpenBLAS starts a thread per core,
+    and its idle threads spin, taking the cores from the other workers."""
     return ProcessPoolExecutor(workers, initializer=_one_thread, **options)
 
 

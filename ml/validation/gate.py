@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -46,9 +45,7 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
         notes += extra_notes + null_notes + tz_notes
         text_frames[table] = frame
     rows = {t: len(f) for t, f in text_frames.items()}
-    project = docs_dir / ".gx-project"  # inside the report's staging folder: a killed run leaves nothing elsewhere
-    project.mkdir(parents=True, exist_ok=True)
-    ctx = gx_context(project)
+    ctx = gx_context(docs_dir / "data_docs")
     schema_exps = {t: schema_expectations(contract.table(t), list(f.columns)) for t, f in text_frames.items()}
     schema_failures, n = run_suites(ctx, "schema", text_frames, schema_exps)
     checks += n
@@ -64,8 +61,6 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
     failures += fk_failures
     if text_frames:
         ctx.build_data_docs()
-        shutil.copytree(project / "gx" / "uncommitted" / "data_docs" / "local_site", docs_dir / "data_docs")
-    shutil.rmtree(project)
     report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped, notes=notes)
     write_report(report, docs_dir)
     elapsed = time.perf_counter() - t0

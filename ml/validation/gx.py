@@ -1,5 +1,5 @@
 """The Great Expectations adapter: suites generated from the contract (phase "schema" on the raw text, phase
-"content" on typed values and the batch window), run one checkpoint per table in a file-backed project, and
+"content" on typed values and the batch window), run one checkpoint per table in an in-memory context, and
 their failed results turned into report failures with sample rows."""
 
 from __future__ import annotations
@@ -63,14 +63,19 @@ def content_expectations(spec: contract.Table, window: BatchWindow) -> list:
     return exps
 
 
-def gx_context(project_dir: Path):
-    """A file-backed GX context in ``project_dir`` (its Data Docs site lives there too), no progress bars."""
+def gx_context(docs_dir: Path):
+    """An in-memory GX context whose Data Docs site is written to ``docs_dir``, no progress bars.
+
+    Nothing outlives one drop's gate but its Data Docs, so suites, checkpoints and results stay in memory: a
+    file-backed project writes and re-reads each of them as YAML or JSON, for nothing."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    ctx = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    site = {"class_name": "SiteBuilder", "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}}
+    ctx.variables.data_docs_sites = {"local_site": site}
     return ctx
 
 

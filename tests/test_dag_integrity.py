@@ -33,14 +33,15 @@ HEAVY = (
 PARSE_BUDGET_S = 0.2
 
 # Runs in a fresh interpreter: Airflow's own SDK is imported first (the DAG processor has it loaded), then the
-# DAG file is executed and timed, and the heavy top-level packages it brought in are listed.
+# DAG file is executed and its CPU time taken, and the heavy top-level packages it brought in are listed. CPU time,
+# not the clock: beside make test's other worker a DAG file that parses in 0.08 s took 0.24 s by the clock.
 PROBE = """
 import json, runpy, sys, time
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 before = set(sys.modules)
-t0 = time.perf_counter()
+t0 = time.process_time()
 runpy.run_path(sys.argv[1])
-elapsed = time.perf_counter() - t0
+elapsed = time.process_time() - t0
 new = sorted({m.split('.')[0] for m in set(sys.modules) - before})
 print(json.dumps({"seconds": elapsed, "new_top_level": new}))
 """
@@ -56,7 +57,7 @@ def test_dag_file_parses_fast_without_heavy_imports(path):
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     heavy = sorted(set(probe["new_top_level"]) & set(HEAVY))
     assert heavy == [], f"{path.name} imports heavy modules at parse time: {heavy}"
-    assert probe["seconds"] < PARSE_BUDGET_S, f"{path.name} took {probe['seconds']:.3f}s to parse"
+    assert probe["seconds"] < PARSE_BUDGET_S, f"{path.name} took {probe['seconds']:.3f}s of CPU to parse"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,17 +25,22 @@ def process_workers(wanted: int, what: str) -> int:
     return wanted
 
 
-def process_pool(workers: int, **options: Any) -> ProcessPoolExecutor:
+def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, each limited to one BLAS/OpenMP thread.
 
     The processes already fill the cores. Left at their default, each worker's OpenBLAS starts a thread per core,
     and its idle threads spin, taking the cores from the other workers."""
-    return ProcessPoolExecutor(workers, initializer=_one_thread, **options)
+    return ProcessPoolExecutor(workers, initializer=_one_thread)
 
 
 def _one_thread() -> None:
+    """Limit the thread pools loaded already (threadpoolctl) and those a worker loads later, e.g. scipy's OpenBLAS
+    on statsmodels' first import, which read the environment when they load."""
+    import os
+
     from threadpoolctl import threadpool_limits
 
+    os.environ.update(dict.fromkeys(("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
     threadpool_limits(1)
 
 

@@ -74,6 +74,21 @@ def test_airflow_and_mlflow_settings_that_running_needs():
         assert f"{key}=" in stack, f"the process stack does not set {key}"
 
 
+def test_workers_preload_the_tasks_libraries_in_both_stacks():
+    import importlib.util
+
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    from ml import celery_worker
+
+    assert COMPOSE["x-ecom-env"]["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "ml.celery_worker.CELERY_CONFIG"
+    assert "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=ml.celery_worker.CELERY_CONFIG" in (REPO / "docker" / "stack.sh").read_text()
+    config = celery_worker.CELERY_CONFIG
+    assert {k: v for k, v in config.items() if k != "imports"} == DEFAULT_CELERY_CONFIG  # Airflow's broker, queues, timeouts
+    assert [m for m in config["imports"] if importlib.util.find_spec(m.split(".")[0]) is None] == []  # a worker that cannot import one does not start
+    assert not [m for m in config["imports"] if m == "ml" or m.startswith("ml.")]  # project modules keep per-process state
+
+
 def test_mlflow_keeps_its_artifacts_in_the_object_store_in_both_stacks():
     mlflow = SERVICES["mlflow"]["environment"]
     assert mlflow["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://") and "object-store:9000" in mlflow["MLFLOW_S3_ENDPOINT_URL"]

@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import copy_home, export_settings, lake_leftovers, make_settings
+from forked import run_python
 from ml import ingest, lake, lake_storage, serving
 from ml.pipeline import Pipeline, table_ref
 from ml.sources import SourceRequest
@@ -39,7 +39,7 @@ def _points(trace: Path) -> list[str]:
 
 
 def _subprocess(code: str, home: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, "ECOM_HOME": str(home), **env})
+    return run_python(code, env={**os.environ, "ECOM_HOME": str(home), **env})
 
 
 def _digest(frame: pd.DataFrame) -> str:

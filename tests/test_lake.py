@@ -69,12 +69,10 @@ with lake.commit(root, serving_url, label="three tables") as change:
 
 def _commit_in_subprocess(root, serving_url, n, **env):
     import os
-    import subprocess
-    import sys
 
-    return subprocess.run(
-        [sys.executable, "-c", CRASHING_COMMIT, str(root), serving_url, str(n)], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
-    )
+    from forked import run_python
+
+    return run_python(CRASHING_COMMIT, [str(root), serving_url, str(n)], env={**os.environ, **env}, timeout=120)
 
 
 def _state(root) -> set[int]:

@@ -10,7 +10,9 @@ start are OpenBLAS's pools and Arrow's and delta-rs's jemalloc background thread
 (the pipelines' own process pools already fork after importing them), and none touches a GPU: CUDA is first
 initialised inside the training task.
 
-The scheduler reads this configuration too, to send tasks; only a worker imports the ``imports`` it lists."""
+The scheduler reads this configuration too, to send tasks; only a worker imports the ``imports`` it lists. It lives
+in ``plugins/`` (on Airflow's path) because it extends Airflow's own configuration, and ``ml/`` never imports
+Airflow."""
 
 from __future__ import annotations
 

@@ -21,19 +21,19 @@ _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOADED)
 
 
-def run_python(code: str, args: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """What ``subprocess.run([python, "-c", code, *args], env=env, capture_output=True, text=True)`` returns (stdout
-    is not captured), with ``env`` (default: this process's) as the run's whole environment."""
-    args = list(args or [])
+def run_python(code: str, args: list[str] | None = None, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """What ``subprocess.run([python, "-c", code, *args], capture_output=True, text=True)`` returns (stdout is not
+    captured), run in this process's environment with ``env`` added."""
+    argv = ["python", "-c", code, *(args or [])]
     with tempfile.NamedTemporaryFile("r", suffix=".stderr") as stderr:
-        process = _context.Process(target=_run, args=(code, args, dict(os.environ if env is None else env), stderr.name))
+        process = _context.Process(target=_run, args=(code, argv[3:], {**os.environ, **env}, stderr.name))
         process.start()
         process.join(timeout)
         if process.exitcode is None:
             process.kill()
             process.join()
-            raise subprocess.TimeoutExpired(["python", "-c", code, *args], timeout)
-        return subprocess.CompletedProcess(["python", "-c", code, *args], process.exitcode, "", Path(stderr.name).read_text())
+            raise subprocess.TimeoutExpired(argv, timeout)
+        return subprocess.CompletedProcess(argv, process.exitcode, "", Path(stderr.name).read_text())
 
 
 def _run(code: str, args: list[str], env: dict[str, str], stderr_path: str) -> None:

@@ -39,7 +39,7 @@ def _points(trace: Path) -> list[str]:
 
 
 def _subprocess(code: str, home: Path, **env: str) -> subprocess.CompletedProcess:
-    return run_python(code, env={**os.environ, "ECOM_HOME": str(home), **env})
+    return run_python(code, ECOM_HOME=str(home), **env)
 
 
 def _digest(frame: pd.DataFrame) -> str:

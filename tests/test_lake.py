@@ -68,11 +68,9 @@ with lake.commit(root, serving_url, label="three tables") as change:
 
 
 def _commit_in_subprocess(root, serving_url, n, **env):
-    import os
-
     from forked import run_python
 
-    return run_python(CRASHING_COMMIT, [str(root), serving_url, str(n)], env={**os.environ, **env}, timeout=120)
+    return run_python(CRASHING_COMMIT, [str(root), serving_url, str(n)], timeout=120, **env)
 
 
 def _state(root) -> set[int]:

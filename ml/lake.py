@@ -521,7 +521,7 @@ class _OpenTable:
             except Exception as exc:  # noqa: BLE001 - any failure to catch up is answered by reopening the table
                 log.info("reopening Delta table %s: %s", self.root, exc)
                 return False
-        self.stamp = _log_stamp(self.store, self.root, self.table.version())
+            self.stamp = _log_stamp(self.store, self.root, self.table.version())
         self.checked_in = _shared_hold(self.store)
         return True
 

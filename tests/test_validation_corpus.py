@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -205,6 +206,12 @@ def test_clean_drop_passes_and_publishes(case):
     assert _report(settings, "data_docs/index.html")
     summary = _report(settings)
     assert 'href="data_docs/validations/orders/content/' in summary and "PASSED" in summary
+    with lake.local_folder(settings.lake, "reports", "validation", DS) as report:  # the site keeps the assets its pages link, only
+        docs = report / "data_docs"
+        pages = list(docs.rglob("*.html"))
+        linked = {(page.parent / link).resolve() for page in pages for link in re.findall(r'(?:href|src)="([^"#:]*static/[^"]+)"', page.read_text())}
+        assets = {p.resolve() for p in (docs / "static").rglob("*") if p.is_file()}
+        assert assets and assets <= linked, (sorted(map(str, linked)), sorted(map(str, assets)))
     published = _publish(settings, drop)
     assert published["partitions"]["events"] == 1
     assert len(lake.read_partition(settings.lake, "curated", "events", DS)) > 0

@@ -11,7 +11,7 @@ import pandas as pd
 from ml import contract
 from ml.delivery import Drop, delivery_failures
 from ml.validation.checks import column_failures, nullable_notes, read_drop_file, referential_failures, timezone_failures
-from ml.validation.gx import content_expectations, gx_context, run_suites, schema_expectations
+from ml.validation.gx import build_data_docs, content_expectations, gx_context, run_suites, schema_expectations
 from ml.validation.report import Failure, Report, write_report
 from ml.validation.window import BatchWindow
 
@@ -60,7 +60,7 @@ def validate_drop(drop: Drop, window: BatchWindow, reference: dict[str, pd.DataF
     checks += n
     failures += fk_failures
     if text_frames:
-        ctx.build_data_docs()
+        build_data_docs(ctx, docs_dir / "data_docs")
     report = Report(ds=ds, rows=rows, failures=failures, checks_run=checks, skipped=skipped, notes=notes)
     write_report(report, docs_dir)
     elapsed = time.perf_counter() - t0

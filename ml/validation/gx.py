@@ -79,6 +79,23 @@ def gx_context(docs_dir: Path):
     return ctx
 
 
+def build_data_docs(ctx, docs_dir: Path) -> None:
+    """Write the context's Data Docs into ``docs_dir``, without the site assets no page links to.
+
+    GX copies its whole ``static`` folder into every site: fonts and animated GIFs of its own tutorial, 4 MB in 20
+    files, which the pages never load (they link the favicon only). A daily report kept them all, in the lake and in
+    every quarantine, uploaded and copied file by file on an object store."""
+    ctx.build_data_docs()
+    pages = "\n".join(page.read_text(errors="replace") for page in docs_dir.rglob("*.html"))
+    static = docs_dir / "static"
+    for asset in [p for p in static.rglob("*") if p.is_file()]:
+        if f"static/{asset.relative_to(static).as_posix()}" not in pages:
+            asset.unlink()
+    for folder in sorted((p for p in static.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def run_suites(ctx, phase: str, frames: dict[str, pd.DataFrame], expectations: dict[str, list]) -> tuple[list[Failure], int]:
     """Validate each frame against its expectations; results are stored in the context for its Data Docs."""
     import great_expectations as gx

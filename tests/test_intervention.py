@@ -97,8 +97,8 @@ def _full_milp_optimum(profit, spend, limits, groups):
     import pulp
 
     rows, cols = np.nonzero(profit > 0)
-    x = [pulp.LpVariable(f"x{i}", cat="Binary") for i in range(rows.size)]
     model = pulp.LpProblem("reference", pulp.LpMaximize)
+    x = [model.add_variable(f"x{i}", cat="Binary") for i in range(rows.size)]
     model += pulp.lpSum(profit[r, c] * v for r, c, v in zip(rows, cols, x, strict=True))
     model += pulp.lpSum(spend[r, c] * v for r, c, v in zip(rows, cols, x, strict=True)) <= limits.budget
     for a, cap in enumerate(limits.caps):

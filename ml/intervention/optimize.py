@@ -90,8 +90,8 @@ class PlanModel:
 
 def plan_model(pairs: Pairs, limits: Limits) -> PlanModel:
     """The plan as a PuLP model: maximise profit; budget, action caps, group caps, one action per customer."""
-    x = [pulp.LpVariable(f"x_{i}", cat="Binary") for i in range(pairs.rows.size)]
     model = pulp.LpProblem("intervention_plan", pulp.LpMaximize)
+    x = [model.add_variable(f"x_{i}", cat="Binary") for i in range(pairs.rows.size)]
     model += pulp.LpAffineExpression(zip(x, pairs.profit.tolist(), strict=True))
     model += pulp.LpAffineExpression(zip(x, pairs.spend.tolist(), strict=True)) <= limits.budget, "budget"
     caps, groups = {}, {}

@@ -136,27 +136,27 @@ def build_model(problem: WarehouseProblem, config: PlanConfig, e: Economics, ela
     cases, line, inv, short, slack_safety = {}, {}, {}, {}, {}
     for i in range(n):
         for t in order_days(e.lead[i], horizon):
-            cases[i, t] = pulp.LpVariable(f"cases_{i}_{t}", lowBound=0, cat="Integer")
-            line[i, t] = pulp.LpVariable(f"line_{i}_{t}", cat="Binary")
+            cases[i, t] = model.add_variable(f"cases_{i}_{t}", lowBound=0, cat="Integer")
+            line[i, t] = model.add_variable(f"line_{i}_{t}", cat="Binary")
             qty = e.case[i] * cases[i, t]
             model += qty >= e.moq[i] * line[i, t], f"moq_{i}_{t}"
             model += qty <= float(e.big_m[i, t]) * line[i, t], f"line_cap_{i}_{t}"
         for t in range(horizon):
-            inv[i, t] = pulp.LpVariable(f"inv_{i}_{t}", lowBound=0)
-            short[i, t] = pulp.LpVariable(f"short_{i}_{t}", lowBound=0, upBound=float(demand[i, t]))
+            inv[i, t] = model.add_variable(f"inv_{i}_{t}", lowBound=0)
+            short[i, t] = model.add_variable(f"short_{i}_{t}", lowBound=0, upBound=float(demand[i, t]))
             arriving = e.case[i] * cases[i, t - e.lead[i]] if (i, t - e.lead[i]) in cases else 0
             before = inv[i, t - 1] if t else float(e.start[i])
             model += inv[i, t] == before + arriving - float(demand[i, t]) + short[i, t], f"flow_{i}_{t}"
             if t >= e.lead[i] and e.safety[i] > 0:
-                slack = slack_safety[i, t] = pulp.LpVariable(f"slack_safety_{i}_{t}", lowBound=0) if elastic else 0
+                slack = slack_safety[i, t] = model.add_variable(f"slack_safety_{i}_{t}", lowBound=0) if elastic else 0
                 model += inv[i, t] + slack >= float(e.safety[i]), f"safety_{i}_{t}"
     purchase = pulp.lpSum(float(e.cost[i] * e.case[i]) * x for (i, _), x in cases.items())
-    slack_budget = pulp.LpVariable("slack_budget", lowBound=0) if elastic else 0
+    slack_budget = model.add_variable("slack_budget", lowBound=0) if elastic else 0
     if config.budget is not None:
         model += purchase <= config.budget + slack_budget, "budget"
     slack_capacity = {}
     for t in range(horizon if np.isfinite(problem.capacity_units) else 0):
-        slack_capacity[t] = pulp.LpVariable(f"slack_capacity_{t}", lowBound=0) if elastic else 0
+        slack_capacity[t] = model.add_variable(f"slack_capacity_{t}", lowBound=0) if elastic else 0
         peak = pulp.lpSum(inv[i, t] + float(demand[i, t]) - short[i, t] for i in range(n))
         model += peak <= problem.capacity_units + slack_capacity[t], f"capacity_{t}"
     if elastic:  # every violation priced in money, so the families are comparable

@@ -91,8 +91,8 @@ def build_data_docs(ctx, docs_dir: Path) -> None:
     for asset in [p for p in static.rglob("*") if p.is_file()]:
         if f"static/{asset.relative_to(static).as_posix()}" not in pages:
             asset.unlink()
-    for folder in sorted((p for p in static.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if not any(folder.iterdir()):
+    for folder in sorted(static.rglob("*"), reverse=True):  # a folder after its subfolders
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 
